@@ -1,0 +1,68 @@
+package schematest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const vendorExample = `{"id":1234567890,"follow_user_id":"user123","content":"系统自动跟进:客户状态变更","target":{"contact_id":"contact123","external_id":"external123","company_id":"company123","chat_id":"chat123","clue_id":"clue123","is_ai":true},"business_type":1,"business_id":"business123","title":"客户状态变更","follow_time":1707292800000,"create_time":1707292800000}`
+
+func TestValidateAccepts(t *testing.T) {
+	for name, v := range map[string]string{
+		"vendor example":    vendorExample,
+		"minimal":           `{"id":1,"follow_time":0}`,
+		"id above 2^53":     `{"id":9007199254740993,"follow_time":1707292800000}`,
+		"max int64":         `{"id":9223372036854775807,"follow_time":1707292800000}`,
+		"unknown fields":    `{"id":1,"follow_time":1,"brand_new":{"deep":[1,2,{"x":null}]},"n":123456789012345678901234567890}`,
+		"unknown in target": `{"id":1,"follow_time":1,"target":{"contact_id":"c","group_id":"g"}}`,
+		"nulls":             `{"id":1,"follow_time":1,"follow_user_id":null,"content":null,"target":null,"business_type":null,"business_id":null,"title":null,"create_time":null}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := Validate([]byte(v)); err != nil {
+				t.Errorf("Validate(%s) = %v", v, err)
+			}
+		})
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	for name, v := range map[string]string{
+		"not an object":         `[1]`,
+		"missing id":            `{"follow_time":1}`,
+		"missing follow_time":   `{"id":1}`,
+		"id as string":          `{"id":"1","follow_time":1}`,
+		"id with fraction":      `{"id":9007199254740993.5,"follow_time":1}`,
+		"follow_time as string": `{"id":1,"follow_time":"2024-02-07T08:00:00Z"}`,
+		"target not object":     `{"id":1,"follow_time":1,"target":"x"}`,
+		"is_ai not boolean":     `{"id":1,"follow_time":1,"target":{"is_ai":"yes"}}`,
+		"content not string":    `{"id":1,"follow_time":1,"content":5}`,
+		"trailing data":         `{"id":1,"follow_time":1}{}`,
+		"not JSON":              `{"id":1,`,
+		"invalid UTF-8":         "{\"id\":1,\"follow_time\":1,\"c\":\"\xff\"}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := Validate([]byte(v)); err == nil {
+				t.Errorf("Validate(%q) = nil, want an error", v)
+			}
+		})
+	}
+}
+
+func TestValidateRejectsWhiteSpace(t *testing.T) {
+	err := Validate([]byte(`{"id":1, "follow_time":1}`))
+	if !errors.Is(err, ErrNotCompact) {
+		t.Errorf("err = %v, want ErrNotCompact", err)
+	}
+}
+
+func TestValidateErrorNamesTheField(t *testing.T) {
+	err := Validate([]byte(`{"id":"1","follow_time":1}`))
+	if err == nil || !strings.Contains(err.Error(), "/id") {
+		t.Errorf("err = %v, want it to name /id", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	Check(t, []byte(vendorExample))
+}
