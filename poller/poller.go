@@ -1,0 +1,460 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/followpub/followpub/schema"
+)
+
+// Config tunes a Poller. The zero value of each field means its default.
+type Config struct {
+	// Location is the API's time zone, in which the date filter is evaluated.
+	// Default: Asia/Shanghai.
+	Location *time.Location
+	// Interval is the time between cycle starts in Run. Default: 30s.
+	Interval time.Duration
+	// Lookback is how far behind the watermark a record may still arrive and be published.
+	// Default: 1h.
+	Lookback time.Duration
+	// StartFrom is where a run with no state begins (see ParseStartFrom). Default: "today".
+	StartFrom string
+	// BatchSize is the number of records published, then committed, at a time: the most a crash
+	// can duplicate. Default: 1000.
+	BatchSize int
+	// FloorMargin is how far the floor trails the window start, so that a record the API returns
+	// just outside the window is still recognised. Default: 24h.
+	FloorMargin time.Duration
+	// ShutdownGrace is how long a publish and its commit that are under way may still finish after
+	// ctx is cancelled, so that a shutdown does not abandon what Kafka is acknowledging.
+	// Default: 10s.
+	ShutdownGrace time.Duration
+	// Clock returns the current time. Default: time.Now.
+	Clock func() time.Time
+	// Logger receives the poller's logs. Default: none.
+	Logger *slog.Logger
+	// Metrics receives measurements. Default: none.
+	Metrics Metrics
+}
+
+func (c *Config) setDefaults() error {
+	if c.Location == nil {
+		loc, err := time.LoadLocation("Asia/Shanghai")
+		if err != nil {
+			return fmt.Errorf("loading the default time zone: %w", err)
+		}
+		c.Location = loc
+	}
+	if c.Interval == 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.Lookback == 0 {
+		c.Lookback = time.Hour
+	}
+	if c.StartFrom == "" {
+		c.StartFrom = "today"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.FloorMargin == 0 {
+		c.FloorMargin = 24 * time.Hour
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Interval < 0:
+		return errors.New("poll interval must be positive")
+	case c.Lookback < 0:
+		return errors.New("lookback must not be negative")
+	case c.BatchSize < 0:
+		return errors.New("batch size must be positive")
+	case c.FloorMargin < 0:
+		return errors.New("floor margin must not be negative")
+	}
+	if _, err := ParseStartFrom(c.StartFrom, time.Now(), c.Location); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Poller runs cycles: fetch the window → drop what was published → publish the rest → commit.
+type Poller struct {
+	cfg   Config
+	src   Source
+	pub   Publisher
+	store Store
+
+	mu     sync.Mutex // serialises cycles and state changes; guards the fields below
+	st     State
+	loaded bool
+	late   map[int64]struct{} // ids below the floor already reported, so each is logged once
+
+	lastSuccess atomic.Int64 // unix nanoseconds of the last completed cycle; 0 = none yet
+}
+
+// New returns a Poller over src, pub and store.
+func New(cfg Config, src Source, pub Publisher, store Store) (*Poller, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if src == nil || store == nil {
+		return nil, errors.New("poller needs a source and a store")
+	}
+	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}}, nil
+}
+
+// CycleResult counts what one cycle did.
+type CycleResult struct {
+	Days        int // days of the window read completely
+	Fetched     int // records the source returned
+	Published   int // records Kafka acknowledged and the store committed
+	Duplicates  int // records skipped, already published
+	Late        int // records skipped, follow_time below the floor
+	OutOfWindow int // records skipped, outside the days asked for
+}
+
+// Run runs a cycle every Interval until ctx is done, then returns nil. A failed cycle is logged and
+// retried with exponential backoff (from Interval up to ten intervals, at most 5 minutes); it never
+// advances the state past what Kafka acknowledged.
+func (p *Poller) Run(ctx context.Context) error {
+	failures := 0
+	for {
+		start := p.cfg.Clock()
+		_, err := p.Cycle(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := p.cfg.Interval - p.cfg.Clock().Sub(start)
+		if err != nil {
+			failures++
+			wait = p.backoff(failures)
+			p.cfg.Logger.Error("cycle failed; retrying", "err", err, "failures", failures, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			failures = 0
+		}
+		if wait <= 0 {
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the wait after the n-th consecutive failed cycle: Interval doubled per failure,
+// capped, with equal jitter so that many instances do not retry in step.
+func (p *Poller) backoff(n int) time.Duration {
+	ceiling := min(max(10*p.cfg.Interval, p.cfg.Interval), 5*time.Minute)
+	d := p.cfg.Interval
+	for i := 1; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// Ready reports whether a cycle completed within the last three intervals (for /readyz).
+func (p *Poller) Ready() bool {
+	last := p.lastSuccess.Load()
+	return last != 0 && p.cfg.Clock().Sub(time.Unix(0, last)) <= 3*p.cfg.Interval
+}
+
+// Cycle runs one complete cycle. It returns an error when the cycle could not complete; the state
+// then holds exactly what Kafka acknowledged and the store committed before the failure. When ctx is
+// cancelled the cycle stops after the batch in flight, which gets ShutdownGrace to finish.
+func (p *Poller) Cycle(ctx context.Context) (CycleResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	began := p.cfg.Clock()
+	res, err := p.cycle(ctx)
+	result := "ok"
+	switch {
+	case err != nil && ctx.Err() != nil:
+		result = "interrupted"
+	case err != nil:
+		result = "failed"
+	default:
+		p.lastSuccess.Store(p.cfg.Clock().UnixNano())
+	}
+	p.cfg.Metrics.CycleDone(result, p.cfg.Clock().Sub(began))
+	log := p.cfg.Logger.With("result", result, "days", res.Days, "fetched", res.Fetched, "published", res.Published,
+		"duplicates", res.Duplicates, "late", res.Late, "watermark", msTime(p.st.Watermark), "duration", p.cfg.Clock().Sub(began).Round(time.Millisecond))
+	if err != nil {
+		log.Warn("cycle ended early", "err", err)
+	} else {
+		log.Info("cycle done")
+	}
+	return res, err
+}
+
+func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
+	var res CycleResult
+	if err := p.ensureState(ctx); err != nil {
+		return res, err
+	}
+	from := p.windowStart(p.st)
+	to := StartOfDay(p.cfg.Clock(), p.cfg.Location)
+	if to.Before(from) {
+		to = from
+	}
+	days := daysBetween(from, to)
+	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days)
+
+	fctx, stopFetching := context.WithCancel(ctx)
+	defer stopFetching()
+	fetches := p.prefetch(fctx, from, days)
+	for f := range fetches {
+		if f.err != nil {
+			return res, fmt.Errorf("reading the records of %s: %w", f.day.Format(DateLayout), f.err)
+		}
+		if err := p.handleDay(ctx, f.day, f.recs, &res); err != nil {
+			return res, err
+		}
+		res.Days++
+		progress.dayDone(f.day, len(f.recs))
+		if ctx.Err() != nil && res.Days < days {
+			return res, fmt.Errorf("stopped after %d of %d days: %w", res.Days, days, ctx.Err())
+		}
+	}
+	return res, nil
+}
+
+// fetched is one day of the window as the source returned it.
+type fetched struct {
+	day  time.Time
+	recs []schema.Record
+	err  error
+}
+
+// prefetch reads the window's days in order, one day ahead of the caller, so that reading the API
+// overlaps with publishing. At most two days are held in memory. The channel closes after the last
+// day, after an error, or when ctx is done.
+func (p *Poller) prefetch(ctx context.Context, from time.Time, days int) <-chan fetched {
+	out := make(chan fetched, 1)
+	go func() {
+		defer close(out)
+		for i := range days {
+			day := addDays(from, i)
+			recs, err := p.src.Fetch(ctx, day, day)
+			select {
+			case out <- fetched{day: day, recs: recs, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// handleDay publishes the records of one day that were not published yet, in ascending
+// (follow_time, id), BatchSize at a time, committing after each batch what Kafka acknowledged.
+// After the whole day, it moves the floor up behind the window.
+func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Record, res *CycleResult) error {
+	p.cfg.Metrics.RecordsFetched(len(recs))
+	res.Fetched += len(recs)
+	lo, hi := day.UnixMilli(), addDays(day, 1).UnixMilli()
+	fresh := make([]schema.Record, 0, len(recs))
+	var dups, outside int
+	for _, r := range recs {
+		switch {
+		case r.FollowTime < lo || r.FollowTime >= hi:
+			outside++
+			if outside == 1 {
+				p.cfg.Logger.Warn("the API returned a record outside the day asked for; skipped",
+					"day", day.Format(DateLayout), "id", r.ID, "follow_time", msTime(r.FollowTime))
+			}
+		case r.FollowTime < p.st.Floor:
+			p.reportLate(r)
+		default:
+			if _, ok := p.st.Seen[r.ID]; ok {
+				dups++
+				continue
+			}
+			fresh = append(fresh, r)
+		}
+	}
+	res.Duplicates += dups
+	res.OutOfWindow += outside
+	p.cfg.Metrics.DuplicatesSkipped(dups)
+	p.cfg.Metrics.OutOfWindow(outside)
+	slices.SortFunc(fresh, schema.Compare)
+	fresh = slices.CompactFunc(fresh, func(a, b schema.Record) bool { return a.ID == b.ID })
+
+	for len(fresh) > 0 {
+		n := min(len(fresh), p.cfg.BatchSize)
+		if err := p.publishBatch(ctx, fresh[:n], res); err != nil {
+			return err
+		}
+		fresh = fresh[n:]
+		if len(fresh) > 0 && ctx.Err() != nil {
+			return fmt.Errorf("stopped with %d records of %s left: %w", len(fresh), day.Format(DateLayout), ctx.Err())
+		}
+	}
+	return p.raiseFloor(ctx)
+}
+
+// publishBatch publishes recs and commits every record Kafka acknowledged, even when the publish
+// failed part-way. It is given ShutdownGrace beyond ctx to finish.
+func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *CycleResult) error {
+	gctx, cancel := graceContext(ctx, p.cfg.ShutdownGrace)
+	defer cancel()
+	acked, perr := p.pub.Publish(gctx, recs)
+	change := Change{Floor: p.st.Floor, Watermark: p.st.Watermark, Add: make([]Published, 0, len(recs))}
+	for i, r := range recs {
+		if perr == nil || (i < len(acked) && acked[i]) {
+			change.Add = append(change.Add, Published{ID: r.ID, FollowTime: r.FollowTime})
+			change.Watermark = max(change.Watermark, r.FollowTime)
+		}
+	}
+	if len(change.Add) > 0 {
+		if err := p.commit(gctx, change); err != nil {
+			return errors.Join(wrapPublish(perr, len(recs), len(change.Add)), err)
+		}
+		res.Published += len(change.Add)
+		p.cfg.Metrics.RecordsPublished(len(change.Add))
+	}
+	return wrapPublish(perr, len(recs), len(change.Add))
+}
+
+func wrapPublish(err error, n, acked int) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("publishing %d records (%d acknowledged and committed): %w", n, acked, err)
+}
+
+// raiseFloor moves the floor up to FloorMargin before the start of the next window, forgetting the
+// ids below it, once the window has moved on.
+func (p *Poller) raiseFloor(ctx context.Context) error {
+	floor := StartOfDay(time.UnixMilli(p.st.Watermark).Add(-p.cfg.Lookback), p.cfg.Location).
+		Add(-p.cfg.FloorMargin).UnixMilli()
+	if floor <= p.st.Floor {
+		return nil
+	}
+	return p.commit(ctx, Change{Floor: floor, Watermark: p.st.Watermark})
+}
+
+// commit makes c durable, then applies it to the state in memory.
+func (p *Poller) commit(ctx context.Context, c Change) error {
+	began := p.cfg.Clock()
+	if err := p.store.Commit(ctx, c); err != nil {
+		return fmt.Errorf("committing the state (%d ids, watermark %s): %w", len(c.Add), msTime(c.Watermark), err)
+	}
+	for _, a := range c.Add {
+		p.st.Seen[a.ID] = a.FollowTime
+	}
+	if c.Floor > p.st.Floor {
+		p.st.Floor = c.Floor
+		for id, ft := range p.st.Seen {
+			if ft < c.Floor {
+				delete(p.st.Seen, id)
+			}
+		}
+		clear(p.late)
+	}
+	p.st.Watermark = max(p.st.Watermark, c.Watermark)
+	p.st.UpdatedAt = p.cfg.Clock()
+	p.cfg.Metrics.StateCommitted(time.UnixMilli(p.st.Watermark), p.cfg.Clock().Sub(began))
+	return nil
+}
+
+// reportLate counts and logs a record below the floor, once per id while the floor stays put.
+func (p *Poller) reportLate(r schema.Record) {
+	if _, ok := p.late[r.ID]; ok {
+		return
+	}
+	p.late[r.ID] = struct{}{}
+	p.cfg.Metrics.LateDropped(1)
+	p.cfg.Logger.Warn("record older than the floor skipped, not published",
+		"id", r.ID, "follow_time", msTime(r.FollowTime), "floor", msTime(p.st.Floor))
+}
+
+// ensureState loads the state once, and creates it from StartFrom when there is none.
+func (p *Poller) ensureState(ctx context.Context) error {
+	if err := p.load(ctx); err != nil {
+		return err
+	}
+	if p.st.Exists {
+		return nil
+	}
+	start, err := ParseStartFrom(p.cfg.StartFrom, p.cfg.Clock(), p.cfg.Location)
+	if err != nil {
+		return err
+	}
+	if err := p.replace(ctx, start); err != nil {
+		return err
+	}
+	p.cfg.Logger.Info("no state yet; starting", "start_from", start)
+	return nil
+}
+
+// windowStart is the first day a cycle reads: the day containing W − Lookback, or the floor's day
+// when that is later (nothing below the floor is ever published, so there is no point reading it).
+func (p *Poller) windowStart(st State) time.Time {
+	w := time.UnixMilli(st.Watermark).Add(-p.cfg.Lookback)
+	if f := time.UnixMilli(st.Floor); f.After(w) {
+		w = f
+	}
+	return StartOfDay(w, p.cfg.Location)
+}
+
+// graceContext returns a context that ends grace after parent ends (or when cancel is called), so
+// that work under way can finish during a shutdown.
+func graceContext(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
+func daysBetween(from, to time.Time) int {
+	n := 1
+	for d := from; d.Before(to); d = addDays(d, 1) {
+		n++
+	}
+	return n
+}
+
+// addDays returns midnight n calendar days after day (in day's location).
+func addDays(day time.Time, n int) time.Time {
+	y, m, d := day.Date()
+	return time.Date(y, m, d+n, 0, 0, 0, 0, day.Location())
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

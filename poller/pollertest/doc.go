@@ -1,0 +1,3 @@
+// Package pollertest holds what tests of poller.Store implementations share: an in-memory Store
+// and StoreSuite, the one test suite every Store must pass.
+package pollertest

@@ -1,0 +1,123 @@
+package pollertest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/followpub/followpub/poller"
+)
+
+// StoreSuite is the test suite every poller.Store passes. open returns a store over the same
+// persistent location each time it is called within one subtest (reopen), after closing the previous
+// one with the returned close function; a fresh subtest gets a fresh location.
+func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (poller.Store, func()))) {
+	ctx := context.Background()
+	t.Run("empty", func(t *testing.T) {
+		s, done := newLocation(t)()
+		defer done()
+		st, err := s.Load(ctx)
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		if st.Exists || len(st.Seen) != 0 {
+			t.Fatalf("a new store has state: %+v", st)
+		}
+	})
+	t.Run("commit and reopen", func(t *testing.T) {
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 1000, 1000)
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 1, FollowTime: 1500}, {ID: 1 << 62, FollowTime: 2000}}, Floor: 1000, Watermark: 2000})
+		done()
+		s, done = open()
+		defer done()
+		want := poller.State{Exists: true, Floor: 1000, Watermark: 2000, Seen: map[int64]int64{1: 1500, 1 << 62: 2000}}
+		assertState(t, s, want)
+	})
+	t.Run("floor forgets ids below it", func(t *testing.T) {
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 10, FollowTime: 100}, {ID: 11, FollowTime: 200}, {ID: 12, FollowTime: 300}}, Watermark: 300})
+		mustCommit(t, s, poller.Change{Floor: 200, Watermark: 300})
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Exists: true, Floor: 200, Watermark: 300, Seen: map[int64]int64{11: 200, 12: 300}})
+	})
+	t.Run("watermark never goes back in a commit", func(t *testing.T) {
+		s, done := newLocation(t)()
+		defer done()
+		mustReplace(t, s, 0, 500)
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 1, FollowTime: 100}}, Watermark: 100})
+		assertState(t, s, poller.State{Exists: true, Floor: 0, Watermark: 500, Seen: map[int64]int64{1: 100}})
+	})
+	t.Run("replace forgets every id", func(t *testing.T) {
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 1, FollowTime: 100}}, Watermark: 100})
+		mustReplace(t, s, 50, 60)
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Exists: true, Floor: 50, Watermark: 60, Seen: map[int64]int64{}})
+	})
+	t.Run("reset deletes the state", func(t *testing.T) {
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 1, FollowTime: 100}}, Watermark: 100})
+		if err := s.Reset(ctx); err != nil {
+			t.Fatalf("Reset: %v", err)
+		}
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Seen: map[int64]int64{}})
+	})
+	t.Run("negative and huge values", func(t *testing.T) {
+		s, done := newLocation(t)()
+		defer done()
+		mustReplace(t, s, -5000, -5000)
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: -1, FollowTime: -4000}, {ID: 1<<63 - 1, FollowTime: 1<<62 + 1}}, Floor: -4500, Watermark: 1<<62 + 1})
+		assertState(t, s, poller.State{Exists: true, Floor: -4500, Watermark: 1<<62 + 1, Seen: map[int64]int64{-1: -4000, 1<<63 - 1: 1<<62 + 1}})
+	})
+}
+
+func mustReplace(t *testing.T, s poller.Store, floor, watermark int64) {
+	t.Helper()
+	if err := s.Replace(context.Background(), floor, watermark); err != nil {
+		t.Fatalf("Replace(%d, %d): %v", floor, watermark, err)
+	}
+}
+
+func mustCommit(t *testing.T, s poller.Store, c poller.Change) {
+	t.Helper()
+	if err := s.Commit(context.Background(), c); err != nil {
+		t.Fatalf("Commit(%+v): %v", c, err)
+	}
+}
+
+func assertState(t *testing.T, s poller.Store, want poller.State) {
+	t.Helper()
+	got, err := s.Load(context.Background())
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got.Exists != want.Exists || got.Floor != want.Floor || got.Watermark != want.Watermark {
+		t.Fatalf("state = exists %v floor %d watermark %d, want exists %v floor %d watermark %d",
+			got.Exists, got.Floor, got.Watermark, want.Exists, want.Floor, want.Watermark)
+	}
+	if len(got.Seen) != len(want.Seen) {
+		t.Fatalf("seen = %v, want %v", got.Seen, want.Seen)
+	}
+	for id, ft := range want.Seen {
+		if got.Seen[id] != ft {
+			t.Fatalf("seen[%d] = %d, want %d (seen %v)", id, got.Seen[id], ft, got.Seen)
+		}
+	}
+	if want.Exists && got.UpdatedAt.IsZero() {
+		t.Fatalf("updated_at is not set")
+	}
+}

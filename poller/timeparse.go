@@ -1,0 +1,53 @@
+package poller
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DateLayout is the API's date filter format, yyyy-MM-dd.
+const DateLayout = "2006-01-02"
+
+// ParseTime parses a point in time given as RFC 3339 or as a date (yyyy-MM-dd, the start of that day
+// in loc). It is the argument of `watermark set`.
+func ParseTime(s string, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.ParseInLocation(DateLayout, s, loc); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("parsing time %q: want RFC 3339 (2024-02-07T08:00:00Z) or a date (2024-02-07)", s)
+}
+
+// ParseStartFrom evaluates START_FROM at now: `today` (the start of today in loc), `now`, a date
+// (yyyy-MM-dd, start of that day in loc), an RFC 3339 time, or a positive duration back from now
+// (`72h`, `90m`).
+func ParseStartFrom(s string, now time.Time, loc *time.Location) (time.Time, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "today", "":
+		return StartOfDay(now, loc), nil
+	case "now":
+		return now, nil
+	}
+	if t, err := ParseTime(s, loc); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("parsing start %q: want today, now, a date (2024-02-07), an RFC 3339 time or a duration back from now (72h)", s)
+	}
+	if d < 0 {
+		return time.Time{}, errors.New("parsing start: a duration back from now must not be negative")
+	}
+	return now.Add(-d), nil
+}
+
+// StartOfDay returns midnight of t's calendar day in loc.
+func StartOfDay(t time.Time, loc *time.Location) time.Time {
+	y, m, d := t.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+}
