@@ -232,8 +232,8 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days)
 
 	fctx, stopFetching := context.WithCancel(ctx)
-	defer stopFetching()
-	fetches := p.prefetch(fctx, from, days)
+	fetches, fetching := p.prefetch(fctx, from, days)
+	defer func() { stopFetching(); <-fetching }()
 	for f := range fetches {
 		if f.err != nil {
 			return res, fmt.Errorf("reading the records of %s: %w", f.day.Format(DateLayout), f.err)
@@ -259,10 +259,12 @@ type fetched struct {
 
 // prefetch reads the window's days in order, one day ahead of the caller, so that reading the API
 // overlaps with publishing. At most two days are held in memory. The channel closes after the last
-// day, after an error, or when ctx is done.
-func (p *Poller) prefetch(ctx context.Context, from time.Time, days int) <-chan fetched {
+// day, after an error, or when ctx is done; done closes when the reader has returned.
+func (p *Poller) prefetch(ctx context.Context, from time.Time, days int) (_ <-chan fetched, done <-chan struct{}) {
 	out := make(chan fetched, 1)
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		defer close(out)
 		for i := range days {
 			day := addDays(from, i)
@@ -277,7 +279,7 @@ func (p *Poller) prefetch(ctx context.Context, from time.Time, days int) <-chan 
 			}
 		}
 	}()
-	return out
+	return out, finished
 }
 
 // handleDay publishes the records of one day that were not published yet, in ascending

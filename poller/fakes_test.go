@@ -1,0 +1,240 @@
+package poller_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/poller/pollertest"
+	"github.com/followpub/followpub/schema"
+)
+
+// fakeAPI is a Source in memory: it filters by whole days in loc, both ends inclusive, and returns
+// the records in a shuffled order.
+type fakeAPI struct {
+	mu      sync.Mutex
+	loc     *time.Location
+	recs    []schema.Record
+	fail    error
+	calls   []string // "from..to" of each Fetch
+	outside []schema.Record
+}
+
+func (f *fakeAPI) add(id int64, ft time.Time) schema.Record {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := schema.Record{ID: id, FollowTime: ft.UnixMilli(),
+		Raw: []byte(`{"id":` + strconv.FormatInt(id, 10) + `,"follow_time":` + strconv.FormatInt(ft.UnixMilli(), 10) + `}`)}
+	f.recs = append(f.recs, r)
+	return r
+}
+
+func (f *fakeAPI) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, from.Format(poller.DateLayout)+".."+to.Format(poller.DateLayout))
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lo := from.UnixMilli()
+	hi := time.Date(to.Year(), to.Month(), to.Day()+1, 0, 0, 0, 0, f.loc).UnixMilli()
+	var out []schema.Record
+	for _, r := range f.recs {
+		if r.FollowTime >= lo && r.FollowTime < hi {
+			out = append(out, r)
+		}
+	}
+	out = append(out, f.outside...)
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out, nil
+}
+
+// fakeKafka is a Publisher in memory. failAfter, when ≥ 0, acknowledges that many records of the
+// next Publish calls (in total) and then fails the rest, as a broker going down mid-batch would.
+type fakeKafka struct {
+	mu        sync.Mutex
+	log       []schema.Record
+	failAfter int
+	calls     int
+	block     chan struct{} // when set, Publish waits for it to close before acknowledging
+}
+
+func newKafka() *fakeKafka { return &fakeKafka{failAfter: -1} }
+
+func (k *fakeKafka) Publish(ctx context.Context, recs []schema.Record) ([]bool, error) {
+	k.mu.Lock()
+	block := k.block
+	k.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.calls++
+	if k.failAfter < 0 {
+		k.log = append(k.log, recs...)
+		return nil, nil
+	}
+	acked := make([]bool, len(recs))
+	for i, r := range recs {
+		if k.failAfter == 0 {
+			return acked, errors.New("broker down")
+		}
+		k.failAfter--
+		k.log = append(k.log, r)
+		acked[i] = true
+	}
+	return acked, nil
+}
+
+func (k *fakeKafka) published() []schema.Record {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.log)
+}
+
+// counts returns how often each id was published.
+func (k *fakeKafka) counts() map[int64]int {
+	c := map[int64]int{}
+	for _, r := range k.published() {
+		c[r.ID]++
+	}
+	return c
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// rig wires a poller over the fakes.
+type rig struct {
+	t     *testing.T
+	loc   *time.Location
+	api   *fakeAPI
+	kafka *fakeKafka
+	store *pollertest.MemStore
+	clock *clock
+	p     *poller.Poller
+	late  *countingMetrics
+}
+
+func newRig(t *testing.T, now time.Time, mod func(*poller.Config)) *rig {
+	t.Helper()
+	loc := mustShanghai(t)
+	r := &rig{t: t, loc: loc, api: &fakeAPI{loc: loc}, kafka: newKafka(), store: &pollertest.MemStore{}, clock: &clock{now: now}, late: &countingMetrics{}}
+	r.p = r.newPoller(mod)
+	return r
+}
+
+// newPoller returns a new poller over the same fakes, as a restarted process would have.
+func (r *rig) newPoller(mod func(*poller.Config)) *poller.Poller {
+	r.t.Helper()
+	cfg := poller.Config{Location: r.loc, Interval: time.Second, Lookback: time.Hour, StartFrom: "today",
+		BatchSize: 3, Clock: r.clock.Now, Metrics: r.late}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := poller.New(cfg, r.api, r.kafka, r.store)
+	if err != nil {
+		r.t.Fatalf("poller.New: %v", err)
+	}
+	r.p = p
+	return p
+}
+
+func (r *rig) cycle() poller.CycleResult {
+	r.t.Helper()
+	res, err := r.p.Cycle(context.Background())
+	if err != nil {
+		r.t.Fatalf("cycle: %v", err)
+	}
+	return res
+}
+
+// assertExactlyOnce fails unless every id in want was published exactly once and nothing else was.
+func (r *rig) assertExactlyOnce(want ...schema.Record) {
+	r.t.Helper()
+	counts := r.kafka.counts()
+	for _, w := range want {
+		if counts[w.ID] != 1 {
+			r.t.Errorf("id %d (follow_time %s) published %d times, want once", w.ID, time.UnixMilli(w.FollowTime).UTC(), counts[w.ID])
+		}
+		delete(counts, w.ID)
+	}
+	for id, n := range counts {
+		r.t.Errorf("id %d published %d times, want never", id, n)
+	}
+}
+
+func mustShanghai(t testing.TB) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// countingMetrics counts what tests assert on; the rest is ignored.
+type countingMetrics struct {
+	mu                          sync.Mutex
+	late, dups, outside, cycles int
+	results                     []string
+}
+
+func (m *countingMetrics) RecordsFetched(int)   {}
+func (m *countingMetrics) RecordsPublished(int) {}
+func (m *countingMetrics) DuplicatesSkipped(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dups += n
+}
+func (m *countingMetrics) LateDropped(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.late += n
+}
+func (m *countingMetrics) OutOfWindow(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.outside += n
+}
+func (m *countingMetrics) CycleDone(result string, _ time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cycles++
+	m.results = append(m.results, result)
+}
+func (m *countingMetrics) StateCommitted(time.Time, time.Duration) {}
+
+func (m *countingMetrics) String() string {
+	return fmt.Sprintf("late %d dups %d outside %d", m.late, m.dups, m.outside)
+}

@@ -1,0 +1,413 @@
+package poller_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/schema"
+)
+
+// sh returns a time in Asia/Shanghai.
+func sh(t testing.TB, y int, mo time.Month, d, h, mi, s, ms int) time.Time {
+	return time.Date(y, mo, d, h, mi, s, ms*1e6, mustShanghai(t))
+}
+
+func TestFirstRunStartFrom(t *testing.T) {
+	loc := mustShanghai(t)
+	now := sh(t, 2024, 2, 8, 10, 0, 0, 0)
+	tests := []struct {
+		startFrom string
+		want      []int64 // ids published, of the records below
+	}{
+		{"today", []int64{3, 4, 5}},
+		{"now", []int64{5}},
+		{"2024-02-07", []int64{2, 3, 4, 5}},
+		{"2024-02-08T01:00:00Z", []int64{4, 5}}, // 09:00 Shanghai
+		{"3h", []int64{4, 5}},                   // from 07:00 Shanghai
+		{"48h", []int64{1, 2, 3, 4, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.startFrom, func(t *testing.T) {
+			r := newRig(t, now, func(c *poller.Config) { c.StartFrom = tt.startFrom })
+			recs := map[int64]schema.Record{
+				1: r.api.add(1, sh(t, 2024, 2, 6, 12, 0, 0, 0)),
+				2: r.api.add(2, sh(t, 2024, 2, 7, 23, 59, 59, 999)),
+				3: r.api.add(3, sh(t, 2024, 2, 8, 0, 0, 0, 0)),
+				4: r.api.add(4, sh(t, 2024, 2, 8, 9, 30, 0, 0)),
+				5: r.api.add(5, time.Date(2024, 2, 8, 2, 0, 0, 1e6, time.UTC).In(loc)), // 10:00:00.001
+			}
+			r.cycle()
+			var want []schema.Record
+			for _, id := range tt.want {
+				want = append(want, recs[id])
+			}
+			r.assertExactlyOnce(want...)
+		})
+	}
+}
+
+func TestOrderAndNoDuplicatesAcrossCycles(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	var all []schema.Record
+	for i := range 20 {
+		// Several records share a follow_time so that the id breaks the tie.
+		all = append(all, r.api.add(int64(100-i), sh(t, 2024, 2, 8, 1+i/3, 0, 0, 0)))
+	}
+	r.cycle()
+	got := r.kafka.published()
+	if !slices.IsSortedFunc(got, schema.Compare) {
+		t.Fatalf("published out of (follow_time, id) order: %v", ids(got))
+	}
+	for range 3 {
+		res := r.cycle()
+		if res.Published != 0 || res.Duplicates != 20 {
+			t.Fatalf("a later cycle published %d and skipped %d, want 0 and 20", res.Published, res.Duplicates)
+		}
+	}
+	// A clean restart remembers everything.
+	r.newPoller(nil)
+	r.cycle()
+	r.assertExactlyOnce(all...)
+}
+
+func TestWindowAcrossShanghaiMidnight(t *testing.T) {
+	// It is 00:30 on Feb 8 in Shanghai (16:30 UTC on Feb 7); the watermark is 23:50 on Feb 7, so
+	// W − 1h lies on Feb 7 and the window spans both days.
+	r := newRig(t, sh(t, 2024, 2, 7, 23, 0, 0, 0), func(c *poller.Config) { c.StartFrom = "now" })
+	first := r.api.add(1, sh(t, 2024, 2, 7, 23, 50, 0, 0))
+	r.cycle()
+	r.clock.Set(sh(t, 2024, 2, 8, 0, 30, 0, 0))
+	beforeMidnight := r.api.add(2, time.Date(2024, 2, 7, 15, 59, 59, 999e6, time.UTC)) // 23:59:59.999 Shanghai
+	atMidnight := r.api.add(3, time.Date(2024, 2, 7, 16, 0, 0, 0, time.UTC))           // 00:00:00.000 Shanghai
+	late := r.api.add(4, sh(t, 2024, 2, 7, 23, 10, 0, 0))                              // late, but within the lookback
+	r.api.calls = nil
+	r.cycle()
+	if want := []string{"2024-02-07..2024-02-07", "2024-02-08..2024-02-08"}; !slices.Equal(r.api.calls, want) {
+		t.Fatalf("days read = %v, want %v", r.api.calls, want)
+	}
+	r.assertExactlyOnce(first, beforeMidnight, atMidnight, late)
+
+	// An hour later the watermark (00:00) minus the lookback is still on Feb 7...
+	r.clock.Set(sh(t, 2024, 2, 8, 1, 30, 0, 0))
+	r.api.calls = nil
+	r.cycle()
+	if len(r.api.calls) != 2 {
+		t.Fatalf("days read = %v, want Feb 7 and 8", r.api.calls)
+	}
+	// ...until a record after 01:00 moves it onto Feb 8; then only Feb 8 is read.
+	next := r.api.add(5, sh(t, 2024, 2, 8, 1, 20, 0, 0))
+	r.cycle()
+	r.api.calls = nil
+	r.cycle()
+	if want := []string{"2024-02-08..2024-02-08"}; !slices.Equal(r.api.calls, want) {
+		t.Fatalf("days read = %v, want %v", r.api.calls, want)
+	}
+	r.assertExactlyOnce(first, beforeMidnight, atMidnight, late, next)
+}
+
+func TestPublisherFailingMidBatch(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.BatchSize = 4 })
+	var all []schema.Record
+	for i := range 10 {
+		all = append(all, r.api.add(int64(i+1), sh(t, 2024, 2, 8, 1, i, 0, 0)))
+	}
+	r.kafka.failAfter = 6 // the first batch of 4, then 2 of the second
+	res, err := r.p.Cycle(context.Background())
+	if err == nil {
+		t.Fatal("a cycle whose publish failed succeeded")
+	}
+	if res.Published != 6 {
+		t.Fatalf("committed %d records, want the 6 acknowledged", res.Published)
+	}
+	st, _ := r.store.Load(context.Background())
+	if want := all[5].FollowTime; st.Watermark != want || len(st.Seen) != 6 {
+		t.Fatalf("after the failure: watermark %d seen %d, want %d and 6", st.Watermark, len(st.Seen), want)
+	}
+	r.kafka.failAfter = -1
+	r.cycle()
+	r.assertExactlyOnce(all...)
+}
+
+func TestNoOrderAcrossPartialFailure(t *testing.T) {
+	// A publisher that acknowledges a record out of the prefix (another partition) must still see
+	// that record committed, and not published again.
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.BatchSize = 10 })
+	var all []schema.Record
+	for i := range 4 {
+		all = append(all, r.api.add(int64(i+1), sh(t, 2024, 2, 8, 1, i, 0, 0)))
+	}
+	p := &oddAcker{k: r.kafka}
+	cfg := poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "today"}
+	pl, err := poller.New(cfg, r.api, p, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pl.Cycle(context.Background()); err == nil {
+		t.Fatal("want the partial failure reported")
+	}
+	p.healed = true
+	if _, err := pl.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.assertExactlyOnce(all...)
+}
+
+// oddAcker acknowledges only the records at odd positions until healed.
+type oddAcker struct {
+	k      *fakeKafka
+	healed bool
+}
+
+func (o *oddAcker) Publish(ctx context.Context, recs []schema.Record) ([]bool, error) {
+	if o.healed {
+		return o.k.Publish(ctx, recs)
+	}
+	acked := make([]bool, len(recs))
+	var sent []schema.Record
+	for i := range recs {
+		if i%2 == 1 {
+			acked[i] = true
+			sent = append(sent, recs[i])
+		}
+	}
+	_, _ = o.k.Publish(ctx, sent)
+	return acked, errors.New("partition leader gone")
+}
+
+func TestLateRecords(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.StartFrom = "2024-02-08T03:00:00+08:00" })
+	a := r.api.add(1, sh(t, 2024, 2, 8, 11, 0, 0, 0))
+	r.cycle()
+	// Late but within the window: published.
+	inside := r.api.add(2, sh(t, 2024, 2, 8, 4, 0, 0, 0))
+	// Before the floor (START_FROM): skipped, counted once, never published.
+	below := r.api.add(3, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	r.cycle()
+	r.cycle()
+	r.assertExactlyOnce(a, inside)
+	if r.late.late != 1 {
+		t.Fatalf("late records counted %d times, want once (id %d)", r.late.late, below.ID)
+	}
+}
+
+func TestRecordsOutsideTheRequestedDaysAreSkipped(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	a := r.api.add(1, sh(t, 2024, 2, 8, 11, 0, 0, 0))
+	// A hostile answer: a record from 2100 that would otherwise drag the watermark into the future.
+	r.api.outside = []schema.Record{{ID: 99, FollowTime: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(), Raw: []byte(`{"id":99}`)}}
+	r.cycle()
+	r.api.outside = nil
+	b := r.api.add(2, sh(t, 2024, 2, 8, 11, 30, 0, 0))
+	r.cycle()
+	r.assertExactlyOnce(a, b)
+	if r.late.outside != 1 {
+		t.Fatalf("out-of-window records counted %d, want 1", r.late.outside)
+	}
+}
+
+func TestReplay(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 10, 12, 0, 0, 0), func(c *poller.Config) { c.StartFrom = "2024-02-07" })
+	var all []schema.Record
+	for d := 7; d <= 10; d++ {
+		all = append(all, r.api.add(int64(d), sh(t, 2024, 2, d, 8, 0, 0, 0)))
+	}
+	r.cycle()
+	r.assertExactlyOnce(all...)
+	// Replay from Feb 9: those records once more, nothing older.
+	if err := r.p.SetWatermark(context.Background(), sh(t, 2024, 2, 9, 0, 0, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r.cycle()
+	r.cycle()
+	counts := r.kafka.counts()
+	for _, rec := range all {
+		want := 1
+		if rec.ID >= 9 {
+			want = 2
+		}
+		if counts[rec.ID] != want {
+			t.Errorf("id %d published %d times, want %d", rec.ID, counts[rec.ID], want)
+		}
+	}
+	st, err := r.p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Seen != 2 || !st.Exists {
+		t.Fatalf("status after replay = %+v, want 2 ids seen", st)
+	}
+}
+
+func TestBackfillResumesWhereItStopped(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 1, 30, 12, 0, 0, 0), func(c *poller.Config) { c.StartFrom = "2024-01-01"; c.BatchSize = 2 })
+	var all []schema.Record
+	for d := 1; d <= 30; d++ {
+		for h := range 3 {
+			all = append(all, r.api.add(int64(d*10+h), sh(t, 2024, 1, d, 6+h, 0, 0, 0)))
+		}
+	}
+	// Kafka fails during day 9: 8 days × 3 records, then 1 of day 9.
+	r.kafka.failAfter = 8*3 + 1
+	if _, err := r.p.Cycle(context.Background()); err == nil {
+		t.Fatal("want the cycle to fail on day 9")
+	}
+	st, _ := r.store.Load(context.Background())
+	if got := time.UnixMilli(st.Watermark).In(r.loc).Day(); got != 9 {
+		t.Fatalf("after the crash the watermark is on day %d, want day 9", got)
+	}
+	// The floor moved behind the window as the days completed, so the remembered ids stay bounded.
+	if len(st.Seen) >= 8*3 {
+		t.Fatalf("%d ids remembered after 8 days, want fewer: the floor did not follow the window", len(st.Seen))
+	}
+	// A restarted process resumes at day 9, not at day 1.
+	r.kafka.failAfter = -1
+	r.newPoller(func(c *poller.Config) { c.StartFrom = "2024-01-01" })
+	r.api.calls = nil
+	r.cycle()
+	if r.api.calls[0] != "2024-01-09..2024-01-09" {
+		t.Fatalf("resumed at %s, want 2024-01-09", r.api.calls[0])
+	}
+	r.assertExactlyOnce(all...)
+}
+
+func TestFloorFollowsTheWindow(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.StartFrom = "2024-02-01" })
+	for d := 1; d <= 8; d++ {
+		r.api.add(int64(d), sh(t, 2024, 2, d, 8, 0, 0, 0))
+	}
+	r.cycle()
+	st, err := r.p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// W = Feb 8 08:00; the window starts Feb 8; the floor trails it by a day: Feb 7 00:00.
+	if want := sh(t, 2024, 2, 7, 0, 0, 0, 0).UnixMilli(); st.FloorMS != want {
+		t.Fatalf("floor = %s, want %s", st.Floor, time.UnixMilli(want).UTC())
+	}
+	if st.Seen != 2 {
+		t.Fatalf("seen = %d, want 2 (Feb 7 and 8)", st.Seen)
+	}
+	if st.WindowStart != sh(t, 2024, 2, 8, 0, 0, 0, 0).Format(time.RFC3339) {
+		t.Fatalf("window_start = %s", st.WindowStart)
+	}
+}
+
+func TestStoreFailureStopsPublishing(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.BatchSize = 2 })
+	var all []schema.Record
+	for i := range 6 {
+		all = append(all, r.api.add(int64(i+1), sh(t, 2024, 2, 8, 1, i, 0, 0)))
+	}
+	r.cycle() // creates the state
+	r.api.recs = nil
+	for i := range 6 {
+		all[i] = r.api.add(int64(i+1), sh(t, 2024, 2, 8, 1, i, 0, 0))
+	}
+	more := []schema.Record{r.api.add(7, sh(t, 2024, 2, 8, 2, 0, 0, 0)), r.api.add(8, sh(t, 2024, 2, 8, 2, 1, 0, 0)), r.api.add(9, sh(t, 2024, 2, 8, 2, 2, 0, 0))}
+	r.store.Fail(errors.New("no space left on device"))
+	before := len(r.kafka.published())
+	_, err := r.p.Cycle(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("cycle error = %v, want the disk error", err)
+	}
+	// One batch went out and could not be committed; nothing after it was published.
+	if got := len(r.kafka.published()) - before; got != 2 {
+		t.Fatalf("published %d records while the store failed, want one batch of 2", got)
+	}
+	r.store.Fail(nil)
+	r.cycle()
+	counts := r.kafka.counts()
+	for _, rec := range append(all, more...) {
+		if counts[rec.ID] < 1 {
+			t.Errorf("id %d lost", rec.ID)
+		}
+	}
+	if counts[7] != 2 || counts[9] != 1 {
+		t.Fatalf("counts = %v: want only the uncommitted batch (7, 8) published twice", counts)
+	}
+}
+
+func TestShutdownLetsTheBatchInFlightFinish(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.BatchSize = 2; c.ShutdownGrace = 5 * time.Second })
+	for i := range 6 {
+		r.api.add(int64(i+1), sh(t, 2024, 2, 8, 1, i, 0, 0))
+	}
+	block := make(chan struct{})
+	r.kafka.block = block
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := r.p.Cycle(ctx); done <- err }()
+	time.Sleep(50 * time.Millisecond) // the first batch is now waiting for Kafka
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	close(block) // Kafka acknowledges after the signal
+	err := <-done
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cycle error = %v, want context.Canceled", err)
+	}
+	st, _ := r.store.Load(context.Background())
+	if len(st.Seen) != 2 || len(r.kafka.published()) != 2 {
+		t.Fatalf("after shutdown: %d committed, %d published; want the one batch in flight (2) both", len(st.Seen), len(r.kafka.published()))
+	}
+}
+
+func TestSourceFailureLeavesStateAlone(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
+	r.cycle()
+	before, _ := r.store.Load(context.Background())
+	r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	r.api.fail = errors.New("HTTP 500")
+	if _, err := r.p.Cycle(context.Background()); err == nil {
+		t.Fatal("want the cycle to fail")
+	}
+	after, _ := r.store.Load(context.Background())
+	if after.Watermark != before.Watermark || len(after.Seen) != len(before.Seen) {
+		t.Fatal("a failed cycle changed the state")
+	}
+	if r.p.Ready() {
+		// The clock has not moved since the first success, so Ready stays true: within 3 intervals.
+	} else {
+		t.Fatal("ready went false within three intervals of a success")
+	}
+	r.clock.Set(r.clock.Now().Add(4 * time.Second))
+	if r.p.Ready() {
+		t.Fatal("still ready four intervals after the last success")
+	}
+}
+
+func TestRunRetriesAndStops(t *testing.T) {
+	loc := mustShanghai(t)
+	r := newRig(t, time.Now(), func(c *poller.Config) { c.Clock = nil; c.Interval = 20 * time.Millisecond })
+	rec := r.api.add(1, time.Now().In(loc))
+	r.api.fail = errors.New("HTTP 503")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.p.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	r.api.mu.Lock()
+	r.api.fail = nil
+	r.api.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.kafka.published()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v, want nil after cancel", err)
+	}
+	r.assertExactlyOnce(rec)
+}
+
+func ids(recs []schema.Record) []int64 {
+	out := make([]int64, len(recs))
+	for i, r := range recs {
+		out[i] = r.ID
+	}
+	return out
+}
