@@ -1,0 +1,699 @@
+package wshoto
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/followpub/followpub/schema"
+)
+
+// ErrMalformed is wrapped by every error about a response body that is not the documented shape.
+var ErrMalformed = errors.New("malformed response")
+
+// maxDepth bounds the nesting of JSON values the decoder accepts.
+const maxDepth = 256
+
+// listBody is a decoded list answer.
+type listBody struct {
+	code    int64
+	msg     string
+	subCode string
+	total   int64
+	records []schema.Record
+}
+
+// decodeList decodes a list answer without passing numbers through float64 and without building a
+// map per record. Each record's Raw is the record's bytes in body (compact already) or a compacted
+// copy; either way it is capped so that appending to it cannot overwrite a neighbour. hint is the
+// expected number of records.
+//
+// The envelope must be an object with an integer `code`. When code is 0, `data` must be an object
+// with an integer `total` and `records`, an array of objects each with an `id` and a `follow_time`
+// (JSON integers, or strings of decimal digits); `records` may be null only when total is 0. When
+// code is not 0, data is not looked at. Duplicate `id` or `follow_time` keys in one record are an
+// error: consumers would disagree about which one counts.
+func decodeList(body []byte, hint int) (listBody, error) {
+	d := decoder{b: body}
+	var out listBody
+	err := d.list(&out, hint)
+	if err != nil {
+		return listBody{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return out, nil
+}
+
+// decoder is a strict, allocation-light JSON scanner over one response body.
+type decoder struct {
+	b []byte
+	i int
+	// ws is set whenever whitespace was skipped; the record scanner uses it to know whether the
+	// record needs compacting.
+	ws bool
+	// cbuf holds the compacted copies of records that arrived with whitespace.
+	cbuf []byte
+}
+
+// syntaxError describes a JSON syntax problem at an offset.
+type syntaxError struct {
+	msg string
+	off int
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("%s at offset %d", e.msg, e.off) }
+
+func (d *decoder) errf(format string, args ...any) error {
+	return &syntaxError{msg: fmt.Sprintf(format, args...), off: d.i}
+}
+
+func (d *decoder) unexpected(want string) error {
+	if d.i >= len(d.b) {
+		return d.errf("unexpected end of body, want %s", want)
+	}
+	return d.errf("invalid character %q, want %s", d.b[d.i], want)
+}
+
+func (d *decoder) skipWS() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+			d.ws = true
+		default:
+			return
+		}
+	}
+}
+
+// expect skips whitespace and consumes c.
+func (d *decoder) expect(c byte) error {
+	d.skipWS()
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return nil
+	}
+	return d.unexpected(fmt.Sprintf("%q", c))
+}
+
+// list decodes the envelope.
+func (d *decoder) list(out *listBody, hint int) error {
+	d.skipWS()
+	if d.i >= len(d.b) {
+		return errors.New("empty body")
+	}
+	if d.b[d.i] != '{' {
+		return d.errf("body is not a JSON object (starts with %q)", d.b[d.i])
+	}
+	var (
+		haveCode, haveData bool
+		dataStart, dataEnd int
+		dataDone           bool
+		dataNull           bool
+	)
+	err := d.object(func(key []byte) error {
+		switch string(key) {
+		case "code":
+			if haveCode {
+				return errors.New("duplicate key code")
+			}
+			haveCode = true
+			v, err := d.int64Value("code", false)
+			out.code = v
+			return err
+		case "msg":
+			return d.stringValue(&out.msg)
+		case "sub_code":
+			d.skipWS()
+			if d.i < len(d.b) && d.b[d.i] == '"' {
+				return d.stringValue(&out.subCode)
+			}
+			return d.skip(0)
+		case "data":
+			if haveData {
+				return errors.New("duplicate key data")
+			}
+			haveData = true
+			d.skipWS()
+			if haveCode && out.code == 0 {
+				dataDone = true
+				return d.data(out, hint)
+			}
+			dataStart = d.i
+			err := d.skip(0)
+			dataEnd = d.i
+			dataNull = string(d.b[dataStart:dataEnd]) == "null"
+			return err
+		default:
+			return d.skip(0)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	d.skipWS()
+	if d.i != len(d.b) {
+		return d.errf("trailing data after the body")
+	}
+	if !haveCode {
+		return errors.New("no code in body")
+	}
+	if out.code != 0 || dataDone {
+		return nil
+	}
+	if !haveData || dataNull {
+		return errors.New("code 0 but no data")
+	}
+	sub := decoder{b: d.b[:dataEnd], i: dataStart}
+	if err := sub.data(out, hint); err != nil {
+		return err
+	}
+	d.cbuf = sub.cbuf
+	return nil
+}
+
+// data decodes the `data` object.
+func (d *decoder) data(out *listBody, hint int) error {
+	d.skipWS()
+	if d.i >= len(d.b) || d.b[d.i] != '{' {
+		if d.i < len(d.b) && d.b[d.i] == 'n' {
+			return errors.New("code 0 but no data")
+		}
+		return d.errf("data is not an object")
+	}
+	var haveTotal, haveRecords, nullRecords bool
+	err := d.object(func(key []byte) error {
+		switch string(key) {
+		case "total":
+			if haveTotal {
+				return errors.New("duplicate key data.total")
+			}
+			haveTotal = true
+			v, err := d.int64Value("data.total", false)
+			out.total = v
+			return err
+		case "records":
+			if haveRecords {
+				return errors.New("duplicate key data.records")
+			}
+			haveRecords = true
+			d.skipWS()
+			if d.i < len(d.b) && d.b[d.i] == 'n' {
+				nullRecords = true
+				return d.literal("null")
+			}
+			if d.i >= len(d.b) || d.b[d.i] != '[' {
+				return d.errf("data.records is not an array")
+			}
+			return d.records(out, hint)
+		default:
+			return d.skip(0)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case !haveTotal:
+		return errors.New("no data.total")
+	case out.total < 0:
+		return fmt.Errorf("data.total %d is negative", out.total)
+	case !haveRecords:
+		return errors.New("no data.records")
+	case nullRecords && out.total != 0:
+		return fmt.Errorf("data.records is null but data.total is %d", out.total)
+	}
+	return nil
+}
+
+// records decodes the records array; d.b[d.i] is '['.
+func (d *decoder) records(out *listBody, hint int) error {
+	d.i++
+	if hint < 0 || hint > 1000 {
+		hint = 0
+	}
+	out.records = make([]schema.Record, 0, hint)
+	d.skipWS()
+	if d.i < len(d.b) && d.b[d.i] == ']' {
+		d.i++
+		return nil
+	}
+	for n := 0; ; n++ {
+		rec, err := d.record(n)
+		if err != nil {
+			return err
+		}
+		out.records = append(out.records, rec)
+		d.skipWS()
+		if d.i >= len(d.b) {
+			return d.unexpected("',' or ']' in data.records")
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+		case ']':
+			d.i++
+			return nil
+		default:
+			return d.unexpected("',' or ']' in data.records")
+		}
+	}
+}
+
+// record decodes data.records[n].
+func (d *decoder) record(n int) (schema.Record, error) {
+	d.skipWS()
+	if d.i >= len(d.b) || d.b[d.i] != '{' {
+		if d.i >= len(d.b) {
+			return schema.Record{}, d.unexpected(fmt.Sprintf("record %d", n))
+		}
+		return schema.Record{}, d.errf("record %d is not an object", n)
+	}
+	start := d.i
+	d.ws = false
+	var rec schema.Record
+	var haveID, haveTime bool
+	err := d.object(func(key []byte) error {
+		switch string(key) {
+		case "id":
+			if haveID {
+				return fmt.Errorf("record %d has a duplicate id", n)
+			}
+			haveID = true
+			v, err := d.int64Value("id", true)
+			rec.ID = v
+			return err
+		case "follow_time":
+			if haveTime {
+				return fmt.Errorf("record %d has a duplicate follow_time", n)
+			}
+			haveTime = true
+			v, err := d.int64Value("follow_time", true)
+			rec.FollowTime = v
+			return err
+		default:
+			return d.skip(1)
+		}
+	})
+	if err != nil {
+		return schema.Record{}, fmt.Errorf("record %d: %w", n, err)
+	}
+	if !haveID {
+		return schema.Record{}, fmt.Errorf("record %d has no id", n)
+	}
+	if !haveTime {
+		return schema.Record{}, fmt.Errorf("record %d (id %d) has no follow_time", n, rec.ID)
+	}
+	raw := d.b[start:d.i:d.i]
+	if d.ws {
+		if d.cbuf == nil {
+			d.cbuf = make([]byte, 0, len(d.b)-start)
+		}
+		s := len(d.cbuf)
+		d.cbuf = appendCompact(d.cbuf, raw)
+		raw = d.cbuf[s:len(d.cbuf):len(d.cbuf)]
+	}
+	rec.Raw = json.RawMessage(raw)
+	return rec, nil
+}
+
+// appendCompact appends src, a valid JSON value, to dst without the whitespace outside strings.
+func appendCompact(dst, src []byte) []byte {
+	inStr, esc := false, false
+	for _, c := range src {
+		if inStr {
+			dst = append(dst, c)
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '"':
+			inStr = true
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// object scans an object at d.i (which must be '{'), calling member for each key with d.i at the
+// value (whitespace before the value not yet skipped). The key slice is only valid during the call.
+func (d *decoder) object(member func(key []byte) error) error {
+	if err := d.expect('{'); err != nil {
+		return err
+	}
+	d.skipWS()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		return nil
+	}
+	for {
+		d.skipWS()
+		key, err := d.key()
+		if err != nil {
+			return err
+		}
+		if err := d.expect(':'); err != nil {
+			return err
+		}
+		if err := member(key); err != nil {
+			return err
+		}
+		d.skipWS()
+		if d.i >= len(d.b) {
+			return d.unexpected("',' or '}'")
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+		case '}':
+			d.i++
+			return nil
+		default:
+			return d.unexpected("',' or '}'")
+		}
+	}
+}
+
+// key scans an object key and returns its unescaped bytes.
+func (d *decoder) key() ([]byte, error) {
+	if d.i >= len(d.b) || d.b[d.i] != '"' {
+		return nil, d.unexpected("an object key")
+	}
+	start := d.i
+	escaped, err := d.str()
+	if err != nil {
+		return nil, err
+	}
+	if !escaped {
+		return d.b[start+1 : d.i-1], nil
+	}
+	var s string
+	if err := json.Unmarshal(d.b[start:d.i], &s); err != nil {
+		return nil, d.errf("invalid key: %v", err)
+	}
+	return []byte(s), nil
+}
+
+// str scans a string at d.i (which must be '"') and reports whether it contains escapes.
+func (d *decoder) str() (escaped bool, err error) {
+	d.i++
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			return escaped, nil
+		case c == '\\':
+			escaped = true
+			d.i++
+			if d.i >= len(d.b) {
+				return false, d.errf("unterminated string")
+			}
+			switch d.b[d.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				d.i++
+			case 'u':
+				if d.i+4 >= len(d.b) {
+					return false, d.errf("unterminated string")
+				}
+				for k := 1; k <= 4; k++ {
+					if !isHex(d.b[d.i+k]) {
+						return false, d.errf("invalid \\u escape in string")
+					}
+				}
+				d.i += 5
+			default:
+				return false, d.errf("invalid escape in string")
+			}
+		case c < 0x20:
+			return false, d.errf("control character in string")
+		default:
+			d.i++
+		}
+	}
+	return false, d.errf("unterminated string")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// stringValue scans a string value and stores it in *dst; null leaves *dst unchanged.
+func (d *decoder) stringValue(dst *string) error {
+	d.skipWS()
+	if d.i < len(d.b) && d.b[d.i] == 'n' {
+		return d.literal("null")
+	}
+	if d.i >= len(d.b) || d.b[d.i] != '"' {
+		return d.unexpected("a string")
+	}
+	start := d.i
+	escaped, err := d.str()
+	if err != nil {
+		return err
+	}
+	if !escaped {
+		*dst = string(d.b[start+1 : d.i-1])
+		return nil
+	}
+	return json.Unmarshal(d.b[start:d.i], dst)
+}
+
+// int64Value scans an integer value named name. With allowString, a string of decimal digits
+// (optionally with a leading minus) is accepted too. Fractions, exponents, null and overflow are
+// errors.
+func (d *decoder) int64Value(name string, allowString bool) (int64, error) {
+	d.skipWS()
+	if d.i >= len(d.b) {
+		return 0, d.unexpected(name)
+	}
+	c := d.b[d.i]
+	if c == '"' && allowString {
+		start := d.i
+		if _, err := d.str(); err != nil {
+			return 0, err
+		}
+		v, ok := parseInt(d.b[start+1 : d.i-1])
+		if !ok {
+			return 0, fmt.Errorf("%s %s is not a decimal int64", name, d.b[start:d.i])
+		}
+		return v, nil
+	}
+	if c != '-' && (c < '0' || c > '9') {
+		if c == 'n' {
+			return 0, fmt.Errorf("%s is null", name)
+		}
+		return 0, d.errf("%s is not an integer", name)
+	}
+	start := d.i
+	isInt, err := d.number()
+	if err != nil {
+		return 0, err
+	}
+	if !isInt {
+		return 0, fmt.Errorf("%s %s is not an integer", name, d.b[start:d.i])
+	}
+	v, ok := parseInt(d.b[start:d.i])
+	if !ok {
+		return 0, fmt.Errorf("%s %s overflows int64", name, d.b[start:d.i])
+	}
+	return v, nil
+}
+
+// parseInt parses an optional minus and decimal digits (no leading zeros but "0") into an int64.
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && b[0] == '-' {
+		neg = true
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 19 || (b[0] == '0' && len(b) > 1) {
+		return 0, false
+	}
+	var u uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0') // 19 digits cannot overflow uint64
+	}
+	if neg {
+		if u > uint64(math.MaxInt64)+1 {
+			return 0, false
+		}
+		return int64(-u), true
+	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
+}
+
+// number scans a JSON number and reports whether it is an integer (no fraction, no exponent).
+func (d *decoder) number() (isInt bool, err error) {
+	isInt = true
+	if d.i < len(d.b) && d.b[d.i] == '-' {
+		d.i++
+	}
+	switch {
+	case d.i < len(d.b) && d.b[d.i] == '0':
+		d.i++
+	case d.i < len(d.b) && '1' <= d.b[d.i] && d.b[d.i] <= '9':
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+	default:
+		return false, d.unexpected("a digit")
+	}
+	if d.i < len(d.b) && d.b[d.i] == '.' {
+		isInt = false
+		d.i++
+		if d.i >= len(d.b) || d.b[d.i] < '0' || d.b[d.i] > '9' {
+			return false, d.unexpected("a digit after '.'")
+		}
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+	}
+	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+		isInt = false
+		d.i++
+		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
+			d.i++
+		}
+		if d.i >= len(d.b) || d.b[d.i] < '0' || d.b[d.i] > '9' {
+			return false, d.unexpected("a digit in the exponent")
+		}
+		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+			d.i++
+		}
+	}
+	return isInt, nil
+}
+
+// literal consumes the literal word.
+func (d *decoder) literal(word string) error {
+	if len(d.b)-d.i >= len(word) && string(d.b[d.i:d.i+len(word)]) == word {
+		d.i += len(word)
+		return nil
+	}
+	return d.unexpected(word)
+}
+
+// skip validates and skips one value; depth is the nesting depth of the value's container.
+func (d *decoder) skip(depth int) error {
+	if depth > maxDepth {
+		return d.errf("nesting deeper than %d", maxDepth)
+	}
+	d.skipWS()
+	if d.i >= len(d.b) {
+		return d.unexpected("a value")
+	}
+	switch c := d.b[d.i]; {
+	case c == '{':
+		return d.object(func([]byte) error { return d.skip(depth + 1) })
+	case c == '[':
+		d.i++
+		d.skipWS()
+		if d.i < len(d.b) && d.b[d.i] == ']' {
+			d.i++
+			return nil
+		}
+		for {
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+			d.skipWS()
+			if d.i >= len(d.b) {
+				return d.unexpected("',' or ']'")
+			}
+			switch d.b[d.i] {
+			case ',':
+				d.i++
+			case ']':
+				d.i++
+				return nil
+			default:
+				return d.unexpected("',' or ']'")
+			}
+		}
+	case c == '"':
+		_, err := d.str()
+		return err
+	case c == '-' || '0' <= c && c <= '9':
+		_, err := d.number()
+		return err
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	default:
+		return d.unexpected("a value")
+	}
+}
+
+// tokenBody is a decoded token answer.
+type tokenBody struct {
+	code      int64
+	msg       string
+	subCode   string
+	token     string
+	expiresIn int64
+	createAt  int64
+}
+
+// decodeToken decodes a token answer. When code is 0, data.access_token must be a non-empty string
+// and expires_in a positive integer; create_at (epoch seconds) is optional.
+func decodeToken(body []byte) (tokenBody, error) {
+	var v struct {
+		Code    *json.Number `json:"code"`
+		Msg     string       `json:"msg"`
+		SubCode any          `json:"sub_code"`
+		Data    *struct {
+			AccessToken *string     `json:"access_token"`
+			ExpiresIn   json.Number `json:"expires_in"`
+			CreateAt    json.Number `json:"create_at"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return tokenBody{}, fmt.Errorf("%w: token answer: %w", ErrMalformed, err)
+	}
+	if v.Code == nil {
+		return tokenBody{}, fmt.Errorf("%w: token answer: no code", ErrMalformed)
+	}
+	code, err := v.Code.Int64()
+	if err != nil {
+		return tokenBody{}, fmt.Errorf("%w: token answer: code %s is not an integer", ErrMalformed, v.Code)
+	}
+	out := tokenBody{code: code, msg: v.Msg}
+	if s, ok := v.SubCode.(string); ok {
+		out.subCode = s
+	}
+	if code != 0 {
+		return out, nil
+	}
+	if v.Data == nil || v.Data.AccessToken == nil || *v.Data.AccessToken == "" {
+		return tokenBody{}, fmt.Errorf("%w: token answer: code 0 but no data.access_token", ErrMalformed)
+	}
+	out.token = *v.Data.AccessToken
+	if out.expiresIn, err = v.Data.ExpiresIn.Int64(); err != nil || out.expiresIn <= 0 {
+		return tokenBody{}, fmt.Errorf("%w: token answer: data.expires_in %q is not a positive integer", ErrMalformed, v.Data.ExpiresIn)
+	}
+	if v.Data.CreateAt != "" {
+		if out.createAt, err = v.Data.CreateAt.Int64(); err != nil {
+			return tokenBody{}, fmt.Errorf("%w: token answer: data.create_at %q is not an integer", ErrMalformed, v.Data.CreateAt)
+		}
+	}
+	return out, nil
+}

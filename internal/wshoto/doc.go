@@ -1,0 +1,22 @@
+// Package wshoto is the client of WeShoto's open API as followpub uses it: the access-token endpoint
+// and the paged follow-up lists (by default listForSystem, the system follow-up list).
+//
+// What it guarantees:
+//
+//   - Ids and times are decoded as int64 and never pass through float64; each record also keeps its
+//     exact JSON (compacted, unknown fields included) in schema.Record.Raw.
+//   - A body that is not the documented shape is an error that names the problem (wrapping
+//     ErrMalformed), never a panic and never a silently empty page.
+//   - Transient failures (HTTP 429 and 5xx, timeouts, connection errors, malformed bodies, non-zero
+//     `code` values) are retried with exponential backoff and full jitter, bounded in attempts and in
+//     time. Token failures (the configured auth codes, HTTP 401) renew the token and retry once.
+//     The decision is made in one place, decide, which has a table test.
+//   - Requests are rate limited client side and bounded in number at once.
+//   - Client.Fetch returns a consistent page set or an error: every page of the window is read, the
+//     total and the distinct ids are cross-checked, and a page set that changed while it was read is
+//     read again (a bounded number of times, then ErrInconsistentPages).
+//   - Secrets (the access token, the app secret) never appear in errors or log lines: the token
+//     travels in the query string and every error that could print the URL is redacted.
+//
+// A Client is safe for concurrent use by multiple goroutines.
+package wshoto
