@@ -1,0 +1,347 @@
+package publisher
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/schema"
+)
+
+var _ poller.Publisher = (*Publisher)(nil)
+
+func TestRetriable(t *testing.T) {
+	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"leader not available", kafka.LeaderNotAvailable, true},
+		{"not leader", kafka.NotLeaderForPartition, true},
+		{"unknown topic (metadata still propagating)", kafka.UnknownTopicOrPartition, true},
+		{"not enough replicas", kafka.NotEnoughReplicas, true},
+		{"request timed out", kafka.RequestTimedOut, true},
+		{"broker not available", kafka.BrokerNotAvailable, true},
+		{"wrapped temporary", fmt.Errorf("x: %w", kafka.LeaderNotAvailable), true},
+		{"connection refused", dialRefused, true},
+		{"connection reset", syscall.ECONNRESET, true},
+		{"broken pipe", syscall.EPIPE, true},
+		{"unexpected EOF", io.ErrUnexpectedEOF, true},
+		{"i/o timeout", os.ErrDeadlineExceeded, true},
+		{"write errors all temporary", kafka.WriteErrors{nil, kafka.LeaderNotAvailable, dialRefused}, true},
+		{"write errors one final", kafka.WriteErrors{kafka.LeaderNotAvailable, kafka.TopicAuthorizationFailed}, false},
+		{"write errors none", kafka.WriteErrors{nil, nil}, false},
+		{"sasl failed", kafka.SASLAuthenticationFailed, false},
+		{"sasl mechanism", kafka.UnsupportedSASLMechanism, false},
+		{"topic authorization", kafka.TopicAuthorizationFailed, false},
+		{"invalid topic", kafka.InvalidTopic, false},
+		{"message too large", kafka.MessageTooLargeError{}, false},
+		{"message size too large (broker)", kafka.MessageSizeTooLarge, false},
+		{"unknown authority", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, false},
+		{"not TLS", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, false},
+		{"deadline", context.DeadlineExceeded, false},
+		{"canceled", context.Canceled, false},
+		{"closed", ErrClosed, false},
+		{"other", errors.New("boom"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := retriable(tt.err); got != tt.want {
+				t.Errorf("retriable(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExplain(t *testing.T) {
+	p, err := New(Config{
+		Brokers: []string{"127.0.0.1:1", "127.0.0.1:2"},
+		SASL:    SASLConfig{Mechanism: "SCRAM-SHA-512", Username: "alice", Password: "hunter2"},
+		TLS:     TLSConfig{Enabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cfg.TLS.CAFile = "/etc/kafka/ca.pem" // as if it had been read
+	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		name     string
+		err      error
+		sentinel error
+		says     []string
+	}{
+		{"wrong password", kafka.SASLAuthenticationFailed, ErrAuthentication,
+			[]string{"authentication failed", "alice", "SCRAM-SHA-512", "127.0.0.1:1,127.0.0.1:2", "password"}},
+		{"mechanism off", kafka.UnsupportedSASLMechanism, ErrAuthentication, []string{"SCRAM-SHA-512"}},
+		{"unknown CA", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, ErrCertificateNotTrusted,
+			[]string{"not trusted", "/etc/kafka/ca.pem", "KAFKA_TLS_CA_FILE"}},
+		{"bare unknown CA", x509.UnknownAuthorityError{}, ErrCertificateNotTrusted, []string{"/etc/kafka/ca.pem"}},
+		{"wrong host", x509.HostnameError{Host: "kafka.example"}, ErrCertificateNotTrusted, []string{"server name"}},
+		{"refused", dialRefused, ErrBrokersUnreachable, []string{"unreachable", "tried 127.0.0.1:1,127.0.0.1:2", "refused"}},
+		{"dns", fmt.Errorf("x: %w", &net.DNSError{Err: "no such host", Name: "kafka"}), ErrBrokersUnreachable, []string{"tried"}},
+		{"too large", kafka.MessageTooLargeError{}, ErrRecordTooLarge, []string{"too large"}},
+		{"closed by broker", io.ErrUnexpectedEOF, nil, []string{"closed the connection", "TLS", "SASL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := p.explain(tt.err)
+			if reflect.TypeOf(tt.err).Comparable() && !errors.Is(got, tt.err) {
+				t.Errorf("explain lost the cause %v: %v", tt.err, got)
+			}
+			if tt.sentinel != nil && !errors.Is(got, tt.sentinel) {
+				t.Errorf("explain(%v) = %v, want it to wrap %v", tt.err, got, tt.sentinel)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(got.Error(), s) {
+					t.Errorf("explain(%v) = %q, want it to say %q", tt.err, got, s)
+				}
+			}
+			if strings.Contains(got.Error(), "hunter2") {
+				t.Errorf("the password shows: %v", got)
+			}
+			if again := p.explain(got); again.Error() != got.Error() {
+				t.Errorf("explain is not idempotent: %q then %q", got, again)
+			}
+		})
+	}
+	if e := errors.New("other"); p.explain(e) != e {
+		t.Error("explain changed an error it cannot explain")
+	}
+}
+
+func TestExplainSystemRoots(t *testing.T) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:1"}, TLS: TLSConfig{Enabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.explain(x509.UnknownAuthorityError{})
+	if !strings.Contains(got.Error(), "system") || !strings.Contains(got.Error(), "KAFKA_TLS_CA_FILE") {
+		t.Errorf("explain = %q, want it to mention the system roots and KAFKA_TLS_CA_FILE", got)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	prevMax := time.Duration(0)
+	for attempt := range 100 {
+		d := backoff(attempt)
+		if d < retryBackoffMin*3/4 || d > retryBackoffMax*5/4 {
+			t.Fatalf("backoff(%d) = %s, outside [%s, %s]", attempt, d, retryBackoffMin*3/4, retryBackoffMax*5/4)
+		}
+		if attempt < 4 {
+			nominal := retryBackoffMin << attempt
+			if d < nominal*3/4 || d > nominal*5/4 {
+				t.Errorf("backoff(%d) = %s, want %s ±25%%", attempt, d, nominal)
+			}
+		}
+		prevMax = max(prevMax, d)
+	}
+	if prevMax < retryBackoffMax*3/4 {
+		t.Errorf("backoff never reached its maximum: %s", prevMax)
+	}
+}
+
+func TestMessages(t *testing.T) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}, Source: "urn:test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []schema.Record{
+		{ID: 9007199254740993, FollowTime: 1707292800000, Raw: []byte(`{"id":9007199254740993,"follow_time":1707292800000,"x":1}`)},
+		{ID: 7, FollowTime: 1707292800123, Raw: []byte(`{"id":7,"follow_time":1707292800123}`)},
+	}
+	c := &call{slots: make([]slot, len(recs))}
+	before := time.Now()
+	msgs := p.messages(recs, c)
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	for i, m := range msgs {
+		r := recs[i]
+		if string(m.Key) != string(r.Key()) || string(m.Value) != string(r.Raw) || m.Topic != "" || m.Partition != 0 {
+			t.Errorf("message %d: key %q value %s topic %q", i, m.Key, m.Value, m.Topic)
+		}
+		if m.Time.Before(before) || time.Since(m.Time) > time.Minute {
+			t.Errorf("message %d: time %v is not the publishing time", i, m.Time)
+		}
+		want := schema.AppendHeaders(nil, r, "urn:test")
+		if len(m.Headers) != len(want) {
+			t.Fatalf("message %d: %d headers", i, len(m.Headers))
+		}
+		for j := range want {
+			if m.Headers[j].Key != want[j].Key || string(m.Headers[j].Value) != string(want[j].Value) {
+				t.Errorf("message %d header %d = %s=%q, want %s=%q", i, j, m.Headers[j].Key, m.Headers[j].Value, want[j].Key, want[j].Value)
+			}
+		}
+		if cap(m.Headers) != schema.NumHeaders {
+			t.Errorf("message %d: headers may be appended into the next message's (cap %d)", i, cap(m.Headers))
+		}
+		if s, ok := m.WriterData.(*slot); !ok || s != &c.slots[i] || s.call != c {
+			t.Errorf("message %d: WriterData is not its slot", i)
+		}
+	}
+	complete(msgs[1:], nil)
+	complete(msgs[:1], kafka.LeaderNotAvailable)
+	acked, n := c.acked()
+	if n != 1 || acked[0] || !acked[1] {
+		t.Errorf("acked = %v (%d)", acked, n)
+	}
+	if last := c.lastErr.Load(); last == nil || !errors.Is(*last, kafka.LeaderNotAvailable) {
+		t.Errorf("lastErr = %v", last)
+	}
+	if got := unacked(msgs); len(got) != 1 || string(got[0].Key) != "9007199254740993" {
+		t.Errorf("unacked = %v", got)
+	}
+}
+
+func TestMessagesAllocations(t *testing.T) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]schema.Record, 100)
+	for i := range recs {
+		recs[i] = schema.Record{ID: int64(1e12) + int64(i), FollowTime: 1707292800000, Raw: []byte(`{"id":1}`)}
+	}
+	c := &call{slots: make([]slot, len(recs))}
+	allocs := testing.AllocsPerRun(20, func() { p.messages(recs, c) })
+	// One buffer per record, plus the message and header slices per call.
+	if perRecord := allocs / float64(len(recs)); perRecord > 1.05 {
+		t.Errorf("%.2f allocations per record building messages, want at most 1", perRecord)
+	}
+}
+
+func TestPublishNothing(t *testing.T) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	acked, err := p.Publish(context.Background(), nil)
+	if err != nil || acked != nil {
+		t.Errorf("Publish(nil) = %v, %v", acked, err)
+	}
+}
+
+func TestPublishRefusesTombstones(t *testing.T) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	acked, err := p.Publish(context.Background(), []schema.Record{{ID: 1, Raw: []byte(`{}`)}, {ID: 2}})
+	if err == nil || acked != nil || !strings.Contains(err.Error(), "id 2") {
+		t.Errorf("Publish = %v, %v; want an error naming id 2", acked, err)
+	}
+}
+
+func TestPublishAfterClose(t *testing.T) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	_, err = p.Publish(context.Background(), []schema.Record{{ID: 1, Raw: []byte(`{}`)}})
+	if !errors.Is(err, ErrClosed) {
+		t.Errorf("Publish after Close: %v, want ErrClosed", err)
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestUnreachableBrokers(t *testing.T) {
+	a, b := closedPort(t), closedPort(t)
+	metrics := &recordingMetrics{}
+	p, err := New(Config{Brokers: []string{a, b}, WriteTimeout: 2 * time.Second, CreateTopic: true, Metrics: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	start := time.Now()
+	acked, err := p.Publish(context.Background(), []schema.Record{{ID: 1, FollowTime: 1, Raw: []byte(`{"id":1,"follow_time":1}`)}})
+	took := time.Since(start)
+	if err == nil || acked != nil {
+		t.Fatalf("Publish = %v, %v; want an error", acked, err)
+	}
+	if took > 4*time.Second {
+		t.Errorf("Publish took %s with WriteTimeout 2s", took)
+	}
+	if !errors.Is(err, ErrBrokersUnreachable) || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
+		t.Errorf("err = %v; want ErrBrokersUnreachable naming %s and %s", err, a, b)
+	}
+	if n, e := metrics.get(); n != 1 || e == nil {
+		t.Errorf("metrics saw %d calls, last err %v", n, e)
+	}
+	for name, f := range map[string]func(context.Context) error{"Check": p.Check, "EnsureTopic": p.EnsureTopic} {
+		err := f(context.Background())
+		if !errors.Is(err, ErrBrokersUnreachable) || !strings.Contains(err.Error(), a) {
+			t.Errorf("%s: err = %v; want ErrBrokersUnreachable naming the brokers", name, err)
+		}
+	}
+}
+
+func TestPublishHonoursContext(t *testing.T) {
+	p, err := New(Config{Brokers: []string{closedPort(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = p.Publish(ctx, []schema.Record{{ID: 1, Raw: []byte(`{}`)}})
+	if err == nil || time.Since(start) > 2*time.Second {
+		t.Errorf("Publish = %v after %s; want an error soon after the context's deadline", err, time.Since(start))
+	}
+}
+
+type recordingMetrics struct {
+	mu    sync.Mutex
+	n     int
+	total int
+	last  error
+}
+
+func (m *recordingMetrics) ObserveWrite(n int, d time.Duration, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.n++
+	m.total += n
+	m.last = err
+}
+
+func (m *recordingMetrics) get() (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n, m.last
+}
