@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,18 +219,14 @@ func (p *Publisher) write(ctx context.Context, msgs []kafka.Message, c *call) er
 		var tooLarge kafka.MessageTooLargeError
 		if errors.As(err, &tooLarge) {
 			// Nothing was sent. Send the records before the large one, then report it.
-			i := len(pending) - len(tooLarge.Remaining) - 1
+			i := slices.IndexFunc(pending, func(m kafka.Message) bool { return m.WriterData == tooLarge.Message.WriterData })
 			if i > 0 {
 				if err := p.write(ctx, pending[:i], c); err != nil {
 					return err
 				}
 			}
-			id := ""
-			if i >= 0 && i < len(pending) {
-				id = string(pending[i].Key)
-			}
-			return fmt.Errorf("%w: record id %s has %d bytes of value, more than %d bytes per batch",
-				ErrRecordTooLarge, id, len(tooLarge.Message.Value), p.cfg.BatchBytes)
+			return fmt.Errorf("%w: record id %s has %d bytes of value, more than the %d bytes of a batch",
+				ErrRecordTooLarge, tooLarge.Message.Key, len(tooLarge.Message.Value), p.cfg.BatchBytes)
 		}
 		if err == nil {
 			return nil

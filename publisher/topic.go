@@ -112,17 +112,30 @@ func (p *Publisher) awaitTopic(ctx context.Context) error {
 	}
 }
 
-// ensureTopicOnce runs EnsureTopic until it succeeds once.
+// ensureTopicOnce runs EnsureTopic until it succeeds once per Publisher, retrying temporary
+// failures (brokers down or restarting) with backoff until ctx is done.
 func (p *Publisher) ensureTopicOnce(ctx context.Context) error {
 	p.topicMu.Lock()
 	defer p.topicMu.Unlock()
-	if p.topicReady {
-		return nil
+	for attempt := 0; !p.topicReady; attempt++ {
+		err := p.EnsureTopic(ctx)
+		if err == nil {
+			p.topicReady = true
+			break
+		}
+		if !retriable(err) || ctx.Err() != nil {
+			return err
+		}
+		delay := backoff(attempt)
+		p.log.Debug("retrying topic check", "attempt", attempt+1, "delay", delay, "err", err)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
 	}
-	if err := p.EnsureTopic(ctx); err != nil {
-		return err
-	}
-	p.topicReady = true
 	return nil
 }
 
