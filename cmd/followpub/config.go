@@ -1,0 +1,335 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/followpub/followpub/internal/wshoto"
+	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/publisher"
+)
+
+// envPrefix starts the name of every variable followpub reads.
+const envPrefix = "FOLLOWPUB_"
+
+// config is every FOLLOWPUB_ variable of SPEC.md §3. Tags carry the full name so that envconfig
+// reads that name only (with a prefix, a field with an explicit name falls back to the unprefixed
+// one: a stray KAFKA_BROKERS in the environment would be picked up silently).
+type config struct {
+	APIBaseURL        string        `envconfig:"FOLLOWPUB_API_BASE_URL" default:"https://open.wshoto.com" desc:"API origin; plain http:// only for loopback hosts unless API_ALLOW_INSECURE=true"`
+	APIAllowInsecure  bool          `envconfig:"FOLLOWPUB_API_ALLOW_INSECURE" default:"false" desc:"allow plain http:// to a non-loopback API host"`
+	APIAccessToken    string        `envconfig:"FOLLOWPUB_API_ACCESS_TOKEN" desc:"a fixed access token; when set, no token is fetched (secret)"`
+	APIAppID          string        `envconfig:"FOLLOWPUB_API_APP_ID" desc:"app id for the token endpoint (used when no fixed token)"`
+	APIAppSecret      string        `envconfig:"FOLLOWPUB_API_APP_SECRET" desc:"app secret for the token endpoint (secret)"`
+	APIPageSize       int           `envconfig:"FOLLOWPUB_API_PAGE_SIZE" default:"100" desc:"records per page, 1-100"`
+	APITimezone       string        `envconfig:"FOLLOWPUB_API_TIMEZONE" default:"Asia/Shanghai" desc:"time zone of the API's yyyy-MM-dd date filter"`
+	APITimeout        time.Duration `envconfig:"FOLLOWPUB_API_TIMEOUT" default:"10s" desc:"bound on one HTTP request"`
+	APIRateLimit      float64       `envconfig:"FOLLOWPUB_API_RATE_LIMIT" default:"10" desc:"API requests per second, client side"`
+	APIConcurrency    int           `envconfig:"FOLLOWPUB_API_CONCURRENCY" default:"4" desc:"pages fetched at once"`
+	APIAuthErrorCodes string        `envconfig:"FOLLOWPUB_API_AUTH_ERROR_CODES" default:"10001,10010,10011" desc:"code values that mean: refresh the token and retry once"`
+
+	FilterTargetType    string `envconfig:"FOLLOWPUB_FILTER_TARGET_TYPE" desc:"target_type filter (1 customer, 3 opportunity, 4 clue, 9 order, 10 group, 11 contact, 12 company)"`
+	FilterTargetIDs     string `envconfig:"FOLLOWPUB_FILTER_TARGET_IDS" desc:"target_id_list filter, comma-separated"`
+	FilterFollowUserIDs string `envconfig:"FOLLOWPUB_FILTER_FOLLOW_USER_IDS" desc:"follow_user_ids filter, comma-separated"`
+	FilterFollowDepIDs  string `envconfig:"FOLLOWPUB_FILTER_FOLLOW_DEP_IDS" desc:"follow_dep_ids filter, comma-separated integers"`
+	FilterTitle         string `envconfig:"FOLLOWPUB_FILTER_TITLE" desc:"title filter"`
+
+	PollInterval time.Duration `envconfig:"FOLLOWPUB_POLL_INTERVAL" default:"30s" desc:"time between cycle starts"`
+	Lookback     time.Duration `envconfig:"FOLLOWPUB_LOOKBACK" default:"1h" desc:"how far behind the newest published follow_time a record may still arrive and be published"`
+	StartFrom    string        `envconfig:"FOLLOWPUB_START_FROM" default:"today" desc:"where a run with no state begins: RFC 3339, yyyy-MM-dd, today, now, or a duration back (72h)"`
+
+	KafkaBrokers          string        `envconfig:"FOLLOWPUB_KAFKA_BROKERS" default:"localhost:9092" desc:"comma-separated bootstrap servers"`
+	KafkaTopic            string        `envconfig:"FOLLOWPUB_KAFKA_TOPIC" default:"wshoto.crm.follow.system" desc:"output topic"`
+	KafkaCreateTopic      bool          `envconfig:"FOLLOWPUB_KAFKA_CREATE_TOPIC" default:"true" desc:"create the topic if missing"`
+	KafkaTopicPartitions  int           `envconfig:"FOLLOWPUB_KAFKA_TOPIC_PARTITIONS" default:"3" desc:"partitions of a created topic"`
+	KafkaTopicReplication int           `envconfig:"FOLLOWPUB_KAFKA_TOPIC_REPLICATION" default:"-1" desc:"replication factor of a created topic; -1 = broker default"`
+	KafkaCompression      string        `envconfig:"FOLLOWPUB_KAFKA_COMPRESSION" default:"lz4" desc:"none, gzip, snappy, lz4 or zstd (default chosen by benchmark: docs/BENCHMARKS.md)"`
+	KafkaSASLMechanism    string        `envconfig:"FOLLOWPUB_KAFKA_SASL_MECHANISM" desc:"PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty = no SASL"`
+	KafkaSASLUsername     string        `envconfig:"FOLLOWPUB_KAFKA_SASL_USERNAME" desc:"SASL user"`
+	KafkaSASLPassword     string        `envconfig:"FOLLOWPUB_KAFKA_SASL_PASSWORD" desc:"SASL password (secret)"`
+	KafkaTLS              bool          `envconfig:"FOLLOWPUB_KAFKA_TLS" default:"false" desc:"TLS to the brokers"`
+	KafkaTLSCAFile        string        `envconfig:"FOLLOWPUB_KAFKA_TLS_CA_FILE" desc:"PEM file of the CAs to trust; empty = system roots"`
+	KafkaTLSCertFile      string        `envconfig:"FOLLOWPUB_KAFKA_TLS_CERT_FILE" desc:"PEM client certificate"`
+	KafkaTLSKeyFile       string        `envconfig:"FOLLOWPUB_KAFKA_TLS_KEY_FILE" desc:"PEM client key"`
+	KafkaTLSInsecureSkip  bool          `envconfig:"FOLLOWPUB_KAFKA_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"accept any broker certificate (tests only)"`
+	KafkaWriteTimeout     time.Duration `envconfig:"FOLLOWPUB_KAFKA_WRITE_TIMEOUT" default:"30s" desc:"bound on one publish attempt"`
+	EventSource           string        `envconfig:"FOLLOWPUB_EVENT_SOURCE" default:"https://open.wshoto.com/openapi/crm/follow/listForSystem" desc:"the CloudEvents source (ce_source)"`
+	StatePath             string        `envconfig:"FOLLOWPUB_STATE_PATH" default:"followpub.state" desc:"the watermark store (a file on local disk)"`
+	HTTPAddr              string        `envconfig:"FOLLOWPUB_HTTP_ADDR" default:"127.0.0.1:9464" desc:"address of /metrics, /healthz, /readyz; empty disables"`
+	LogFormat             string        `envconfig:"FOLLOWPUB_LOG_FORMAT" default:"auto" desc:"auto (coloured text on a terminal, JSON otherwise), text or json"`
+	LogLevel              string        `envconfig:"FOLLOWPUB_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	ShutdownTimeout       time.Duration `envconfig:"FOLLOWPUB_SHUTDOWN_TIMEOUT" default:"30s" desc:"grace period after SIGINT/SIGTERM"`
+	location              *time.Location
+	authCodes             []int
+	targetType            *int
+	depIDs                []int64
+	brokers               []string
+}
+
+// emptyMeansDisabled lists the variables for which a set-but-empty value is meaningful.
+var emptyMeansDisabled = map[string]bool{"FOLLOWPUB_HTTP_ADDR": true}
+
+// usageError is a bad command line or configuration: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// loadConfig reads the environment. A variable set to the empty string counts as unset, so its
+// default applies (envconfig alone would take the empty string and defeat the default), except
+// FOLLOWPUB_HTTP_ADDR, where empty disables the endpoints as SPEC.md says. Only FOLLOWPUB_ names
+// are read.
+func loadConfig() (*config, error) {
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, envPrefix) && v == "" && !emptyMeansDisabled[k] {
+			os.Unsetenv(k)
+		}
+	}
+	var c config
+	if err := envconfig.Process("", &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return nil, usagef("%s=%q: not a valid %s (%v)", pe.KeyName, pe.Value, pe.TypeName, unwrapParse(pe.Err))
+		}
+		return nil, usagef("reading the configuration: %v", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func unwrapParse(err error) error {
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		return ne.Err
+	}
+	return err
+}
+
+// validate checks every value up front and fills the parsed forms; each error names its variable.
+func (c *config) validate() error {
+	loc, err := time.LoadLocation(c.APITimezone)
+	if err != nil {
+		return usagef("FOLLOWPUB_API_TIMEZONE=%q: unknown time zone", c.APITimezone)
+	}
+	c.location = loc
+	u, err := url.Parse(c.APIBaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("FOLLOWPUB_API_BASE_URL=%q: want an http:// or https:// URL", c.APIBaseURL)
+	}
+	if u.Scheme == "http" && !c.APIAllowInsecure && !isLoopbackHost(u.Hostname()) {
+		return usagef("FOLLOWPUB_API_BASE_URL=%q: plain http:// is allowed only to loopback hosts; use https:// or set FOLLOWPUB_API_ALLOW_INSECURE=true", c.APIBaseURL)
+	}
+	if c.APIAccessToken == "" && (c.APIAppID == "") != (c.APIAppSecret == "") {
+		return usagef("FOLLOWPUB_API_APP_ID and FOLLOWPUB_API_APP_SECRET go together: set both (or FOLLOWPUB_API_ACCESS_TOKEN)")
+	}
+	checks := []struct {
+		ok   bool
+		name string
+		val  any
+		want string
+	}{
+		{c.APIPageSize >= 1 && c.APIPageSize <= 100, "FOLLOWPUB_API_PAGE_SIZE", c.APIPageSize, "1 to 100"},
+		{c.APITimeout > 0, "FOLLOWPUB_API_TIMEOUT", c.APITimeout, "a positive duration"},
+		{c.APIRateLimit > 0, "FOLLOWPUB_API_RATE_LIMIT", c.APIRateLimit, "a positive number of requests per second"},
+		{c.APIConcurrency >= 1 && c.APIConcurrency <= 64, "FOLLOWPUB_API_CONCURRENCY", c.APIConcurrency, "1 to 64"},
+		{c.PollInterval > 0, "FOLLOWPUB_POLL_INTERVAL", c.PollInterval, "a positive duration"},
+		{c.Lookback >= 0, "FOLLOWPUB_LOOKBACK", c.Lookback, "a duration of 0 or more"},
+		{c.KafkaTopic != "", "FOLLOWPUB_KAFKA_TOPIC", c.KafkaTopic, "a topic name"},
+		{c.KafkaTopicPartitions >= 1 || c.KafkaTopicPartitions == -1, "FOLLOWPUB_KAFKA_TOPIC_PARTITIONS", c.KafkaTopicPartitions, "1 or more (-1 = broker default)"},
+		{c.KafkaTopicReplication >= 1 || c.KafkaTopicReplication == -1, "FOLLOWPUB_KAFKA_TOPIC_REPLICATION", c.KafkaTopicReplication, "1 or more (-1 = broker default)"},
+		{oneOf(c.KafkaCompression, "none", "gzip", "snappy", "lz4", "zstd"), "FOLLOWPUB_KAFKA_COMPRESSION", c.KafkaCompression, "none, gzip, snappy, lz4 or zstd"},
+		{c.KafkaSASLMechanism == "" || oneOf(strings.ToUpper(c.KafkaSASLMechanism), "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "FOLLOWPUB_KAFKA_SASL_MECHANISM", c.KafkaSASLMechanism, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
+		{c.KafkaWriteTimeout > 0, "FOLLOWPUB_KAFKA_WRITE_TIMEOUT", c.KafkaWriteTimeout, "a positive duration"},
+		{c.StatePath != "", "FOLLOWPUB_STATE_PATH", c.StatePath, "a file path"},
+		{oneOf(c.LogFormat, "auto", "text", "json"), "FOLLOWPUB_LOG_FORMAT", c.LogFormat, "auto, text or json"},
+		{oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), "FOLLOWPUB_LOG_LEVEL", c.LogLevel, "debug, info, warn or error"},
+		{c.ShutdownTimeout > 0, "FOLLOWPUB_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "a positive duration"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return usagef("%s=%v: want %s", ch.name, ch.val, ch.want)
+		}
+	}
+	if c.KafkaSASLMechanism != "" && (c.KafkaSASLUsername == "" || c.KafkaSASLPassword == "") {
+		return usagef("FOLLOWPUB_KAFKA_SASL_MECHANISM=%s needs FOLLOWPUB_KAFKA_SASL_USERNAME and FOLLOWPUB_KAFKA_SASL_PASSWORD", c.KafkaSASLMechanism)
+	}
+	if !c.KafkaTLS && (c.KafkaTLSCAFile != "" || c.KafkaTLSCertFile != "" || c.KafkaTLSKeyFile != "" || c.KafkaTLSInsecureSkip) {
+		return usagef("FOLLOWPUB_KAFKA_TLS_* is set but FOLLOWPUB_KAFKA_TLS is not true")
+	}
+	if (c.KafkaTLSCertFile == "") != (c.KafkaTLSKeyFile == "") {
+		return usagef("FOLLOWPUB_KAFKA_TLS_CERT_FILE and FOLLOWPUB_KAFKA_TLS_KEY_FILE go together: set both or neither")
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			return usagef("FOLLOWPUB_HTTP_ADDR=%q: want host:port (or empty to disable)", c.HTTPAddr)
+		}
+	}
+	if _, err := poller.ParseStartFrom(c.StartFrom, time.Now(), loc); err != nil {
+		return usagef("FOLLOWPUB_START_FROM=%q: %v", c.StartFrom, err)
+	}
+	for _, s := range splitList(c.APIAuthErrorCodes) {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return usagef("FOLLOWPUB_API_AUTH_ERROR_CODES=%q: %q is not an integer", c.APIAuthErrorCodes, s)
+		}
+		c.authCodes = append(c.authCodes, n)
+	}
+	if c.FilterTargetType != "" {
+		n, err := strconv.Atoi(c.FilterTargetType)
+		if err != nil || n < 0 {
+			return usagef("FOLLOWPUB_FILTER_TARGET_TYPE=%q: want a target type number (1, 3, 4, 9, 10, 11, 12)", c.FilterTargetType)
+		}
+		c.targetType = &n
+	}
+	for _, s := range splitList(c.FilterFollowDepIDs) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return usagef("FOLLOWPUB_FILTER_FOLLOW_DEP_IDS=%q: %q is not an integer", c.FilterFollowDepIDs, s)
+		}
+		c.depIDs = append(c.depIDs, n)
+	}
+	c.brokers = splitList(c.KafkaBrokers)
+	if len(c.brokers) == 0 {
+		return usagef("FOLLOWPUB_KAFKA_BROKERS=%q: want host:port[,host:port…]", c.KafkaBrokers)
+	}
+	for _, b := range c.brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			return usagef("FOLLOWPUB_KAFKA_BROKERS=%q: %q is not host:port", c.KafkaBrokers, b)
+		}
+	}
+	return nil
+}
+
+// apiConfig is the API client's part of the configuration.
+func (c *config) apiConfig() wshoto.Config {
+	return wshoto.Config{
+		BaseURL:        c.APIBaseURL,
+		AllowInsecure:  c.APIAllowInsecure,
+		AccessToken:    c.APIAccessToken,
+		AppID:          c.APIAppID,
+		AppSecret:      c.APIAppSecret,
+		PageSize:       c.APIPageSize,
+		Location:       c.location,
+		Timeout:        c.APITimeout,
+		RateLimit:      c.APIRateLimit,
+		Concurrency:    c.APIConcurrency,
+		AuthErrorCodes: c.authCodes,
+		Filter: wshoto.Filter{
+			TargetType:    c.targetType,
+			TargetIDs:     splitList(c.FilterTargetIDs),
+			FollowUserIDs: splitList(c.FilterFollowUserIDs),
+			FollowDepIDs:  c.depIDs,
+			Title:         c.FilterTitle,
+		},
+	}
+}
+
+// publisherConfig is the Kafka publisher's part of the configuration.
+func (c *config) publisherConfig() publisher.Config {
+	return publisher.Config{
+		Brokers:      c.brokers,
+		Topic:        c.KafkaTopic,
+		CreateTopic:  c.KafkaCreateTopic,
+		Partitions:   c.KafkaTopicPartitions,
+		Replication:  c.KafkaTopicReplication,
+		Compression:  c.KafkaCompression,
+		SASL:         publisher.SASLConfig{Mechanism: c.KafkaSASLMechanism, Username: c.KafkaSASLUsername, Password: c.KafkaSASLPassword},
+		TLS:          publisher.TLSConfig{Enabled: c.KafkaTLS, CAFile: c.KafkaTLSCAFile, CertFile: c.KafkaTLSCertFile, KeyFile: c.KafkaTLSKeyFile, InsecureSkipVerify: c.KafkaTLSInsecureSkip},
+		WriteTimeout: c.KafkaWriteTimeout,
+		Source:       c.EventSource,
+	}
+}
+
+// pollerConfig is the poller's part of the configuration.
+func (c *config) pollerConfig() poller.Config {
+	return poller.Config{
+		Location:      c.location,
+		Interval:      c.PollInterval,
+		Lookback:      c.Lookback,
+		StartFrom:     c.StartFrom,
+		ShutdownGrace: c.ShutdownTimeout,
+	}
+}
+
+// secrets returns the secret values in use, for redaction.
+func (c *config) secrets() []string {
+	var out []string
+	for _, s := range []string{c.APIAccessToken, c.APIAppSecret, c.KafkaSASLPassword} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// logAttrs is the effective configuration for the start-up log line, secrets masked.
+func (c *config) logAttrs() []any {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "***"
+	}
+	return []any{
+		"api_base_url", c.APIBaseURL, "api_access_token", mask(c.APIAccessToken), "api_app_id", c.APIAppID,
+		"api_app_secret", mask(c.APIAppSecret), "api_page_size", c.APIPageSize, "api_timezone", c.APITimezone,
+		"api_rate_limit", c.APIRateLimit, "api_concurrency", c.APIConcurrency, "poll_interval", c.PollInterval,
+		"lookback", c.Lookback, "start_from", c.StartFrom, "kafka_brokers", c.KafkaBrokers, "kafka_topic", c.KafkaTopic,
+		"kafka_compression", c.KafkaCompression, "kafka_sasl_mechanism", c.KafkaSASLMechanism,
+		"kafka_sasl_password", mask(c.KafkaSASLPassword), "kafka_tls", c.KafkaTLS, "state_path", c.StatePath,
+		"http_addr", c.HTTPAddr,
+	}
+}
+
+// printEnv writes every variable with its default and meaning (followpub env).
+func printEnv(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
+	err := envconfig.Usagef("", &config{}, tw, `{{range .}}{{usage_key .}}	{{usage_default .}}	{{usage_description .}}
+{{end}}`)
+	if err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}

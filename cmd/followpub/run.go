@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	once := fs.Bool("once", false, "run exactly one complete cycle, then exit (0 when it completed)")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("run takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel, cfg.secrets())
+	log.Info("followpub starting", append([]any{"version", version, "commit", commit, "once", *once}, cfg.logAttrs()...)...)
+	svc, err := openService(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	if cfg.HTTPAddr != "" {
+		stop, err := svc.serveHTTP(ctx, cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go enforceShutdownTimeout(ctx, done, cfg.ShutdownTimeout, stderr)
+
+	if *once {
+		res, err := svc.poller.Cycle(ctx)
+		if err != nil {
+			return fmt.Errorf("the cycle did not complete (published %d before it stopped): %w", res.Published, err)
+		}
+		return nil
+	}
+	err = svc.poller.Run(ctx)
+	log.Info("followpub stopped")
+	return err
+}
+
+// enforceShutdownTimeout exits with status 1 when a shutdown takes longer than timeout: the process
+// must not hang on a broker that does not answer.
+func enforceShutdownTimeout(ctx context.Context, done <-chan struct{}, timeout time.Duration, stderr io.Writer) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		fmt.Fprintf(stderr, "followpub: shutdown took longer than FOLLOWPUB_SHUTDOWN_TIMEOUT=%s; exiting\n", timeout)
+		os.Exit(1)
+	}
+}

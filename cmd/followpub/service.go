@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/followpub/followpub/internal/state"
+	"github.com/followpub/followpub/internal/wshoto"
+	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/publisher"
+)
+
+// Compile-time checks of the wiring: the adapters satisfy the poller's interfaces.
+var (
+	_ poller.Source    = (*wshoto.Client)(nil)
+	_ poller.Publisher = (*publisher.Publisher)(nil)
+	_ poller.Store     = (*state.Store)(nil)
+)
+
+// service is followpub wired together: the store, the API client, the publisher and the poller.
+type service struct {
+	cfg     *config
+	log     *slog.Logger
+	metrics *metrics
+	store   *state.Store
+	api     *wshoto.Client
+	pub     *publisher.Publisher
+	poller  *poller.Poller
+}
+
+// openService opens the store first, so that a second process on the same state fails before it
+// touches the API or Kafka.
+func openService(cfg *config, log *slog.Logger) (*service, error) {
+	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+	var err error
+	if s.store, err = state.Open(cfg.StatePath); err != nil {
+		return nil, err
+	}
+	apiCfg := cfg.apiConfig()
+	apiCfg.Logger, apiCfg.Metrics = log.With("component", "api"), s.metrics
+	if s.api, err = wshoto.New(apiCfg); err != nil {
+		s.close()
+		return nil, usagef("API configuration: %v", err)
+	}
+	pubCfg := cfg.publisherConfig()
+	pubCfg.Logger, pubCfg.Metrics = log.With("component", "kafka"), s.metrics
+	if s.pub, err = publisher.New(pubCfg); err != nil {
+		s.close()
+		return nil, usagef("Kafka configuration: %v", err)
+	}
+	pollCfg := cfg.pollerConfig()
+	pollCfg.Logger, pollCfg.Metrics = log.With("component", "poller"), s.metrics
+	// Keep a fifth of the shutdown budget for closing the writer and the store.
+	pollCfg.ShutdownGrace = cfg.ShutdownTimeout * 4 / 5
+	if s.poller, err = poller.New(pollCfg, s.api, s.pub, s.store); err != nil {
+		s.close()
+		return nil, usagef("poller configuration: %v", err)
+	}
+	return s, nil
+}
+
+// close closes in reverse order of opening: the publisher (flushing), then the store.
+func (s *service) close() {
+	if s.pub != nil {
+		if err := s.pub.Close(); err != nil {
+			s.log.Warn("closing the Kafka writer", "err", err)
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("closing the state store", "err", err)
+		}
+	}
+}
+
+// serveHTTP serves /healthz, /readyz and /metrics on addr until ctx is done. It returns once the
+// listener is bound, so that a port in use is reported at start-up.
+func (s *service) serveHTTP(ctx context.Context, addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on FOLLOWPUB_HTTP_ADDR=%s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.poller.Ready() {
+			http.Error(w, "not ready: no cycle completed within the last three poll intervals", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("HTTP endpoint stopped", "addr", addr, "err", err)
+		}
+	}()
+	s.log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
