@@ -1,0 +1,227 @@
+package wshoto
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestDecodeListBigIDsByteForByte(t *testing.T) {
+	recs := []string{
+		`{"id":9007199254740993,"content":"系统自动跟进","follow_time":1707292800000,"ext_score":12.50}`,
+		`{"id":9223372036854775807,"follow_time":1707292800001,"ext":{"ratio":1.0E2,"tags":["自动"]},"n":null}`,
+		`{"follow_time":-1,"id":"9007199254740995","target":{"is_ai":true}}`,
+	}
+	body := `{"code":0,"msg":"请求成功","data":{"total":3,"records":[` + strings.Join(recs, ",") + `]},"sub_code":"00000"}`
+	got, err := decodeList([]byte(body), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIDs := []int64{9007199254740993, 9223372036854775807, 9007199254740995}
+	wantTimes := []int64{1707292800000, 1707292800001, -1}
+	if got.total != 3 || len(got.records) != 3 {
+		t.Fatalf("total %d, %d records; want 3, 3", got.total, len(got.records))
+	}
+	for i, r := range got.records {
+		if r.ID != wantIDs[i] || r.FollowTime != wantTimes[i] {
+			t.Errorf("record %d: id %d follow_time %d; want %d %d", i, r.ID, r.FollowTime, wantIDs[i], wantTimes[i])
+		}
+		if string(r.Raw) != recs[i] {
+			t.Errorf("record %d raw:\n got %s\nwant %s", i, r.Raw, recs[i])
+		}
+		if cap(r.Raw) != len(r.Raw) {
+			t.Errorf("record %d: raw has spare capacity %d; an append would overwrite its neighbour", i, cap(r.Raw)-len(r.Raw))
+		}
+	}
+}
+
+func TestDecodeListCompactsWhitespace(t *testing.T) {
+	body := "{\n  \"code\": 0,\n  \"msg\": \"ok\",\n  \"data\": {\n    \"total\": 2,\n    \"records\": [\n" +
+		"      { \"id\" : 1 , \"content\": \"a  b\\\" \\n c\", \"target\": { \"is_ai\": false },\n \"follow_time\":\t5 },\n" +
+		"      {\"id\":2,\"follow_time\":6}\n    ]\n  }\n}\n"
+	got, err := decodeList([]byte(body), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"id":1,"content":"a  b\" \n c","target":{"is_ai":false},"follow_time":5}`,
+		`{"id":2,"follow_time":6}`,
+	}
+	for i, r := range got.records {
+		if string(r.Raw) != want[i] {
+			t.Errorf("record %d raw:\n got %s\nwant %s", i, r.Raw, want[i])
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, r.Raw); err != nil || buf.String() != string(r.Raw) {
+			t.Errorf("record %d is not compact JSON: %s", i, r.Raw)
+		}
+	}
+}
+
+func TestDecodeListNonZeroCode(t *testing.T) {
+	for _, body := range []string{
+		`{"code":3,"msg":"系统繁忙","data":null,"sub_code":"B0001"}`,
+		`{"data":"whatever","code":10010,"msg":"access_token已过期"}`,
+		`{"code":3}`,
+	} {
+		got, err := decodeList([]byte(body), 0)
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		if got.code == 0 {
+			t.Errorf("%s: code 0", body)
+		}
+	}
+	got, _ := decodeList([]byte(`{"code":3,"msg":"系统\u7e41忙","sub_code":"B0001"}`), 0)
+	if got.msg != "系统繁忙" || got.subCode != "B0001" {
+		t.Errorf("msg %q sub_code %q", got.msg, got.subCode)
+	}
+}
+
+func TestDecodeListAcceptsDocumentedVariants(t *testing.T) {
+	for _, body := range []string{
+		`{"code":0,"data":{"total":0,"records":[]}}`,
+		`{"code":0,"data":{"total":0,"records":null}}`,
+		`{"data":{"records":[{"id":1,"follow_time":2}],"total":1},"code":0}`, // data before code
+		`{"code":0,"data":{"total":1,"records":[{"\u0069d":1,"follow_time":2}]}}`,
+		`{"code":0,"data":{"total":1,"records":[{"id":-0,"follow_time":0}],"extra":[1,{"a":[]}]},"x":true}`,
+	} {
+		if _, err := decodeList([]byte(body), 0); err != nil {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+}
+
+func TestDecodeListMalformed(t *testing.T) {
+	rec := func(s string) string { return `{"code":0,"data":{"total":1,"records":[` + s + `]}}` }
+	tests := []struct {
+		name, body, want string
+	}{
+		{"empty", ``, "empty body"},
+		{"html", `<html><body>502</body></html>`, "not a JSON object"},
+		{"array", `[]`, "not a JSON object"},
+		{"no code", `{"msg":"ok","data":{"total":0,"records":[]}}`, "no code"},
+		{"code as string", `{"code":"0"}`, "code is not an integer"},
+		{"no data", `{"code":0,"msg":"ok"}`, "no data"},
+		{"null data", `{"code":0,"data":null}`, "no data"},
+		{"data not object", `{"code":0,"data":[]}`, "data is not an object"},
+		{"no total", `{"code":0,"data":{"records":[]}}`, "no data.total"},
+		{"negative total", `{"code":0,"data":{"total":-1,"records":[]}}`, "negative"},
+		{"total float", `{"code":0,"data":{"total":1.5,"records":[]}}`, "not an integer"},
+		{"no records", `{"code":0,"data":{"total":1}}`, "no data.records"},
+		{"records object", `{"code":0,"data":{"total":1,"records":{}}}`, "data.records is not an array"},
+		{"records string", `{"code":0,"data":{"total":1,"records":"x"}}`, "data.records is not an array"},
+		{"records null with total", `{"code":0,"data":{"total":1,"records":null}}`, "null but data.total is 1"},
+		{"record not object", rec(`1`), "record 0 is not an object"},
+		{"no id", rec(`{"follow_time":1}`), "record 0 has no id"},
+		{"no follow_time", rec(`{"id":7}`), "record 0 (id 7) has no follow_time"},
+		{"id null", rec(`{"id":null,"follow_time":1}`), "id is null"},
+		{"id float", rec(`{"id":1.5,"follow_time":1}`), "id 1.5 is not an integer"},
+		{"id exponent", rec(`{"id":1e3,"follow_time":1}`), "id 1e3 is not an integer"},
+		{"id overflow", rec(`{"id":9223372036854775808,"follow_time":1}`), "overflows int64"},
+		{"id bad string", rec(`{"id":"12a","follow_time":1}`), "is not a decimal int64"},
+		{"id bool", rec(`{"id":true,"follow_time":1}`), "id is not an integer"},
+		{"follow_time float", rec(`{"id":1,"follow_time":1.0}`), "follow_time 1.0 is not an integer"},
+		{"duplicate id", rec(`{"id":1,"id":2,"follow_time":1}`), "duplicate id"},
+		{"truncated", `{"code":0,"data":{"total":3,"records":[{"id":1,"follow_user_id":"wx_`, "unterminated string"},
+		{"truncated after value", `{"code":0,"data":{"total":3,"records":[{"id":1,"follow_time":2}`, "unexpected end"},
+		{"trailing", `{"code":0,"data":{"total":0,"records":[]}} x`, "trailing data"},
+		{"two objects", `{"code":3}{"code":0}`, "trailing data"},
+		{"control char", rec("{\"id\":1,\"follow_time\":1,\"c\":\"a\x01\"}"), "control character"},
+		{"bad escape", rec(`{"id":1,"follow_time":1,"c":"\x"}`), "invalid escape"},
+		{"bad literal", rec(`{"id":1,"follow_time":1,"c":tru}`), "want true"},
+		{"leading zero", rec(`{"id":01,"follow_time":1}`), "want ',' or '}'"},
+		{"deep", rec(`{"id":1,"follow_time":1,"c":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`), "nesting deeper"},
+		{"missing colon", `{"code" 0}`, `want ':'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeList([]byte(tt.body), 1)
+			if err == nil {
+				t.Fatalf("no error for %s", tt.body)
+			}
+			if !errors.Is(err, ErrMalformed) {
+				t.Errorf("error %q does not wrap ErrMalformed", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeListAgreesWithEncodingJSON(t *testing.T) {
+	body := []byte(`{"code":0,"msg":"请求成功","data":{"total":2,"records":[` +
+		`{"id":1234567890,"follow_user_id":"user123","content":"系统自动跟进:客户状态变更","target":{"contact_id":"contact123","external_id":"external123","company_id":"company123","chat_id":"chat123","clue_id":"clue123","is_ai":true},"business_type":1,"business_id":"business123","title":"客户状态变更","follow_time":1707292800000,"create_time":1707292800000},` +
+		`{"id":9007199254740993,"follow_time":1707292800000,"content":"\u003cb\u003e & \ud83d\ude80"}` +
+		`]},"sub_code":"00000"}`)
+	got, err := decodeList(body, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Data struct {
+			Records []json.RawMessage `json:"records"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &ref); err != nil {
+		t.Fatal(err)
+	}
+	for i, raw := range ref.Data.Records {
+		var fields struct {
+			ID         json.Number `json:"id"`
+			FollowTime json.Number `json:"follow_time"`
+		}
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			t.Fatal(err)
+		}
+		if fields.ID.String() != itoa(got.records[i].ID) || fields.FollowTime.String() != itoa(got.records[i].FollowTime) {
+			t.Errorf("record %d: got id %d follow_time %d; encoding/json says %s %s", i, got.records[i].ID, got.records[i].FollowTime, fields.ID, fields.FollowTime)
+		}
+		if !bytes.Equal(raw, got.records[i].Raw) {
+			t.Errorf("record %d raw differs:\n got %s\nwant %s", i, got.records[i].Raw, raw)
+		}
+	}
+}
+
+func TestDecodeToken(t *testing.T) {
+	good := `{"code":0,"msg":"ok","data":{"access_token":"abc","expires_in":7200,"create_at":1707292800}}`
+	tb, err := decodeToken([]byte(good))
+	if err != nil || tb.token != "abc" || tb.expiresIn != 7200 || tb.createAt != 1707292800 {
+		t.Fatalf("decodeToken(good) = %+v, %v", tb, err)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`{"msg":"ok"}`, "no code"},
+		{`{"code":0,"data":{}}`, "no data.access_token"},
+		{`{"code":0,"data":{"access_token":"a","expires_in":0}}`, "expires_in"},
+		{`{"code":0,"data":{"access_token":"a","expires_in":7200,"create_at":"x"}}`, "token answer"},
+		{`<html>`, "token answer"},
+	} {
+		_, err := decodeToken([]byte(tt.body))
+		if err == nil || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("decodeToken(%s) error %v; want ErrMalformed saying %q", tt.body, err, tt.want)
+		}
+	}
+	tb, err = decodeToken([]byte(`{"code":10002,"msg":"appid或app_secret错误"}`))
+	if err != nil || tb.code != 10002 {
+		t.Errorf("code answer: %+v, %v", tb, err)
+	}
+}
+
+func TestReadBodyCap(t *testing.T) {
+	if _, err := readBody(strings.NewReader(strings.Repeat("x", 11)), -1, 10); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "10-byte limit") {
+		t.Errorf("unknown length over the cap: %v", err)
+	}
+	if _, err := readBody(strings.NewReader(""), 11, 10); !errors.Is(err, ErrMalformed) {
+		t.Errorf("declared length over the cap: %v", err)
+	}
+	if b, err := readBody(strings.NewReader("0123456789"), 10, 10); err != nil || string(b) != "0123456789" {
+		t.Errorf("body at the cap: %q, %v", b, err)
+	}
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
