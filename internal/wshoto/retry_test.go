@@ -154,4 +154,3 @@ func TestRedactURL(t *testing.T) {
 		t.Errorf("redactErr lost the url.Error")
 	}
 }
-
