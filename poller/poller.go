@@ -290,7 +290,7 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 	res.Fetched += len(recs)
 	lo, hi := day.UnixMilli(), addDays(day, 1).UnixMilli()
 	fresh := make([]schema.Record, 0, len(recs))
-	var dups, outside int
+	var dups, outside, late int
 	for _, r := range recs {
 		switch {
 		case r.FollowTime < lo || r.FollowTime >= hi:
@@ -300,7 +300,9 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 					"day", day.Format(DateLayout), "id", r.ID, "follow_time", msTime(r.FollowTime))
 			}
 		case r.FollowTime < p.st.Floor:
-			p.reportLate(r)
+			if p.reportLate(r) {
+				late++
+			}
 		default:
 			if _, ok := p.st.Seen[r.ID]; ok {
 				dups++
@@ -311,6 +313,11 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 	}
 	res.Duplicates += dups
 	res.OutOfWindow += outside
+	res.Late += late
+	if late > 0 {
+		p.cfg.Logger.Warn("records older than the floor skipped, not published (each is counted once)",
+			"day", day.Format(DateLayout), "records", late, "floor", msTime(p.st.Floor))
+	}
 	p.cfg.Metrics.DuplicatesSkipped(dups)
 	p.cfg.Metrics.OutOfWindow(outside)
 	slices.SortFunc(fresh, schema.Compare)
@@ -394,15 +401,17 @@ func (p *Poller) commit(ctx context.Context, c Change) error {
 	return nil
 }
 
-// reportLate counts and logs a record below the floor, once per id while the floor stays put.
-func (p *Poller) reportLate(r schema.Record) {
+// reportLate counts and logs (at debug) a record below the floor, once per id while the floor
+// stays put. It reports whether the record was new to the count.
+func (p *Poller) reportLate(r schema.Record) bool {
 	if _, ok := p.late[r.ID]; ok {
-		return
+		return false
 	}
 	p.late[r.ID] = struct{}{}
 	p.cfg.Metrics.LateDropped(1)
-	p.cfg.Logger.Warn("record older than the floor skipped, not published",
+	p.cfg.Logger.Debug("record older than the floor skipped, not published",
 		"id", r.ID, "follow_time", msTime(r.FollowTime), "floor", msTime(p.st.Floor))
+	return true
 }
 
 // ensureState loads the state once, and creates it from StartFrom when there is none.

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/followpub/followpub/internal/wshotosim"
+	"github.com/followpub/followpub/poller"
 )
 
 // cmdDemo runs everything in one process with no set-up: the API simulator with live arrivals, a
@@ -73,7 +74,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.APIBaseURL, cfg.APIAppID, cfg.APIAppSecret, cfg.APIAccessToken = apiURL, simCfg.AppID, simCfg.AppSecret, ""
 	cfg.StatePath = filepath.Join(dir, "followpub.state")
 	cfg.PollInterval = time.Second
-	cfg.StartFrom = "24h"
+	cfg.StartFrom = poller.StartOfDay(time.Now().Add(-24*time.Hour), cfg.location).Format(time.RFC3339) // yesterday and today
 	cfg.HTTPAddr = ""
 	cfg.KafkaTopicReplication = -1
 
