@@ -497,8 +497,8 @@ func TestBrokerOutage(t *testing.T) {
 	if took > timeout+2*time.Second {
 		t.Errorf("Publish returned after %s, WriteTimeout is %s", took, timeout)
 	}
-	if !strings.Contains(err.Error(), brokers[0]) {
-		t.Errorf("error does not name the broker %s: %v", brokers[0], err)
+	if !errors.Is(err, publisher.ErrBrokersUnreachable) || !strings.Contains(err.Error(), brokers[0]) {
+		t.Errorf("error is not ErrBrokersUnreachable naming the broker %s: %v", brokers[0], err)
 	}
 	t.Logf("with the broker down, after %s: %v (acked %v)", took.Round(time.Millisecond), err, acked)
 

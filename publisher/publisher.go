@@ -186,6 +186,7 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []
 				len(recs), p.cfg.Topic, i, recs[i].ID)
 		}
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	defer cancel()
 
@@ -203,11 +204,51 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []
 	if n == 0 {
 		acked = nil
 	}
-	if last := c.lastErr.Load(); last != nil && (werr == nil || errors.Is(werr, context.DeadlineExceeded) || errors.Is(werr, context.Canceled)) {
-		// The deadline cut the write short: say what kafka-go was failing on meanwhile.
-		werr = fmt.Errorf("%w (last error: %w)", werr, p.explain(*last))
+	if werr == nil || werr == context.DeadlineExceeded || werr == context.Canceled {
+		// The deadline cut kafka-go short: say what it was failing on meanwhile.
+		if last := c.lastErr.Load(); last != nil {
+			werr = fmt.Errorf("%w (last error: %w)", werr, *last)
+		}
+	}
+	if errors.Is(werr, context.DeadlineExceeded) && parent.Err() == nil {
+		werr = fmt.Errorf("no acknowledgement within the write timeout of %s (KAFKA_WRITE_TIMEOUT): %w", p.cfg.WriteTimeout, werr)
 	}
 	return acked, fmt.Errorf("publishing %d records to topic %s: %d acknowledged: %w", len(recs), p.cfg.Topic, n, p.explain(werr))
+}
+
+// writeFailure is kafka.WriteErrors told briefly: how many messages failed, and the first error.
+// errors.As still finds the WriteErrors.
+type writeFailure struct {
+	errs   kafka.WriteErrors
+	first  error
+	failed int
+}
+
+func (w *writeFailure) Error() string {
+	return fmt.Sprintf("%d of %d messages failed: %v", w.failed, len(w.errs), w.first)
+}
+
+func (w *writeFailure) Unwrap() []error { return []error{w.first, w.errs} }
+
+// brief turns kafka.WriteErrors into a writeFailure; other errors are returned as they are.
+func brief(err error) error {
+	werrs, ok := err.(kafka.WriteErrors)
+	if !ok {
+		return err
+	}
+	f := &writeFailure{errs: werrs}
+	for _, e := range werrs {
+		if e != nil {
+			f.failed++
+			if f.first == nil {
+				f.first = e
+			}
+		}
+	}
+	if f.first == nil {
+		return nil
+	}
+	return f
 }
 
 // write sends the unacknowledged messages of c until all are acknowledged, a final error, or ctx
@@ -231,8 +272,9 @@ func (p *Publisher) write(ctx context.Context, msgs []kafka.Message, c *call) er
 		if err == nil {
 			return nil
 		}
+		err = brief(err)
 		pending = unacked(pending)
-		if len(pending) == 0 {
+		if len(pending) == 0 || err == nil {
 			return nil
 		}
 		if !retriable(err) || ctx.Err() != nil {

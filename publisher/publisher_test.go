@@ -47,6 +47,8 @@ func TestRetriable(t *testing.T) {
 		{"write errors all temporary", kafka.WriteErrors{nil, kafka.LeaderNotAvailable, dialRefused}, true},
 		{"write errors one final", kafka.WriteErrors{kafka.LeaderNotAvailable, kafka.TopicAuthorizationFailed}, false},
 		{"write errors none", kafka.WriteErrors{nil, nil}, false},
+		{"brief write errors temporary", brief(kafka.WriteErrors{nil, kafka.LeaderNotAvailable}), true},
+		{"brief write errors final", brief(kafka.WriteErrors{kafka.TopicAuthorizationFailed, nil}), false},
 		{"sasl failed", kafka.SASLAuthenticationFailed, false},
 		{"sasl mechanism", kafka.UnsupportedSASLMechanism, false},
 		{"topic authorization", kafka.TopicAuthorizationFailed, false},
@@ -133,6 +135,26 @@ func TestExplainSystemRoots(t *testing.T) {
 	got := p.explain(x509.UnknownAuthorityError{})
 	if !strings.Contains(got.Error(), "system") || !strings.Contains(got.Error(), "KAFKA_TLS_CA_FILE") {
 		t.Errorf("explain = %q, want it to mention the system roots and KAFKA_TLS_CA_FILE", got)
+	}
+}
+
+func TestBrief(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	werrs := kafka.WriteErrors{nil, refused, refused, kafka.LeaderNotAvailable}
+	err := brief(werrs)
+	if got, want := err.Error(), "3 of 4 messages failed: "+refused.Error(); got != want {
+		t.Errorf("brief = %q, want %q", got, want)
+	}
+	var back kafka.WriteErrors
+	if !errors.As(err, &back) || len(back) != 4 || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("brief lost the WriteErrors or the first cause: %v", err)
+	}
+	if brief(kafka.WriteErrors{nil}) != nil {
+		t.Error("brief of no failure is not nil")
+	}
+	other := errors.New("x")
+	if brief(other) != other {
+		t.Error("brief changed an error that is not WriteErrors")
 	}
 }
 
