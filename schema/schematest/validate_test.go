@@ -2,8 +2,11 @@ package schematest
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/followpub/followpub/schema"
 )
 
 const vendorExample = `{"id":1234567890,"follow_user_id":"user123","content":"系统自动跟进:客户状态变更","target":{"contact_id":"contact123","external_id":"external123","company_id":"company123","chat_id":"chat123","clue_id":"clue123","is_ai":true},"business_type":1,"business_id":"business123","title":"客户状态变更","follow_time":1707292800000,"create_time":1707292800000}`
@@ -65,4 +68,48 @@ func TestValidateErrorNamesTheField(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	Check(t, []byte(vendorExample))
+}
+
+// TestReadmeExample keeps the example message of schema/README.md true: its value validates, and
+// its key and headers are what AppendHeaders produces for it.
+func TestReadmeExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := strings.SplitN(string(b), "```", 3)
+	if len(block) < 3 {
+		t.Fatal("README.md has no example block")
+	}
+	headers := map[string]string{}
+	var key, value string
+	for _, line := range strings.Split(block[1], "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "{"):
+			value = line
+		case strings.HasPrefix(line, "key "):
+			key = strings.TrimSpace(strings.TrimPrefix(line, "key "))
+		case strings.HasPrefix(line, "ce_") || strings.HasPrefix(line, "content-type:"):
+			name, v, _ := strings.Cut(line, ":")
+			headers[name] = strings.TrimSpace(v)
+		}
+	}
+	Check(t, []byte(value))
+	r, err := schema.ParseRecord([]byte(value))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Key()) != key {
+		t.Errorf("README key %q, record key %q", key, r.Key())
+	}
+	hs := schema.AppendHeaders(nil, r, schema.DefaultSource)
+	if len(headers) != len(hs) {
+		t.Errorf("README shows %d headers, AppendHeaders makes %d", len(headers), len(hs))
+	}
+	for _, h := range hs {
+		if headers[h.Key] != string(h.Value) {
+			t.Errorf("README header %s = %q, AppendHeaders: %q", h.Key, headers[h.Key], h.Value)
+		}
+	}
 }
