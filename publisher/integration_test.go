@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -127,7 +128,9 @@ func TestPublishRoundTrip(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	const partitions = 6
 	topic := kafkatest.Topic(t, brokers, partitions)
-	p := newPublisher(t, publisher.Config{Brokers: brokers, Topic: topic})
+	logs := newCaptureHandler()
+	metrics := &countingMetrics{}
+	p := newPublisher(t, publisher.Config{Brokers: brokers, Topic: topic, Logger: slog.New(logs), Metrics: metrics})
 
 	recs := records(t, 1234567890, 300)
 	special := []string{
@@ -185,6 +188,12 @@ func TestPublishRoundTrip(t *testing.T) {
 	}
 	if len(perPartition) != partitions {
 		t.Errorf("300 keys used only partitions %v of %d", perPartition, partitions)
+	}
+	if calls, n, errs := metrics.get(); calls != 1 || n != len(recs) || errs != 0 {
+		t.Errorf("metrics: %d calls, %d records, %d errors; want 1, %d, 0", calls, n, errs, len(recs))
+	}
+	if !logs.has(slog.LevelDebug, "source", "kafka-go") {
+		t.Error("kafka-go's log lines did not reach the slog logger at debug level")
 	}
 	// The big id and the unknown field, explicitly.
 	r := byKey["9007199254740993"]
@@ -600,6 +609,79 @@ func TestCompressionCodecsOnBroker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// captureHandler is a slog.Handler that keeps every record, at every level, with its attributes.
+type captureHandler struct {
+	attrs []slog.Attr
+	store *captureStore
+}
+
+type captureStore struct {
+	mu   sync.Mutex
+	recs []capturedRecord
+}
+
+type capturedRecord struct {
+	level slog.Level
+	attrs []slog.Attr
+}
+
+func newCaptureHandler() *captureHandler { return &captureHandler{store: &captureStore{}} }
+
+func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
+	attrs := append([]slog.Attr(nil), h.attrs...)
+	r.Attrs(func(a slog.Attr) bool { attrs = append(attrs, a); return true })
+	h.store.mu.Lock()
+	defer h.store.mu.Unlock()
+	h.store.recs = append(h.store.recs, capturedRecord{r.Level, attrs})
+	return nil
+}
+
+func (h *captureHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &captureHandler{attrs: append(append([]slog.Attr(nil), h.attrs...), as...), store: h.store}
+}
+
+func (h *captureHandler) WithGroup(string) slog.Handler { return h }
+
+// has reports whether a record at level carried the attribute key=value.
+func (h *captureHandler) has(level slog.Level, key, value string) bool {
+	h.store.mu.Lock()
+	defer h.store.mu.Unlock()
+	for _, r := range h.store.recs {
+		if r.level != level {
+			continue
+		}
+		for _, a := range r.attrs {
+			if a.Key == key && a.Value.String() == value {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type countingMetrics struct {
+	mu             sync.Mutex
+	calls, n, errs int
+}
+
+func (m *countingMetrics) ObserveWrite(n int, _ time.Duration, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls++
+	m.n += n
+	if err != nil {
+		m.errs++
+	}
+}
+
+func (m *countingMetrics) get() (calls, n, errs int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls, m.n, m.errs
 }
 
 // writeUnrelatedCA writes a CA certificate that signed nothing the broker has.
