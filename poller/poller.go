@@ -115,7 +115,8 @@ type Poller struct {
 	lastSuccess atomic.Int64 // unix nanoseconds of the last completed cycle; 0 = none yet
 }
 
-// New returns a Poller over src, pub and store.
+// New returns a Poller over src, pub and store. src and pub may be nil for a Poller used only to
+// inspect or move the state (Status, SetWatermark, Reset); Cycle then fails.
 func New(cfg Config, src Source, pub Publisher, store Store) (*Poller, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -123,8 +124,8 @@ func New(cfg Config, src Source, pub Publisher, store Store) (*Poller, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if src == nil || store == nil {
-		return nil, errors.New("poller needs a source and a store")
+	if store == nil {
+		return nil, errors.New("poller needs a store")
 	}
 	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}}, nil
 }
@@ -220,6 +221,9 @@ func (p *Poller) Cycle(ctx context.Context) (CycleResult, error) {
 
 func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	var res CycleResult
+	if p.src == nil || p.pub == nil {
+		return res, errors.New("poller has no source or publisher: it can only inspect the state")
+	}
 	if err := p.ensureState(ctx); err != nil {
 		return res, err
 	}

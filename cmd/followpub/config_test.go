@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/followpub/followpub/publisher"
+)
+
+func TestUnprefixedVariablesAreIgnored(t *testing.T) {
+	// envconfig falls back to the unprefixed name for fields with an explicit name when given a
+	// prefix; followpub names every variable in full, so a stray KAFKA_BROKERS is never read.
+	t.Setenv("KAFKA_BROKERS", "stray:1")
+	t.Setenv("STATE_PATH", "/stray")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KafkaBrokers != "localhost:9092" || c.StatePath != "followpub.state" {
+		t.Fatalf("unprefixed variables were read: brokers %q, state %q", c.KafkaBrokers, c.StatePath)
+	}
+}
+
+func TestEmptyMeansDefaultExceptHTTPAddr(t *testing.T) {
+	t.Setenv("FOLLOWPUB_KAFKA_TOPIC", "")
+	t.Setenv("FOLLOWPUB_API_PAGE_SIZE", "")
+	t.Setenv("FOLLOWPUB_POLL_INTERVAL", "")
+	t.Setenv("FOLLOWPUB_HTTP_ADDR", "")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatalf("empty variables: %v", err)
+	}
+	if c.KafkaTopic != "wshoto.crm.follow.system" || c.APIPageSize != 100 || c.PollInterval.String() != "30s" {
+		t.Fatalf("empty variables did not take their defaults: %q %d %v", c.KafkaTopic, c.APIPageSize, c.PollInterval)
+	}
+	if c.HTTPAddr != "" {
+		t.Fatalf("FOLLOWPUB_HTTP_ADDR= should disable the endpoint, got %q", c.HTTPAddr)
+	}
+}
+
+func TestValidationNamesTheVariable(t *testing.T) {
+	tests := map[string]string{
+		"FOLLOWPUB_API_PAGE_SIZE":           "0",
+		"FOLLOWPUB_API_CONCURRENCY":         "0",
+		"FOLLOWPUB_API_RATE_LIMIT":          "-1",
+		"FOLLOWPUB_API_TIMEOUT":             "0s",
+		"FOLLOWPUB_LOOKBACK":                "-1h",
+		"FOLLOWPUB_LOG_LEVEL":               "loud",
+		"FOLLOWPUB_LOG_FORMAT":              "xml",
+		"FOLLOWPUB_KAFKA_SASL_MECHANISM":    "GSSAPI",
+		"FOLLOWPUB_KAFKA_TOPIC_PARTITIONS":  "0",
+		"FOLLOWPUB_API_AUTH_ERROR_CODES":    "10001,x",
+		"FOLLOWPUB_FILTER_TARGET_TYPE":      "customer",
+		"FOLLOWPUB_FILTER_FOLLOW_DEP_IDS":   "1,two",
+		"FOLLOWPUB_HTTP_ADDR":               "9464",
+		"FOLLOWPUB_KAFKA_CREATE_TOPIC":      "maybe",
+		"FOLLOWPUB_KAFKA_TOPIC_REPLICATION": "0",
+	}
+	for name, value := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(name, value)
+			_, err := loadConfig()
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), name) {
+				t.Fatalf("%s=%s: error %v, want a usage error naming the variable", name, value, err)
+			}
+		})
+	}
+	t.Run("TLS files without TLS", func(t *testing.T) {
+		t.Setenv("FOLLOWPUB_KAFKA_TLS_CA_FILE", "/ca.pem")
+		if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "FOLLOWPUB_KAFKA_TLS") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("SASL without password", func(t *testing.T) {
+		t.Setenv("FOLLOWPUB_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+		t.Setenv("FOLLOWPUB_KAFKA_SASL_USERNAME", "u")
+		if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "FOLLOWPUB_KAFKA_SASL_PASSWORD") {
+			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+func TestFiltersReachTheClientConfig(t *testing.T) {
+	t.Setenv("FOLLOWPUB_FILTER_TARGET_TYPE", "3")
+	t.Setenv("FOLLOWPUB_FILTER_TARGET_IDS", "a, b")
+	t.Setenv("FOLLOWPUB_FILTER_FOLLOW_USER_IDS", "u1")
+	t.Setenv("FOLLOWPUB_FILTER_FOLLOW_DEP_IDS", "1001,1002")
+	t.Setenv("FOLLOWPUB_FILTER_TITLE", "系统自动跟进")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.apiConfig().Filter
+	if *f.TargetType != 3 || !reflect.DeepEqual(f.TargetIDs, []string{"a", "b"}) || !reflect.DeepEqual(f.FollowUserIDs, []string{"u1"}) ||
+		!reflect.DeepEqual(f.FollowDepIDs, []int64{1001, 1002}) || f.Title != "系统自动跟进" {
+		t.Fatalf("filter = %+v", f)
+	}
+}
+
+func TestEnvListsEverySpecVariable(t *testing.T) {
+	var b bytes.Buffer
+	if err := printEnv(&b); err != nil {
+		t.Fatal(err)
+	}
+	// SPEC.md §3, in full.
+	for _, v := range strings.Fields(`API_BASE_URL API_ACCESS_TOKEN API_APP_ID API_APP_SECRET API_PAGE_SIZE API_TIMEZONE
+		API_TIMEOUT API_RATE_LIMIT API_CONCURRENCY API_AUTH_ERROR_CODES API_ALLOW_INSECURE FILTER_TARGET_TYPE FILTER_TARGET_IDS
+		FILTER_FOLLOW_USER_IDS FILTER_FOLLOW_DEP_IDS FILTER_TITLE POLL_INTERVAL LOOKBACK START_FROM KAFKA_BROKERS KAFKA_TOPIC
+		KAFKA_CREATE_TOPIC KAFKA_TOPIC_PARTITIONS KAFKA_TOPIC_REPLICATION KAFKA_COMPRESSION KAFKA_SASL_MECHANISM
+		KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD KAFKA_TLS KAFKA_TLS_CA_FILE KAFKA_TLS_CERT_FILE KAFKA_TLS_KEY_FILE
+		KAFKA_TLS_INSECURE_SKIP_VERIFY KAFKA_WRITE_TIMEOUT EVENT_SOURCE STATE_PATH HTTP_ADDR LOG_FORMAT LOG_LEVEL SHUTDOWN_TIMEOUT`) {
+		if !strings.Contains(b.String(), "FOLLOWPUB_"+v+" ") {
+			t.Errorf("followpub env does not list FOLLOWPUB_%s", v)
+		}
+	}
+}
+
+func TestCompressionDefaultIsThePublishers(t *testing.T) {
+	f, _ := reflect.TypeOf(config{}).FieldByName("KafkaCompression")
+	if got := f.Tag.Get("default"); got != publisher.DefaultCompression {
+		t.Fatalf("FOLLOWPUB_KAFKA_COMPRESSION defaults to %q, the publisher to %q", got, publisher.DefaultCompression)
+	}
+}
+
+func TestLoggerMasksSecrets(t *testing.T) {
+	var b bytes.Buffer
+	log := newLogger(&b, "json", "debug", []string{"s3cret-token"})
+	log.Info("calling https://x/openapi?access_token=s3cret-token", "url", "https://x/?access_token=s3cret-token", "err", errors.New("dial s3cret-token: refused"))
+	if strings.Contains(b.String(), "s3cret-token") {
+		t.Fatalf("a secret reached the log: %s", b.String())
+	}
+	if !strings.Contains(b.String(), "***") {
+		t.Fatalf("the masked values are gone: %s", b.String())
+	}
+}

@@ -1,0 +1,287 @@
+package e2etest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/internal/wshotosim"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/followpub once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "followpub-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "followpub")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/followpub")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building followpub: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// Sim serves a simulator with cfg on a loopback port for the test's duration.
+func Sim(t testing.TB, cfg wshotosim.Config) (*wshotosim.Server, string) {
+	t.Helper()
+	sim, err := wshotosim.New(cfg)
+	if err != nil {
+		t.Fatalf("starting the simulator: %v", err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv.URL
+}
+
+// FreeAddr returns a loopback host:port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Proc is a running followpub process with its output captured.
+type Proc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	done   chan struct{}
+	exit   int
+	waited bool
+}
+
+// Env is a base environment for followpub: only what the test gives, plus PATH and HOME, so the
+// developer's own FOLLOWPUB_ variables never leak into a test.
+func Env(kv ...string) []string {
+	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "FOLLOWPUB_LOG_FORMAT=json"}, kv...)
+}
+
+// Start starts followpub with args and env; its stdout and stderr go to one buffer.
+func Start(t testing.TB, env []string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Env = env
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting followpub %v: %v", args, err)
+	}
+	p := &Proc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		p.exit = cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Run runs followpub to completion (at most timeout) and returns its exit status and output.
+func Run(t testing.TB, timeout time.Duration, env []string, args ...string) (int, string) {
+	t.Helper()
+	p := Start(t, env, args...)
+	return p.Wait(timeout), p.Output()
+}
+
+// Wait waits for the process to exit and returns its status; it fails the test after timeout.
+func (p *Proc) Wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.exit
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		p.t.Fatalf("followpub %v did not exit within %v; output:\n%s", p.cmd.Args[1:], timeout, p.Output())
+		return -1
+	}
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig syscall.Signal) {
+	_ = p.cmd.Process.Signal(sig)
+}
+
+// Exited reports whether the process has exited.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Output returns everything the process printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// WaitFor polls cond every 50 ms until it holds or timeout passes.
+func WaitFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cond()
+}
+
+// Get fetches url and returns the status code and body ("" and 0 when it cannot connect).
+func Get(url string) (int, string) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// ReadTopic reads every message the topic holds now, from every partition.
+func ReadTopic(t testing.TB, brokers []string, topic string) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		t.Fatalf("dialing %s: %v", brokers[0], err)
+	}
+	parts, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatalf("reading the partitions of %s: %v", topic, err)
+	}
+	var all []kafka.Message
+	for _, p := range parts {
+		leader := net.JoinHostPort(p.Leader.Host, fmt.Sprint(p.Leader.Port))
+		pc, err := kafka.DialLeader(ctx, "tcp", leader, topic, p.ID)
+		if err != nil {
+			t.Fatalf("dialing the leader of %s/%d: %v", topic, p.ID, err)
+		}
+		last, err := pc.ReadLastOffset()
+		pc.Close()
+		if err != nil {
+			t.Fatalf("reading the end of %s/%d: %v", topic, p.ID, err)
+		}
+		if last == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p.ID, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond})
+		_ = r.SetOffset(kafka.FirstOffset)
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				r.Close()
+				t.Fatalf("reading %s/%d: %v", topic, p.ID, err)
+			}
+			all = append(all, m)
+			if m.Offset >= last-1 {
+				break
+			}
+		}
+		r.Close()
+	}
+	return all
+}
+
+// CountKeys counts the messages per key.
+func CountKeys(msgs []kafka.Message) map[string]int {
+	c := map[string]int{}
+	for _, m := range msgs {
+		c[string(m.Key)]++
+	}
+	return c
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Lines returns the lines of s that contain sub.
+func Lines(s, sub string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
