@@ -292,7 +292,9 @@ func validTopic(name string) error {
 // NewTransport returns a kafka-go Transport (for Writer and Client) and a Dialer (for Reader and
 // Conn) that connect to cfg.Brokers with cfg's TLS, SASL, client id and timeouts, so every
 // followpub client (the publisher, followpub tail) connects the same way. It fills defaults and
-// validates cfg as New does; it reads the TLS files but does not touch the network.
+// validates cfg as New does; it reads the TLS files but does not touch the network. The
+// Transport caches the metadata of cfg.Topic only (Transport.MetadataTopics): set that field to
+// use it for other topics.
 func NewTransport(cfg Config) (*kafka.Transport, *kafka.Dialer, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {

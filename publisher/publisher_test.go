@@ -367,3 +367,60 @@ func (m *recordingMetrics) get() (int, error) {
 	defer m.mu.Unlock()
 	return m.n, m.last
 }
+
+// TestSilentBroker: a broker that accepts connections but never answers makes every call fail
+// within WriteTimeout instead of hanging, and Close does not hang either.
+func TestSilentBroker(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	const timeout = time.Second
+	p, err := New(Config{Brokers: []string{l.Addr().String()}, WriteTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]func() error{
+		"Publish": func() error {
+			_, err := p.Publish(context.Background(), []schema.Record{{ID: 1, Raw: []byte(`{}`)}})
+			return err
+		},
+		"Check":       func() error { return p.Check(context.Background()) },
+		"EnsureTopic": func() error { return p.EnsureTopic(context.Background()) },
+	} {
+		start := time.Now()
+		err := f()
+		if d := time.Since(start); err == nil || d > timeout+time.Second {
+			t.Errorf("%s = %v after %s; want an error within %s", name, err, d, timeout)
+		}
+		if !strings.Contains(err.Error(), l.Addr().String()) {
+			t.Errorf("%s: %v does not name the broker", name, err)
+		}
+	}
+	start := time.Now()
+	_ = p.Close()
+	if d := time.Since(start); d > timeout+time.Second {
+		t.Errorf("Close took %s", d)
+	}
+}
