@@ -424,3 +424,20 @@ func TestSilentBroker(t *testing.T) {
 		t.Errorf("Close took %s", d)
 	}
 }
+
+func BenchmarkMessages(b *testing.B) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]schema.Record, 500)
+	for i := range recs {
+		recs[i] = schema.Record{ID: int64(1e12) + int64(i), FollowTime: 1707292800000, Raw: []byte(`{"id":1}`)}
+	}
+	c := &call{slots: make([]slot, len(recs))}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.messages(recs, c)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
