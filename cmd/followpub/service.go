@@ -50,7 +50,7 @@ func openService(cfg *config, log *slog.Logger) (*service, error) {
 		return nil, usagef("API configuration: %v", err)
 	}
 	pubCfg := cfg.publisherConfig()
-	pubCfg.Logger, pubCfg.Metrics = log.With("component", "kafka"), s.metrics
+	pubCfg.Logger, pubCfg.Metrics = log, s.metrics
 	if s.pub, err = publisher.New(pubCfg); err != nil {
 		s.close()
 		return nil, usagef("Kafka configuration: %v", err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -197,7 +196,10 @@ func printJSON(w io.Writer, m kafka.Message) {
 	if !json.Valid(m.Value) {
 		value, _ = json.Marshal(string(m.Value))
 	}
-	b, _ := json.Marshal(struct {
+	// The value is printed as it is in Kafka: no HTML escaping of <, > and &.
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(struct {
 		Key       string            `json:"key"`
 		Partition int               `json:"partition"`
 		Offset    int64             `json:"offset"`
@@ -205,5 +207,4 @@ func printJSON(w io.Writer, m kafka.Message) {
 		Headers   map[string]string `json:"headers"`
 		Value     json.RawMessage   `json:"value"`
 	}{string(m.Key), m.Partition, m.Offset, m.Time.UTC(), headers, value})
-	fmt.Fprintln(w, strings.TrimSpace(string(b)))
 }
