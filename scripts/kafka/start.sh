@@ -67,11 +67,13 @@ if [[ -f $pidfile ]] && alive "$(cat "$pidfile")"; then
 	exit 0
 fi
 
+fresh=
 if [[ -f $workdir/settings ]]; then
 	# Restart: same version, ports, password and data as the first start.
 	# shellcheck source=/dev/null
 	. "$workdir/settings"
 else
+	fresh=1
 	version=${KAFKA_VERSION:-4.4.0}
 	# port_in_use PORT: true when any TCP socket (v4 or v6) has PORT as its local port.
 	port_in_use() {
@@ -267,6 +269,14 @@ fi
 deadline=$((started + timeout_s))
 while ! grep -q 'Kafka Server started' "$log" 2>/dev/null; do
 	if ! alive "$pid"; then
+		# Another process took one of the ports between our check and the broker's bind: on a
+		# first start, pick new ports and start over (twice at most).
+		retry=${FOLLOWPUB_KAFKA_PORT_RETRY:-0}
+		if [[ -n $fresh && $retry -lt 2 ]] && grep -q 'Address already in use' "$log"; then
+			echo "start.sh: a port was taken meanwhile; retrying with other ports" >&2
+			rm -rf "$workdir/settings" "$workdir/data" "$workdir/server.properties" "$pidfile"
+			FOLLOWPUB_KAFKA_PORT_RETRY=$((retry + 1)) exec "$0" "$workdir"
+		fi
 		echo "start.sh: the broker exited during start-up; last lines of $log:" >&2
 		tail -n 60 "$log" >&2
 		exit 1
