@@ -338,6 +338,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count(ep)
+	// Read the body first: only then does net/http notice a client that goes away, which ends a
+	// hang or a latency sleep early.
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return
+	}
 	if s.cfg.Latency > 0 && !sleep(r.Context(), s.cfg.Latency) {
 		return
 	}
@@ -368,7 +374,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveToken(w, r)
 		return
 	}
-	s.serveList(w, r)
+	s.serveList(w, r, body)
 }
 
 func (s *Server) count(ep string) {
@@ -601,7 +607,7 @@ func set[K comparable](vs []K) map[K]bool {
 }
 
 // serveList answers POST /openapi/crm/follow/listForSystem?access_token=….
-func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, body []byte) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeJSON(w, http.StatusMethodNotAllowed, codeBody(405, "method not allowed"))
@@ -614,10 +620,6 @@ func (s *Server) serveList(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Clock()
 	if reason, code, msg := s.checkToken(r.URL.Query().Get("access_token"), now); reason != "" {
 		s.reject(w, reason, code, msg)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
 		return
 	}
 	s.mu.Lock()
