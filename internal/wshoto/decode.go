@@ -75,15 +75,21 @@ func (d *decoder) unexpected(want string) error {
 }
 
 func (d *decoder) skipWS() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
+	i := d.i
+	for i < len(d.b) {
+		switch d.b[i] {
 		case ' ', '\t', '\n', '\r':
-			d.i++
-			d.ws = true
+			i++
 		default:
+			if i != d.i {
+				d.ws = true
+				d.i = i
+			}
 			return
 		}
 	}
+	d.ws = d.ws || i != d.i
+	d.i = i
 }
 
 // expect skips whitespace and consumes c.
@@ -107,6 +113,7 @@ func (d *decoder) list(out *listBody, hint int) error {
 	}
 	var (
 		haveCode, haveData bool
+		msgAt, subAt       = -1, -1 // offsets of msg and sub_code, decoded only for a failure
 		dataStart, dataEnd int
 		dataDone           bool
 		dataNull           bool
@@ -122,12 +129,12 @@ func (d *decoder) list(out *listBody, hint int) error {
 			out.code = v
 			return err
 		case "msg":
-			return d.stringValue(&out.msg)
+			d.skipWS()
+			msgAt = d.i
+			return d.skip(0)
 		case "sub_code":
 			d.skipWS()
-			if d.i < len(d.b) && d.b[d.i] == '"' {
-				return d.stringValue(&out.subCode)
-			}
+			subAt = d.i
 			return d.skip(0)
 		case "data":
 			if haveData {
@@ -158,7 +165,20 @@ func (d *decoder) list(out *listBody, hint int) error {
 	if !haveCode {
 		return errors.New("no code in body")
 	}
-	if out.code != 0 || dataDone {
+	if out.code != 0 {
+		// Strings are decoded only now: a successful page does not pay for them.
+		for _, f := range []struct {
+			at  int
+			dst *string
+		}{{msgAt, &out.msg}, {subAt, &out.subCode}} {
+			if f.at >= 0 && d.b[f.at] == '"' {
+				d.i = f.at
+				_ = d.stringValue(f.dst)
+			}
+		}
+		return nil
+	}
+	if dataDone {
 		return nil
 	}
 	if !haveData || dataNull {
@@ -405,41 +425,49 @@ func (d *decoder) key() ([]byte, error) {
 
 // str scans a string at d.i (which must be '"') and reports whether it contains escapes.
 func (d *decoder) str() (escaped bool, err error) {
-	d.i++
-	for d.i < len(d.b) {
-		c := d.b[d.i]
+	b, i := d.b, d.i+1
+	for i < len(b) {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			i++
+			continue
+		}
 		switch {
 		case c == '"':
-			d.i++
+			d.i = i + 1
 			return escaped, nil
 		case c == '\\':
 			escaped = true
-			d.i++
-			if d.i >= len(d.b) {
+			i++
+			if i >= len(b) {
+				d.i = i
 				return false, d.errf("unterminated string")
 			}
-			switch d.b[d.i] {
+			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				d.i++
+				i++
 			case 'u':
-				if d.i+4 >= len(d.b) {
+				if i+4 >= len(b) {
+					d.i = i
 					return false, d.errf("unterminated string")
 				}
 				for k := 1; k <= 4; k++ {
-					if !isHex(d.b[d.i+k]) {
+					if !isHex(b[i+k]) {
+						d.i = i
 						return false, d.errf("invalid \\u escape in string")
 					}
 				}
-				d.i += 5
+				i += 5
 			default:
+				d.i = i
 				return false, d.errf("invalid escape in string")
 			}
-		case c < 0x20:
-			return false, d.errf("control character in string")
 		default:
-			d.i++
+			d.i = i
+			return false, d.errf("control character in string")
 		}
 	}
+	d.i = i
 	return false, d.errf("unterminated string")
 }
 
