@@ -63,7 +63,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pubCfg.Logger = log
 	pub, err := publisher.New(pubCfg)
 	if err != nil {
-		return usagef("Kafka configuration: %v", err)
+		return publisherConfigError(err)
 	}
 	defer pub.Close()
 	kctx, cancel := context.WithTimeout(ctx, cfg.KafkaWriteTimeout)

@@ -137,3 +137,19 @@ func TestLoggerMasksSecrets(t *testing.T) {
 		t.Fatalf("the masked values are gone: %s", b.String())
 	}
 }
+
+func TestMissingCAFileNamesTheVariable(t *testing.T) {
+	t.Setenv("FOLLOWPUB_KAFKA_TLS", "true")
+	t.Setenv("FOLLOWPUB_KAFKA_TLS_CA_FILE", "/nonexistent/ca.pem")
+	t.Setenv("FOLLOWPUB_STATE_PATH", t.TempDir()+"/s")
+	t.Setenv("FOLLOWPUB_API_ACCESS_TOKEN", "x")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = openService(c, newLogger(&bytes.Buffer{}, "json", "error", nil))
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "FOLLOWPUB_KAFKA_TLS_CA_FILE") {
+		t.Fatalf("error %v, want a usage error naming FOLLOWPUB_KAFKA_TLS_CA_FILE", err)
+	}
+}
