@@ -11,8 +11,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"mime"
-	"runtime"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,7 +159,7 @@ func (s *Server) newRec(r Record) *rec {
 	// The shuffled order must not depend on the process (maphash seeds do), so hash with the
 	// configured seed instead.
 	h := rand.New(rand.NewPCG(uint64(s.cfg.Seed), uint64(r.ID))).Uint64()
-	return &rec{Record: r, raw: slices.Clip(r.appendJSON(make([]byte, 0, 640))), hash: h}
+	return &rec{Record: r, raw: bytes.Clone(r.appendJSON(make([]byte, 0, 640))), hash: h}
 }
 
 // insertLocked adds r to the store; s.mu is held.
