@@ -25,9 +25,8 @@ type Broker struct {
 	dir  string // start.sh's work dir: configuration, data, env, pid
 	root string // repository root, where scripts/kafka lives
 
-	mu   sync.Mutex
-	env  map[string]string // the last env file start.sh wrote
-	runs bool
+	mu  sync.Mutex
+	env map[string]string // the last env file start.sh wrote
 }
 
 // StartDedicated starts a private broker with scripts/kafka/start.sh in t.TempDir() and stops it
@@ -119,7 +118,7 @@ func (b *Broker) Start(t testing.TB) {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	mustLoopback(t, "dedicated broker", splitAddrs(env[EnvBrokers]))
-	b.env, b.runs = env, true
+	b.env = env
 	t.Logf("kafkatest: dedicated Kafka %s ready at %s in %v", env[EnvVersion], env[EnvBrokers],
 		time.Since(began).Round(time.Millisecond))
 }
@@ -133,7 +132,6 @@ func (b *Broker) stop() error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("scripts/kafka/stop.sh: %w\n%s", err, out)
 	}
-	b.runs = false
 	return nil
 }
 
