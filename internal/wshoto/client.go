@@ -207,6 +207,9 @@ func (c *Client) call(ctx context.Context, ep endpoint, body []byte, handle func
 		case actDone:
 			return nil
 		case actFail:
+			if outcome == OutcomeCanceled && !errors.Is(err, ctx.Err()) {
+				return fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+			}
 			return err
 		case actRenew:
 			if c.tokens == nil || !ep.needsToken {

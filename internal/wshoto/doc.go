@@ -6,12 +6,21 @@
 //   - Ids and times are decoded as int64 and never pass through float64; each record also keeps its
 //     exact JSON (compacted, unknown fields included) in schema.Record.Raw.
 //   - A body that is not the documented shape is an error that names the problem (wrapping
-//     ErrMalformed), never a panic and never a silently empty page.
+//     ErrMalformed), never a panic and never a silently empty page: no `code`, no `data` when
+//     code is 0, no `total`, `records` not an array, a record that is not an object or has no
+//     `id` or `follow_time`, a fraction or exponent where an integer belongs, duplicate `id` or
+//     `follow_time` keys, invalid JSON or trailing data, a body over Config.MaxBodySize.
+//     Accepted beyond the vendor's example: `id` and `follow_time` as strings of decimal digits
+//     (some Java servers quote longs), `records: null` when total is 0, members in any order.
+//     Bytes inside strings are passed through as sent (invalid UTF-8 is not repaired).
 //   - Transient failures (HTTP 429 and 5xx, timeouts, connection errors, malformed bodies, non-zero
 //     `code` values) are retried with exponential backoff and full jitter, bounded in attempts and in
 //     time. Token failures (the configured auth codes, HTTP 401) renew the token and retry once.
 //     The decision is made in one place, decide, which has a table test.
 //   - Requests are rate limited client side and bounded in number at once.
+//   - Tokens: a fixed one (Config.AccessToken), or fetched with app id and secret, cached, and
+//     renewed a fifth of its life (at most 5 minutes) before create_at + expires_in; concurrent
+//     callers share one renewal.
 //   - Client.Fetch returns a consistent page set or an error: every page of the window is read, the
 //     total and the distinct ids are cross-checked, and a page set that changed while it was read is
 //     read again (a bounded number of times, then ErrInconsistentPages).
