@@ -736,3 +736,16 @@ func (m *fakeMetrics) count(endpoint, outcome string) int {
 	defer m.mu.Unlock()
 	return m.outcomes[endpoint+"/"+outcome]
 }
+
+func TestBodyOverTheCapIsMalformed(t *testing.T) {
+	_, srv := newSim(t, wshotosim.Config{})
+	m := &fakeMetrics{}
+	c := newClient(t, srv, func(c *Config) { c.MaxBodySize = 1000; c.MaxAttempts = 2; c.Metrics = m })
+	_, err := c.ListPage(context.Background(), winFrom, winTo, 1)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "1000-byte limit") {
+		t.Fatalf("error %v; want ErrMalformed naming the limit", err)
+	}
+	if n := m.count("listForSystem", OutcomeMalformed); n != 2 {
+		t.Errorf("%d malformed outcomes; want 2 (retried)", n)
+	}
+}
