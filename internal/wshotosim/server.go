@@ -696,7 +696,10 @@ func (s *Server) page(q *query, now time.Time) []byte {
 		total = int64(len(view))
 		at = func(i int64) *rec { return view[i] }
 	}
-	from := (q.index - 1) * q.size
+	from := total // a page past the end: no records
+	if q.index-1 < (total+q.size-1)/q.size {
+		from = (q.index - 1) * q.size
+	}
 	to := min(from+q.size, total)
 	size := 96
 	for i := from; i < to; i++ {

@@ -302,6 +302,8 @@ func TestRequestValidation(t *testing.T) {
 		{"ok", page("2024-02-01", "2024-02-07", 1, 100), 0, ""},
 		{"no dates", `{"current_index":1,"page_size":20}`, 0, ""},
 		{"every documented field", `{"target_type":1,"target_id_list":["a"],"id_list":["1"],"follow_user_ids":["u"],"follow_dep_ids":[1001],"title":"t","follow_time_start":"2025-01-01","follow_time_end":"2025-02-07","current_index":1,"page_size":20}`, 0, ""},
+		{"page past the end", page("2024-02-01", "2024-02-07", 1000, 100), 0, ""},
+		{"huge index", `{"current_index":9223372036854775807,"page_size":100}`, 0, ""},
 		{"page size 0", page("2024-02-01", "2024-02-07", 1, 0), CodeInvalidRequest, "page_size"},
 		{"page size 101", page("2024-02-01", "2024-02-07", 1, 101), CodeInvalidRequest, "page_size"},
 		{"no page size", `{"current_index":1}`, CodeInvalidRequest, "page_size is required"},
@@ -324,8 +326,8 @@ func TestRequestValidation(t *testing.T) {
 			}
 		})
 	}
-	if n := s.Stats().Rejected["invalid_request"]; n != int64(len(tests)-3) {
-		t.Errorf("%d invalid requests counted; want %d", n, len(tests)-3)
+	if n := s.Stats().Rejected["invalid_request"]; n != int64(len(tests)-5) {
+		t.Errorf("%d invalid requests counted; want %d", n, len(tests)-5)
 	}
 
 	resp, err := http.Get(srv.URL + ListPath + "?access_token=static")
