@@ -9,107 +9,230 @@ import (
 	"github.com/followpub/followpub/schema"
 )
 
+// maxExtensions bounds how often one read of a window follows a growing total to further pages.
+const maxExtensions = 8
+
 // Fetch returns every record whose follow_time falls on the days from through to (both inclusive,
-// in Config.Location), each id once, in no particular order. It reads the first page, then the
-// others concurrently (Config.Concurrency at once), and accepts the page set only if every page
-// reported the same total, every page but the last was full, the last held the rest, and the
-// distinct ids add up to the total. Otherwise the set changed while it was read (an insertion
-// shifts offset pages), and Fetch reads the window again, up to Config.MaxReads times, then
-// returns an error wrapping ErrInconsistentPages. A nil error therefore means that every record
-// present in the API for the whole call is in the result. Fetch implements poller.Source.
+// in Config.Location), each id once, in no particular order. It implements poller.Source.
+//
+// The API pages by offset in an undocumented order, so records inserted or removed while the pages
+// are read shift them. Fetch reads the first page, then the others concurrently
+// (Config.Concurrency at once), following a total that grows to the pages it adds. It accepts
+// what it read only when the ids add up:
+//
+//   - a read is consistent by itself when every page reported the same total, every page held
+//     what that total implies, and the distinct ids equal the total;
+//   - while records are only added (no total ever falls), every record seen in this call is still
+//     in the API, so when the distinct ids seen equal the largest total reported — the newest —
+//     they are exactly what the API holds. Under steady arrivals no single read sees a still page
+//     set, so after such a read Fetch reads the two ends again (page 1 and the pages past the old
+//     last one, where new records land in a newest-first or oldest-first order) and checks again.
+//
+// Otherwise Fetch reads the window again, up to Config.MaxReads times, then returns an error
+// wrapping ErrInconsistentPages. A nil error therefore means every record present in the API for
+// the whole call is in the result.
 func (c *Client) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
 	if to.Before(from) {
 		return nil, fmt.Errorf("fetching %s..%s: the window ends before it starts", c.day(from), c.day(to))
 	}
+	g := growing{union: map[int64]schema.Record{}}
 	var reason string
 	for read := 1; read <= c.cfg.MaxReads; read++ {
-		recs, why, err := c.readWindow(ctx, from, to)
+		w, err := c.readWindow(ctx, from, to)
 		if err != nil {
 			return nil, fmt.Errorf("fetching %s..%s: %w", c.day(from), c.day(to), err)
 		}
-		if why == "" {
-			c.log.Debug("window read", "from", c.day(from), "to", c.day(to), "records", len(recs), "reads", read)
-			return recs, nil
+		if w.why == "" {
+			c.log.Debug("window read", "from", c.day(from), "to", c.day(to), "records", len(w.recs), "reads", read)
+			return w.recs, nil
 		}
-		reason = why
+		reason = w.why
+		g.add(w.recs, w.maxTotal, w.fell)
+		for confirm := 0; confirm < confirmations && !g.fell && !g.complete(); confirm++ {
+			if err := c.readEnds(ctx, from, to, &g, confirm); err != nil {
+				return nil, fmt.Errorf("fetching %s..%s: %w", c.day(from), c.day(to), err)
+			}
+		}
+		if !g.fell && g.complete() {
+			c.log.Debug("window read while records arrived", "from", c.day(from), "to", c.day(to), "records", len(g.union), "reads", read)
+			return g.records(), nil
+		}
 		c.log.Debug("page set changed while it was read; reading again",
-			"from", c.day(from), "to", c.day(to), "read", read, "reason", why)
+			"from", c.day(from), "to", c.day(to), "read", read, "reason", w.why)
 	}
 	return nil, fmt.Errorf("fetching %s..%s: %w after %d reads: %s",
 		c.day(from), c.day(to), ErrInconsistentPages, c.cfg.MaxReads, reason)
 }
 
-// readWindow reads every page of the window once. why is empty when the page set is consistent,
-// otherwise it says what changed; err is a failure to read.
-func (c *Client) readWindow(ctx context.Context, from, to time.Time) (recs []schema.Record, why string, err error) {
+// confirmations bounds the re-reads of a window's ends after one read of a growing window.
+const confirmations = 3
+
+// growing gathers what the reads of one Fetch saw, for a window whose records are only added.
+type growing struct {
+	union    map[int64]schema.Record // every record seen in this call
+	maxTotal int64                   // the largest total reported: the newest, while nothing goes away
+	fell     bool                    // a total fell: records went away, and the union proves nothing
+}
+
+func (g *growing) add(recs []schema.Record, total int64, fell bool) {
+	for _, r := range recs {
+		g.union[r.ID] = r
+	}
+	g.maxTotal = max(g.maxTotal, total)
+	g.fell = g.fell || fell
+}
+
+// complete reports whether the union holds as many records as the newest total: then, as no record
+// went away, it holds every record the API has.
+func (g *growing) complete() bool { return int64(len(g.union)) == g.maxTotal }
+
+func (g *growing) records() []schema.Record {
+	out := make([]schema.Record, 0, len(g.union))
+	for _, r := range g.union {
+		out = append(out, r)
+	}
+	return out
+}
+
+// readEnds reads the two ends of the window again, adding what it sees to g: from page 1 forward,
+// and from the last page backward, each until a page holds nothing new (new records land at one
+// end in a newest-first or an oldest-first order). Which end is read last alternates with round,
+// so that either order settles.
+func (c *Client) readEnds(ctx context.Context, from, to time.Time, g *growing, round int) error {
+	size := int64(c.cfg.PageSize)
+	walk := func(forward bool) error {
+		pages := (g.maxTotal + size - 1) / size
+		for i := int64(0); i < pages; i++ {
+			idx := i + 1
+			if !forward {
+				idx = pages - i
+			}
+			p, err := c.ListPage(ctx, from, to, int(idx))
+			if err != nil {
+				return err
+			}
+			fresh := 0
+			for _, r := range p.Records {
+				if _, ok := g.union[r.ID]; !ok {
+					fresh++
+				}
+			}
+			g.add(p.Records, p.Total, p.Total < g.maxTotal)
+			if fresh == 0 {
+				return nil
+			}
+		}
+		return nil
+	}
+	ends := []bool{true, false}
+	if round%2 == 1 {
+		ends = []bool{false, true}
+	}
+	for _, forward := range ends {
+		if err := walk(forward); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// window is one read of every page of a window.
+type window struct {
+	recs     []schema.Record // the distinct records seen
+	why      string          // empty when the read is consistent by itself; else what changed
+	maxTotal int64           // the largest total a page reported
+	fell     bool            // some page reported a total below the first page's: records went away
+}
+
+// readWindow reads every page of the window once, following a growing total to more pages.
+// err is a failure to read; an inconsistent page set is reported in window.why.
+func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, error) {
 	first, err := c.ListPage(ctx, from, to, 1)
 	if err != nil {
-		return nil, "", err
+		return window{}, err
 	}
 	size := int64(c.cfg.PageSize)
-	total := first.Total
 	if int64(len(first.Records)) > size {
-		return nil, "", fmt.Errorf("%w: page 1 has %d records, more than page_size %d", ErrMalformed, len(first.Records), size)
+		return window{}, fmt.Errorf("%w: page 1 has %d records, more than page_size %d", ErrMalformed, len(first.Records), size)
 	}
-	pages := (total + size - 1) / size
-	if pages == 0 {
-		if len(first.Records) > 0 {
-			return nil, fmt.Sprintf("page 1 has %d records but total is 0", len(first.Records)), nil
+	w := window{maxTotal: first.Total}
+	pages := []Page{first}
+	note := func(why string) {
+		if w.why == "" {
+			w.why = why
 		}
-		return nil, "", nil
 	}
-	if why := checkPage(1, first, total, pages, size); why != "" {
-		return nil, why, nil
+	if why := checkPage(1, first, size); why != "" {
+		note(why)
 	}
-	results := []Page{first}
-	if pages > 1 {
-		rest, why, err := c.readPages(ctx, from, to, total, pages)
-		if err != nil || why != "" {
-			return nil, why, err
+	read := int64(1)
+	for ext := 0; ; ext++ {
+		want := (w.maxTotal + size - 1) / size
+		if want <= read || w.why != "" {
+			break
 		}
-		results = append(results, rest...)
+		if ext == maxExtensions {
+			note(fmt.Sprintf("the total kept growing past %d", w.maxTotal))
+			break
+		}
+		rest, why, err := c.readPages(ctx, from, to, read+1, want, size)
+		if err != nil {
+			return window{}, err
+		}
+		pages = append(pages, rest...)
+		read = want
+		for _, p := range rest {
+			if p.Total < first.Total {
+				w.fell = true
+			}
+			w.maxTotal = max(w.maxTotal, p.Total)
+		}
+		if why != "" {
+			note(why)
+		}
 	}
-	hint := min(total, 1<<20)
+	if w.maxTotal != first.Total && w.why == "" {
+		note(fmt.Sprintf("total changed from %d to %d while the pages were read", first.Total, w.maxTotal))
+	}
+
+	hint := min(w.maxTotal, 1<<20)
 	seen := make(map[int64]struct{}, hint)
-	recs = make([]schema.Record, 0, hint)
-	for _, p := range results {
+	w.recs = make([]schema.Record, 0, hint)
+	for _, p := range pages {
 		for _, r := range p.Records {
 			if _, dup := seen[r.ID]; dup {
 				continue
 			}
 			seen[r.ID] = struct{}{}
-			recs = append(recs, r)
+			w.recs = append(w.recs, r)
 		}
 	}
-	if int64(len(recs)) != total {
-		return nil, fmt.Sprintf("%d distinct ids but total %d", len(recs), total), nil
+	if w.why == "" && int64(len(w.recs)) != w.maxTotal {
+		note(fmt.Sprintf("%d distinct ids but total %d", len(w.recs), w.maxTotal))
 	}
-	return recs, "", nil
+	return w, nil
 }
 
-// checkPage says what is wrong with page index of a set of pages pages with the given total, or "".
-func checkPage(index int64, p Page, total, pages, size int64) string {
+// checkPage says what is wrong with page index against the total that page itself reports, or "":
+// a page must hold exactly what its total implies (full pages, then the rest, then nothing).
+func checkPage(index int64, p Page, size int64) string {
 	n := int64(len(p.Records))
-	switch {
-	case p.Total != total:
-		return fmt.Sprintf("total changed from %d to %d at page %d", total, p.Total, index)
-	case index < pages && n != size:
-		return fmt.Sprintf("short page %d of %d: %d records", index, pages, n)
-	case index == pages && n != total-(pages-1)*size:
-		return fmt.Sprintf("last page %d has %d records, want %d", index, n, total-(pages-1)*size)
+	want := min(size, max(0, p.Total-(index-1)*size))
+	if n != want {
+		return fmt.Sprintf("short page %d: %d records, but its total %d implies %d", index, n, p.Total, want)
 	}
 	return ""
 }
 
-// readPages reads pages 2..pages concurrently. It stops handing out pages after the first one that
-// is inconsistent (a short page, a moved total): the set will be read again anyway.
-func (c *Client) readPages(ctx context.Context, from, to time.Time, total, pages int64) ([]Page, string, error) {
+// readPages reads pages lo..hi concurrently. It stops handing out pages after the first one that
+// contradicts its own total (a short page): the set will be read again anyway. A page whose total
+// differs from the others is not a contradiction: the caller follows a growing total.
+func (c *Client) readPages(ctx context.Context, from, to time.Time, lo, hi, size int64) ([]Page, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	size := int64(c.cfg.PageSize)
 	var (
 		mu       sync.Mutex
-		next     int64 = 2
+		next     = lo
 		stop     bool
 		firstErr error
 		why      string
@@ -117,12 +240,12 @@ func (c *Client) readPages(ctx context.Context, from, to time.Time, total, pages
 		results  = make(map[int64]Page)
 		wg       sync.WaitGroup
 	)
-	workers := min(int64(c.cfg.Concurrency), pages-1)
+	workers := min(int64(c.cfg.Concurrency), hi-lo+1)
 	for range workers {
 		wg.Go(func() {
 			for {
 				mu.Lock()
-				if stop || next > pages {
+				if stop || next > hi {
 					mu.Unlock()
 					return
 				}
@@ -141,7 +264,7 @@ func (c *Client) readPages(ctx context.Context, from, to time.Time, total, pages
 					cancel()
 				default:
 					results[idx] = p
-					if w := checkPage(idx, p, total, pages, size); w != "" {
+					if w := checkPage(idx, p, size); w != "" {
 						if why == "" || idx < whyPage {
 							why, whyPage = w, idx
 						}
@@ -162,8 +285,8 @@ func (c *Client) readPages(ctx context.Context, from, to time.Time, total, pages
 		return nil, "", firstErr
 	}
 	out := make([]Page, 0, len(results))
-	for _, p := range results {
-		out = append(out, p)
+	for i := lo; i <= hi; i++ {
+		out = append(out, results[i])
 	}
 	return out, "", nil
 }
