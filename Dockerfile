@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+#
+# followpub: a static binary in a distroless image, running as a non-root user.
+#
+#   docker build -t followpub --build-arg VERSION=$(git describe --tags --always --dirty) \
+#       --build-arg COMMIT=$(git rev-parse --short HEAD) .
+#   docker run --rm followpub version
+#
+# The image runs `followpub run` by default; any other command replaces CMD (`sim`, `tail`,
+# `check`, `watermark show`, `env`). The state lives in /var/lib/followpub, a volume owned by the
+# non-root user: mount a named volume or a persistent disk there. /metrics, /healthz and /readyz
+# listen on 0.0.0.0:9464 inside the container (the binary's default is loopback).
+#
+# Not built in CI here (no container registry to pull the base images from); internal/deploytest
+# checks this file and docker-compose.yml against the binary.
+
+# Build on the builder's own platform and cross-compile for the target one (no emulation).
+FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+WORKDIR /src
+
+# Modules first, so that a source change does not download them again.
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod go mod download
+
+COPY . .
+ARG TARGETOS
+ARG TARGETARCH
+ARG VERSION=dev
+ARG COMMIT=unknown
+# CGO_ENABLED=0: a static binary for a base image without libc. -tags timetzdata embeds the time
+# zone database, so FOLLOWPUB_API_TIMEZONE=Asia/Shanghai loads whatever the base image carries
+# (distroless has /usr/share/zoneinfo; scratch would not).
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
+    go build -trimpath -tags timetzdata \
+        -ldflags "-s -w -X main.version=$VERSION -X main.commit=$COMMIT" \
+        -o /out/followpub ./cmd/followpub
+
+# The state directory, created here because the final image has no shell.
+RUN mkdir -p /out/state
+
+# distroless/static: CA certificates, /etc/passwd with nonroot (65532), no shell, no package manager.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/followpub /followpub
+# Owned by nonroot: a fresh named volume mounted here takes this owner, so the store is writable.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/followpub
+ENV FOLLOWPUB_STATE_PATH=/var/lib/followpub/followpub.state \
+    FOLLOWPUB_HTTP_ADDR=0.0.0.0:9464
+# nonroot, by number so that Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+VOLUME ["/var/lib/followpub"]
+EXPOSE 9464
+ENTRYPOINT ["/followpub"]
+CMD ["run"]

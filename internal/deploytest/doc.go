@@ -1,0 +1,27 @@
+// Package deploytest checks the deployment files at the root of the repository — Dockerfile,
+// .dockerignore and docker-compose.yml — without Docker.
+//
+// The machines this project is built on have no container registry, so `docker compose up` is never
+// run here. Instead the tests parse the files and hold them to what the binary and SPEC.md say:
+//
+//   - every FOLLOWPUB_ variable named anywhere in docker-compose.yml or the Dockerfile is one the
+//     binary reads (the authoritative list is `followpub env`, from a binary built once per test run),
+//     and each service's effective configuration (binary defaults, then the image's ENV, then the
+//     compose environment) passes the binary's own validation (`followpub watermark show` on a
+//     scratch state file);
+//   - every command and flag a service runs exists (`followpub COMMAND --bad-flag` lists them);
+//   - the wiring holds: followpub's brokers are an advertised listener of the kafka service, its API
+//     URL is the sim service's listening port, its credentials are accepted by a simulator started
+//     with the sim service's own flags, its state is on a named volume the non-root user can write,
+//     its HTTP port is exposed and published; depends_on waits for health only where there is a
+//     health check;
+//   - the kafka service is a valid single-node KRaft configuration (roles, node id, quorum voters,
+//     listeners and their security protocols, replication factors of 1, a health check against a
+//     broker listener);
+//   - the Dockerfile is a multi-stage, CGO-free, trimmed build of ./cmd/followpub whose -X flags name
+//     real variables, with a non-root final user, the time zone database, and the same port and
+//     state directory as the compose file.
+//
+// The checks are functions that return a list of problems, so the tests also feed them broken copies
+// of the real files and expect each break to be reported.
+package deploytest
