@@ -47,8 +47,9 @@ func (c *Client) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record
 			return w.recs, nil
 		}
 		reason = w.why
+		g.add(nil, w.firstTotal, w.fell)
 		g.add(w.recs, w.maxTotal, w.fell)
-		for confirm := 0; confirm < confirmations && !g.fell && !g.complete(); confirm++ {
+		for confirm := 0; confirm < confirmations && w.grew && !g.fell && !g.complete(); confirm++ {
 			if err := c.readEnds(ctx, from, to, &g, confirm); err != nil {
 				return nil, fmt.Errorf("fetching %s..%s: %w", c.day(from), c.day(to), err)
 			}
@@ -70,6 +71,7 @@ const confirmations = 3
 // growing gathers what the reads of one Fetch saw, for a window whose records are only added.
 type growing struct {
 	union    map[int64]schema.Record // every record seen in this call
+	minTotal int64                   // the smallest total reported: how many records there were
 	maxTotal int64                   // the largest total reported: the newest, while nothing goes away
 	fell     bool                    // a total fell: records went away, and the union proves nothing
 }
@@ -77,6 +79,9 @@ type growing struct {
 func (g *growing) add(recs []schema.Record, total int64, fell bool) {
 	for _, r := range recs {
 		g.union[r.ID] = r
+	}
+	if g.minTotal == 0 || total < g.minTotal {
+		g.minTotal = total
 	}
 	g.maxTotal = max(g.maxTotal, total)
 	g.fell = g.fell || fell
@@ -100,9 +105,11 @@ func (g *growing) records() []schema.Record {
 // so that either order settles.
 func (c *Client) readEnds(ctx context.Context, from, to time.Time, g *growing, round int) error {
 	size := int64(c.cfg.PageSize)
+	// New records fill at most this many pages at one end, plus the page they spill into.
+	reach := (g.maxTotal-g.minTotal+size-1)/size + 1
 	walk := func(forward bool) error {
 		pages := (g.maxTotal + size - 1) / size
-		for i := int64(0); i < pages; i++ {
+		for i := int64(0); i < min(pages, reach); i++ {
 			idx := i + 1
 			if !forward {
 				idx = pages - i
@@ -138,10 +145,12 @@ func (c *Client) readEnds(ctx context.Context, from, to time.Time, g *growing, r
 
 // window is one read of every page of a window.
 type window struct {
-	recs     []schema.Record // the distinct records seen
-	why      string          // empty when the read is consistent by itself; else what changed
-	maxTotal int64           // the largest total a page reported
-	fell     bool            // some page reported a total below the first page's: records went away
+	recs       []schema.Record // the distinct records seen
+	why        string          // empty when the read is consistent by itself; else what changed
+	firstTotal int64           // the total page 1 reported
+	maxTotal   int64           // the largest total a page reported
+	fell       bool            // some page reported a total below the first page's: records went away
+	grew       bool            // the only inconsistency is a total that grew: records arrived
 }
 
 // readWindow reads every page of the window once, following a growing total to more pages.
@@ -155,7 +164,7 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 	if int64(len(first.Records)) > size {
 		return window{}, fmt.Errorf("%w: page 1 has %d records, more than page_size %d", ErrMalformed, len(first.Records), size)
 	}
-	w := window{maxTotal: first.Total}
+	w := window{firstTotal: first.Total, maxTotal: first.Total}
 	pages := []Page{first}
 	note := func(why string) {
 		if w.why == "" {
@@ -193,6 +202,7 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 	}
 	if w.maxTotal != first.Total && w.why == "" {
 		note(fmt.Sprintf("total changed from %d to %d while the pages were read", first.Total, w.maxTotal))
+		w.grew = !w.fell
 	}
 
 	hint := min(w.maxTotal, 1<<20)
