@@ -16,7 +16,7 @@ KAFKA39_VERSION ?= 3.9.1
 # The packages test-kafka39 runs against the 3.9 line (those that exist).
 KAFKA39_PKGS := $(foreach d,publisher internal/kafkatest,$(if $(wildcard $(d)),./$(d)/...))
 
-.PHONY: help build test test-kafka39 lint fmt demo bench kafka-jars clean
+.PHONY: help build test test-kafka39 fuzz lint fmt demo bench kafka-jars clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: ## go test -race ./... against a real Kafka (started here unless FOLLOWPUB
 test-kafka39: ## the publisher and kafkatest tests against Kafka 3.9.1, always a fresh broker
 	KAFKA_VERSION=$(KAFKA39_VERSION) FOLLOWPUB_KAFKA_FRESH=1 \
 		scripts/kafka/with-broker.sh $(GO) test -race -count=1 $(GOTESTFLAGS) $(KAFKA39_PKGS)
+
+fuzz: ## run every fuzz target briefly (FUZZTIME each, default 10s); failures land in testdata/fuzz
+	scripts/fuzz.sh
 
 lint: ## gofmt check, go vet, and golangci-lint when installed
 	@unformatted=$$(gofmt -l .); \

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# fuzz.sh — run every fuzz target in the module briefly (FUZZTIME each, default 10s).
+#
+#   scripts/fuzz.sh            # all targets
+#   FUZZTIME=5m scripts/fuzz.sh
+#
+# Targets are found by name (func FuzzXxx in *_test.go). A failure leaves its input under the
+# package's testdata/fuzz/ — commit it, so that plain `go test` replays it from then on.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+fuzztime=${FUZZTIME:-10s}
+status=0
+while IFS=: read -r file line; do
+	name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]+).*/\1/' <<<"$line")
+	dir=$(dirname "$file")
+	echo "== $dir $name ($fuzztime)"
+	go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$dir" || status=1
+done < <(grep -rE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+\(' . | grep -v '/vendor/' | sort)
+exit $status
