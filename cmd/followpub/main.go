@@ -1,6 +1,3 @@
-// Command followpub polls WeShoto's CRM system follow-up list and publishes each new record to
-// Kafka as a keyed CloudEvents JSON event. `followpub help` lists the commands; SPEC.md is the
-// contract. This package is the only one that reads the environment.
 package main
 
 import (
