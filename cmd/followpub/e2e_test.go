@@ -408,3 +408,12 @@ func TestEnvAndVersion(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+func TestHelpFlagPrintsAndStops(t *testing.T) {
+	for _, cmd := range []string{"sim", "run", "tail", "demo"} {
+		code, out := e2etest.Run(t, 10*time.Second, e2etest.Env(), cmd, "-h")
+		if code != 0 || !strings.Contains(out, "-") || strings.Contains(out, "simulator at") || strings.Contains(out, "followpub demo\n") {
+			t.Fatalf("followpub %s -h: exit %d, output:\n%s", cmd, code, out)
+		}
+	}
+}

@@ -27,7 +27,7 @@ func main() {
 // exitCode maps an error to the exit status of SPEC.md §2 (0 success, 1 runtime failure, 2 bad usage
 // or configuration), printing it.
 func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	var ue *usageError
@@ -90,12 +90,13 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "\nConfiguration comes from FOLLOWPUB_* environment variables: followpub env lists them.")
 }
 
-// parseFlags parses a subcommand's flags; a bad flag is a usage error.
+// parseFlags parses a subcommand's flags; a bad flag is a usage error, and -h returns
+// flag.ErrHelp (after the flags were printed), which the caller returns so the command does not run.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil
+			return err
 		}
 		return usagef("%s: %v", fs.Name(), err)
 	}
