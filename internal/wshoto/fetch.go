@@ -36,9 +36,18 @@ func (c *Client) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record
 		return nil, fmt.Errorf("fetching %s..%s: the window ends before it starts", c.day(from), c.day(to))
 	}
 	g := growing{union: map[int64]schema.Record{}}
-	var reason string
+	var (
+		reason  string
+		inOrder bool // read the next time page by page, in order: the window grows too fast
+	)
 	for read := 1; read <= c.cfg.MaxReads; read++ {
-		w, err := c.readWindow(ctx, from, to)
+		var w window
+		var err error
+		if inOrder {
+			w, err = c.readInOrder(ctx, from, to)
+		} else {
+			w, err = c.readWindow(ctx, from, to)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("fetching %s..%s: %w", c.day(from), c.day(to), err)
 		}
@@ -58,15 +67,20 @@ func (c *Client) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record
 			c.log.Debug("window read while records arrived", "from", c.day(from), "to", c.day(to), "records", len(g.union), "reads", read)
 			return g.records(), nil
 		}
+		inOrder = w.grew
 		c.log.Debug("page set changed while it was read; reading again",
-			"from", c.day(from), "to", c.day(to), "read", read, "reason", w.why)
+			"from", c.day(from), "to", c.day(to), "read", read, "reason", w.why, "in_order", inOrder)
 	}
 	return nil, fmt.Errorf("fetching %s..%s: %w after %d reads: %s",
 		c.day(from), c.day(to), ErrInconsistentPages, c.cfg.MaxReads, reason)
 }
 
-// confirmations bounds the re-reads of a window's ends after one read of a growing window.
-const confirmations = 3
+// confirmations bounds the re-reads of a window's ends after one read of a growing window, and
+// maxEndPages the pages read from each end.
+const (
+	confirmations = 3
+	maxEndPages   = 4
+)
 
 // growing gathers what the reads of one Fetch saw, for a window whose records are only added.
 type growing struct {
@@ -105,8 +119,9 @@ func (g *growing) records() []schema.Record {
 // so that either order settles.
 func (c *Client) readEnds(ctx context.Context, from, to time.Time, g *growing, round int) error {
 	size := int64(c.cfg.PageSize)
-	// New records fill at most this many pages at one end, plus the page they spill into.
-	reach := (g.maxTotal-g.minTotal+size-1)/size + 1
+	// New records fill at most this many pages at one end, plus the page they spill into; a
+	// growth of more than a few pages is left to the in-order read.
+	reach := min((g.maxTotal-g.minTotal+size-1)/size+1, maxEndPages)
 	walk := func(forward bool) error {
 		pages := (g.maxTotal + size - 1) / size
 		for i := int64(0); i < min(pages, reach); i++ {
@@ -143,6 +158,68 @@ func (c *Client) readEnds(ctx context.Context, from, to time.Time, g *growing, r
 	return nil
 }
 
+// readInOrder reads the window one page at a time, in order, following a growing total. Under
+// arrivals it is the read that settles: while no total falls (nothing goes away) and fewer than a
+// page of records arrive between two consecutive page reads, a record present from the first page
+// to the last cannot move past the page being read — its position grows by less than a page per
+// page read while the reading advances a page, so the reading meets it. The read is then
+// accepted (why is empty) even though the total grew. Otherwise why says what broke the argument.
+func (c *Client) readInOrder(ctx context.Context, from, to time.Time) (window, error) {
+	size := int64(c.cfg.PageSize)
+	var (
+		w     window
+		pages []Page
+		prev  int64
+	)
+	for idx := int64(1); ; idx++ {
+		p, err := c.ListPage(ctx, from, to, int(idx))
+		if err != nil {
+			return window{}, err
+		}
+		if idx == 1 {
+			w.firstTotal, prev = p.Total, p.Total
+		}
+		pages = append(pages, p)
+		switch {
+		case p.Total < prev:
+			w.fell = true
+			w.why = fmt.Sprintf("total fell from %d to %d at page %d", prev, p.Total, idx)
+		case p.Total-prev > size:
+			w.why = fmt.Sprintf("%d records arrived between pages %d and %d, more than a page", p.Total-prev, idx-1, idx)
+		default:
+			w.why = checkPage(idx, p, size)
+		}
+		w.maxTotal = max(w.maxTotal, p.Total)
+		prev = p.Total
+		if w.why != "" || idx >= (p.Total+size-1)/size {
+			break
+		}
+	}
+	w.grew = w.why == "" && w.maxTotal != w.firstTotal
+	w.recs = distinct(pages, w.maxTotal)
+	if w.why == "" && int64(len(w.recs)) < w.firstTotal {
+		w.why = fmt.Sprintf("%d distinct ids but %d records at the start", len(w.recs), w.firstTotal)
+	}
+	return w, nil
+}
+
+// distinct returns the records of pages, each id once.
+func distinct(pages []Page, hint int64) []schema.Record {
+	hint = min(hint, 1<<20)
+	seen := make(map[int64]struct{}, hint)
+	out := make([]schema.Record, 0, hint)
+	for _, p := range pages {
+		for _, r := range p.Records {
+			if _, dup := seen[r.ID]; dup {
+				continue
+			}
+			seen[r.ID] = struct{}{}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // window is one read of every page of a window.
 type window struct {
 	recs       []schema.Record // the distinct records seen
@@ -174,16 +251,19 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 	if why := checkPage(1, first, size); why != "" {
 		note(why)
 	}
-	read := int64(1)
+	read, lastRound := int64(1), int64(0)
 	for ext := 0; ; ext++ {
 		want := (w.maxTotal + size - 1) / size
 		if want <= read || w.why != "" {
 			break
 		}
-		if ext == maxExtensions {
-			note(fmt.Sprintf("the total kept growing past %d", w.maxTotal))
+		// Each extension must be smaller than the one before: otherwise records arrive faster
+		// than pages are read, and following the total would never end.
+		if ext == maxExtensions || (ext > 0 && want-read >= lastRound) {
+			note(fmt.Sprintf("total changed from %d to %d and kept growing as fast as the pages were read", first.Total, w.maxTotal))
 			break
 		}
+		lastRound = want - read
 		rest, why, err := c.readPages(ctx, from, to, read+1, want, size)
 		if err != nil {
 			return window{}, err
@@ -205,18 +285,7 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 		w.grew = !w.fell
 	}
 
-	hint := min(w.maxTotal, 1<<20)
-	seen := make(map[int64]struct{}, hint)
-	w.recs = make([]schema.Record, 0, hint)
-	for _, p := range pages {
-		for _, r := range p.Records {
-			if _, dup := seen[r.ID]; dup {
-				continue
-			}
-			seen[r.ID] = struct{}{}
-			w.recs = append(w.recs, r)
-		}
-	}
+	w.recs = distinct(pages, w.maxTotal)
 	if w.why == "" && int64(len(w.recs)) != w.maxTotal {
 		note(fmt.Sprintf("%d distinct ids but total %d", len(w.recs), w.maxTotal))
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/followpub/followpub/internal/wshotosim"
 )
 
 // churnAPI serves a list of ids by offset and changes it after every page it serves, as a live
@@ -172,5 +174,33 @@ func TestFetchRejectsAPageSetThatLostRecords(t *testing.T) {
 	})
 	if _, err := fetchChurn(t, api); err != nil && !errors.Is(err, ErrInconsistentPages) {
 		t.Fatal(err)
+	}
+}
+
+func TestFetchSettlesInOrderUnderRandomArrivals(t *testing.T) {
+	// One record lands at a random place after every page served, forever: no read ever sees a
+	// still page set, and the ends are no help; the in-order read settles it.
+	for _, order := range []string{"newest", "oldest", "shuffled"} {
+		t.Run(order, func(t *testing.T) {
+			sim, srv := newSim(t, wshotosim.Config{InsertBetweenPages: 1, Order: order})
+			before := sim.VisibleDays(winFrom, winTo)
+			c := newClient(t, srv, func(c *Config) { c.MaxReads = 3 })
+			got, err := c.Fetch(context.Background(), winFrom, winTo)
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			ids := map[int64]bool{}
+			for _, r := range got {
+				ids[r.ID] = true
+			}
+			for _, r := range before {
+				if !ids[r.ID] {
+					t.Fatalf("record %d, present for the whole call, is missing", r.ID)
+				}
+			}
+			if len(got) < len(before) {
+				t.Fatalf("%d records, fewer than the %d at the start", len(got), len(before))
+			}
+		})
 	}
 }
