@@ -27,9 +27,11 @@ const (
 	DefaultPartitions = 3
 	// DefaultReplication asks the broker for its default.replication.factor.
 	DefaultReplication = -1
-	// DefaultCompression is the codec of produced batches. Provisional: lz4 compresses JSON well
-	// at little CPU cost and every broker and client supports it; the benchmark of the codecs on
-	// real records decides the final default.
+	// DefaultCompression is the codec of produced batches, chosen by measurement
+	// (docs/BENCHMARKS.md, goal 6): lz4 gives the highest producer limit and followpub
+	// throughput of the codecs, a third of the uncompressed bytes on the broker, and — with the
+	// publisher's 64 KiB blocks (codecs.go) — the smallest memory of the compressing codecs. zstd
+	// stores 40 % fewer bytes but halves the producer limit; gzip is slower still.
 	DefaultCompression = "lz4"
 	// DefaultWriteTimeout bounds one Publish call (KAFKA_WRITE_TIMEOUT).
 	DefaultWriteTimeout = 30 * time.Second
@@ -38,10 +40,13 @@ const (
 	// DefaultBatchBytes is the most bytes (uncompressed) sent to one partition in one produce
 	// request; the broker's default message.max.bytes is slightly above it.
 	DefaultBatchBytes = 1 << 20
-	// DefaultBatchTimeout is how long a partial batch waits for more messages. Publish is
-	// synchronous, so every call waits this long for its last batch per partition: kafka-go's
-	// default of one second would stall every cycle.
-	DefaultBatchTimeout = 5 * time.Millisecond
+	// DefaultBatchTimeout is how long a partial batch waits for messages of other Publish calls.
+	// It never splits the records of one call: kafka-go queues a call's messages for a partition
+	// under that partition's lock, before the batch timer can take the batch. The poller publishes
+	// one call at a time, so every call waits this long for its last batch per partition and
+	// nothing joins it; kafka-go's default of one second would stall every cycle, and 5 ms cost a
+	// fifth of the backfill's throughput (docs/BENCHMARKS.md).
+	DefaultBatchTimeout = time.Millisecond
 	// DefaultClientID is the client id the brokers see.
 	DefaultClientID = "followpub"
 	// DefaultDialTimeout bounds connecting to a broker, TLS handshake and SASL included.
@@ -294,7 +299,8 @@ func validTopic(name string) error {
 // followpub client (the publisher, followpub tail) connects the same way. It fills defaults and
 // validates cfg as New does; it reads the TLS files but does not touch the network. The
 // Transport caches the metadata of cfg.Topic only (Transport.MetadataTopics): set that field to
-// use it for other topics.
+// use it for other topics. It installs the publisher's lz4 and zstd writers in kafka-go's codec
+// table (see codecs.go), so a Writer over this Transport compresses as the Publisher does.
 func NewTransport(cfg Config) (*kafka.Transport, *kafka.Dialer, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -304,6 +310,7 @@ func NewTransport(cfg Config) (*kafka.Transport, *kafka.Dialer, error) {
 }
 
 func newTransport(cfg *Config) (*kafka.Transport, *kafka.Dialer, error) {
+	installCodecs()
 	tlsConfig, err := buildTLS(cfg.TLS)
 	if err != nil {
 		return nil, nil, err

@@ -41,6 +41,8 @@ type Publisher struct {
 	topicMu    sync.Mutex
 	topicReady bool
 
+	source []byte // cfg.Source, the ce_source value of every message
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -69,6 +71,7 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	reqTimeout := min(cfg.WriteTimeout, requestTimeoutMax)
 	p := &Publisher{
+		source:    []byte(cfg.Source),
 		cfg:       cfg,
 		log:       log,
 		transport: transport,
@@ -95,7 +98,7 @@ func New(cfg Config) (*Publisher, error) {
 		WriteBackoffMin: 100 * time.Millisecond,
 		WriteBackoffMax: time.Second,
 		// Publish writes synchronously, so a partial batch costs BatchTimeout on every call: it
-		// is milliseconds, not kafka-go's 1 s default.
+		// is a millisecond, not kafka-go's 1 s default (see DefaultBatchTimeout).
 		BatchSize:    cfg.BatchSize,
 		BatchBytes:   cfg.BatchBytes,
 		BatchTimeout: cfg.BatchTimeout,
@@ -324,32 +327,6 @@ func backoff(attempt int) time.Duration {
 		d = retryBackoffMax
 	}
 	return d - d/4 + rand.N(d/2+1)
-}
-
-// messages builds the Kafka messages of recs: key, value, headers and c's slots. It allocates the
-// message and header slices once per call, and one buffer per record (schema.AppendHeaders) that
-// holds the key, which is also ce_id, and ce_time.
-func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
-	now := time.Now()
-	msgs := make([]kafka.Message, len(recs))
-	hs := make([]kafka.Header, len(recs)*schema.NumHeaders)
-	var sh [schema.NumHeaders]schema.Header
-	for i := range recs {
-		c.slots[i].call = c
-		h := schema.AppendHeaders(sh[:0], recs[i], p.cfg.Source)
-		mh := hs[i*schema.NumHeaders : (i+1)*schema.NumHeaders : (i+1)*schema.NumHeaders]
-		for j := range mh {
-			mh[j] = kafka.Header(h[j])
-		}
-		msgs[i] = kafka.Message{
-			Key:        h[1].Value, // ce_id is the decimal id, the key
-			Value:      recs[i].Raw,
-			Headers:    mh,
-			Time:       now, // SPEC §5: the record timestamp is the time of publishing
-			WriterData: &c.slots[i],
-		}
-	}
-	return msgs
 }
 
 // Close flushes what kafka-go still holds (batches of calls cut short by their deadline) within

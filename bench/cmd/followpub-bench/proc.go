@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// buildBinary builds cmd/followpub into dir and returns its path.
+func buildBinary(root, dir string) (string, error) {
+	bin := filepath.Join(dir, "followpub")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/followpub")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building followpub: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// repoRoot finds the directory of go.mod above the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above %s: run from the repository", dir)
+		}
+		dir = parent
+	}
+}
+
+// env returns the environment of a followpub process: only PATH, HOME and the given FOLLOWPUB_
+// variables (names without the prefix), so the caller's own FOLLOWPUB_ variables never leak in.
+func env(vars map[string]string) []string {
+	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range vars {
+		out = append(out, "FOLLOWPUB_"+k+"="+v)
+	}
+	return out
+}
+
+// proc is a followpub process started by the driver.
+type proc struct {
+	cmd   *exec.Cmd
+	out   syncBuffer
+	start time.Time
+	done  chan struct{}
+	err   error
+	wall  time.Duration
+	hwm   atomic.Int64 // the largest VmHWM read from /proc, bytes
+}
+
+func startProc(bin string, vars map[string]string, args ...string) (*proc, error) {
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = env(vars)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.start = time.Now()
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting followpub: %w", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		p.wall = time.Since(p.start)
+		close(p.done)
+	}()
+	go p.watchHWM()
+	return p, nil
+}
+
+// watchHWM reads the process's VmHWM (peak resident set) from /proc every 10 ms until it exits.
+// The kernel's rusage of a child is no use here: os/exec starts children with CLONE_VM, and exec
+// folds the parent's high-water mark into the child's ru_maxrss.
+func (p *proc) watchHWM() {
+	path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			if i := bytes.Index(b, []byte("VmHWM:")); i >= 0 {
+				var kb int64
+				if _, err := fmt.Sscanf(string(b[i+len("VmHWM:"):]), "%d", &kb); err == nil && kb*1024 > p.hwm.Load() {
+					p.hwm.Store(kb * 1024)
+				}
+			}
+		}
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// wait waits for the process to exit, killing it after timeout.
+func (p *proc) wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("followpub %v did not exit within %s; output:\n%s", p.cmd.Args[1:], timeout, tail(p.out.String(), 20))
+	}
+	if p.err != nil {
+		return fmt.Errorf("followpub %v: %v; output:\n%s", p.cmd.Args[1:], p.err, tail(p.out.String(), 20))
+	}
+	return nil
+}
+
+// usage is what the kernel measured of the exited process: peak RSS (VmHWM, as last read before
+// the exit) and CPU time (user + system).
+type usage struct {
+	maxRSS int64 // bytes
+	cpu    time.Duration
+}
+
+func (p *proc) usage() usage {
+	ps := p.cmd.ProcessState
+	return usage{cpu: ps.UserTime() + ps.SystemTime(), maxRSS: p.hwm.Load()}
+}
+
+// logLine is one JSON log line of followpub.
+type logLine map[string]any
+
+func (l logLine) str(k string) string {
+	s, _ := l[k].(string)
+	return s
+}
+
+func (l logLine) num(k string) float64 {
+	f, _ := l[k].(float64)
+	return f
+}
+
+func (l logLine) time() time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, l.str("time"))
+	return t
+}
+
+// logs returns the JSON lines of the process's output whose msg is one of msgs (all when none).
+func (p *proc) logs(msgs ...string) []logLine {
+	var out []logLine
+	sc := bufio.NewScanner(strings.NewReader(p.out.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		if len(msgs) == 0 {
+			out = append(out, l)
+			continue
+		}
+		for _, m := range msgs {
+			if l.str("msg") == m {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// cycleDuration returns the duration of the last completed cycle from the logs.
+func (p *proc) cycleDuration() time.Duration {
+	var d time.Duration
+	for _, l := range p.logs("cycle done") {
+		d = parseLogDuration(l["duration"])
+	}
+	return d
+}
+
+// parseLogDuration reads a slog duration: JSON handlers write nanoseconds, text ones a string.
+func parseLogDuration(v any) time.Duration {
+	switch v := v.(type) {
+	case float64:
+		return time.Duration(v)
+	case string:
+		d, _ := time.ParseDuration(v)
+		return d
+	}
+	return 0
+}
+
+// freeAddr returns a loopback host:port that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// scrape fetches a Prometheus text page and returns the sum of each metric's samples by name and
+// label set as written (name{labels}).
+func scrape(url string) (map[string]float64, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] += v
+	}
+	return out, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// contextFor returns a context that ends after d.
+func contextFor(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

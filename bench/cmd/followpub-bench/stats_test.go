@@ -1,0 +1,85 @@
+package main
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+func TestMedianAndPercentile(t *testing.T) {
+	tests := []struct {
+		xs          []float64
+		median, p50 float64
+		p99, p100   float64
+	}{
+		{[]float64{3, 1, 2}, 2, 2, 3, 3},
+		{[]float64{4, 1, 3, 2}, 2.5, 2, 4, 4},
+		{[]float64{7}, 7, 7, 7, 7},
+	}
+	for _, tt := range tests {
+		if got := median(tt.xs); got != tt.median {
+			t.Errorf("median(%v) = %v, want %v", tt.xs, got, tt.median)
+		}
+		for _, c := range []struct{ p, want float64 }{{50, tt.p50}, {99, tt.p99}, {100, tt.p100}} {
+			if got := percentile(tt.xs, c.p); got != c.want {
+				t.Errorf("percentile(%v, %v) = %v, want %v", tt.xs, c.p, got, c.want)
+			}
+		}
+	}
+	hundred := make([]float64, 100)
+	for i := range hundred {
+		hundred[i] = float64(100 - i) // 100..1
+	}
+	if got := percentile(hundred, 99); got != 99 {
+		t.Errorf("p99 of 1..100 = %v, want 99", got)
+	}
+	if !math.IsNaN(median(nil)) || !math.IsNaN(percentile(nil, 50)) {
+		t.Error("no values: want NaN")
+	}
+}
+
+func TestMaxInWindow(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var reqs []request
+	// 5 requests in the first 100 ms, then one every 300 ms, given out of order.
+	for _, ms := range []int{900, 0, 20, 40, 60, 80, 300, 600, 1000} {
+		reqs = append(reqs, request{at: t0.Add(time.Duration(ms) * time.Millisecond)})
+	}
+	if got := maxInWindow(reqs, time.Second); got != 8 {
+		t.Errorf("most in 1 s = %d, want 8 (0–900 ms; the window excludes its end)", got)
+	}
+	if got := maxInWindow(reqs, 100*time.Millisecond); got != 5 {
+		t.Errorf("most in 100 ms = %d, want 5", got)
+	}
+}
+
+func TestBucketCycles(t *testing.T) {
+	cs := []cycleRequests{
+		{window: 0, requests: 1, result: "ok"},
+		{window: 150, requests: 2, result: "ok"},
+		{window: 180, requests: 4, result: "failed"},
+		{window: 6000, requests: 61, result: "ok"},
+	}
+	got := bucketCycles(cs)
+	want := []cycleBucket{{label: "0", n: 1, requests: 1}, {label: "100–199", n: 2, requests: 3, failed: 1}, {label: "≥ 5000", n: 1, requests: 61}}
+	if len(got) != len(want) {
+		t.Fatalf("buckets %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i].label != want[i].label || got[i].n != want[i].n || got[i].requests != want[i].requests || got[i].failed != want[i].failed {
+			t.Errorf("bucket %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestSnifferTotal(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"code":0,"msg":"ok","data":{"total":1234,"records":[]}}`: 1234,
+		`{"code":3,"msg":"busy","data":null}`:                      -1,
+	} {
+		s := &sniffer{head: []byte(body)}
+		if got := s.total(); got != want {
+			t.Errorf("total of %s = %d, want %d", body, got, want)
+		}
+	}
+}

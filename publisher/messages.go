@@ -1,0 +1,103 @@
+package publisher
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/schema"
+)
+
+// Header values that are the same for every message. They are shared: never modified.
+var (
+	specVersionValue = []byte(schema.SpecVersion)
+	eventTypeValue   = []byte(schema.EventType)
+	contentTypeValue = []byte(schema.ContentType)
+)
+
+// Messages returns the Kafka messages Publish writes for recs, in order: the key (the decimal id,
+// shared with the ce_id header), the value (recs[i].Raw, shared, not copied), the CloudEvents
+// headers of schema.AppendHeaders and the time of the call as the record timestamp; Topic,
+// Partition and WriterData are left empty. Publish builds its messages with it; it is exported so
+// that a tool can write exactly followpub's messages with a kafka-go Writer of its own (the
+// benchmarks' producer limit does). The messages share buffers: do not modify them.
+func (p *Publisher) Messages(recs []schema.Record) []kafka.Message {
+	return p.messages(recs, nil)
+}
+
+// messages builds the Kafka messages of recs and, when c is not nil, ties each to its slot of c
+// (Message.WriterData) for complete.
+//
+// This is the publisher's part of the hot path (docs/BENCHMARKS.md), so it allocates three times
+// per call and never per record: the messages, their headers, and one buffer holding every key
+// (which is also ce_id) and ce_time. The headers are those of schema.AppendHeaders, in its order
+// (a test holds them equal); ce_time is formatted by dayTimes.
+func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
+	now := time.Now()
+	msgs := make([]kafka.Message, len(recs))
+	hs := make([]kafka.Header, len(recs)*schema.NumHeaders)
+	buf := make([]byte, 0, len(recs)*(len("-9223372036854775808")+len(schema.TimeLayout)))
+	var times dayTimes
+	for i := range recs {
+		start := len(buf)
+		buf = strconv.AppendInt(buf, recs[i].ID, 10)
+		mid := len(buf)
+		buf = times.append(buf, recs[i].FollowTime)
+		// Capped slices: appending to a key cannot overwrite the next value. Should buf ever
+		// grow (a year beyond 9999), the earlier values keep the old array, unchanged.
+		id, ceTime := buf[start:mid:mid], buf[mid:len(buf):len(buf)]
+		mh := hs[i*schema.NumHeaders : (i+1)*schema.NumHeaders : (i+1)*schema.NumHeaders]
+		mh[0] = kafka.Header{Key: schema.HeaderSpecVersion, Value: specVersionValue}
+		mh[1] = kafka.Header{Key: schema.HeaderID, Value: id}
+		mh[2] = kafka.Header{Key: schema.HeaderSource, Value: p.source}
+		mh[3] = kafka.Header{Key: schema.HeaderType, Value: eventTypeValue}
+		mh[4] = kafka.Header{Key: schema.HeaderTime, Value: ceTime}
+		mh[5] = kafka.Header{Key: schema.HeaderContentType, Value: contentTypeValue}
+		msgs[i] = kafka.Message{
+			Key:     id, // ce_id is the decimal id, the key
+			Value:   recs[i].Raw,
+			Headers: mh,
+			Time:    now, // SPEC §5: the record timestamp is the time of publishing
+		}
+		if c != nil {
+			c.slots[i].call = c
+			msgs[i].WriterData = &c.slots[i]
+		}
+	}
+	return msgs
+}
+
+const msPerDay = 24 * 60 * 60 * 1000
+
+// dayTimes formats ce_time values exactly as schema.AppendTime does, faster: it asks
+// schema.AppendTime for the date of each new UTC day (records come sorted, so a batch spans a few
+// days at most) and writes the time of day itself. Its zero value is ready to use.
+type dayTimes struct {
+	day    int64 // days since the epoch of prefix
+	prefix [len("2006-01-02T")]byte
+	valid  bool
+}
+
+// append appends the ce_time of ms (epoch milliseconds) to dst.
+func (f *dayTimes) append(dst []byte, ms int64) []byte {
+	day := ms / msPerDay
+	if ms%msPerDay < 0 {
+		day-- // floor division: before 1970 too
+	}
+	if !f.valid || day != f.day {
+		var b [64]byte
+		midnight := schema.AppendTime(b[:0], day*msPerDay)
+		if len(midnight) != len(schema.TimeLayout) { // a year outside 0000–9999
+			f.valid = false
+			return schema.AppendTime(dst, ms)
+		}
+		copy(f.prefix[:], midnight)
+		f.day, f.valid = day, true
+	}
+	t := ms - day*msPerDay // 0 ≤ t < msPerDay
+	h, m, s, milli := t/3_600_000, t/60_000%60, t/1000%60, t%1000
+	return append(append(dst, f.prefix[:]...),
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+m/10), byte('0'+m%10), ':',
+		byte('0'+s/10), byte('0'+s%10), '.', byte('0'+milli/100), byte('0'+milli/10%10), byte('0'+milli%10), 'Z')
+}
