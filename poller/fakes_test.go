@@ -25,6 +25,7 @@ type fakeAPI struct {
 	fail    error
 	calls   []string // "from..to" of each Fetch
 	outside []schema.Record
+	onFetch func(n int) // called with the number of the Fetch, from 1, before it answers
 }
 
 func (f *fakeAPI) add(id int64, ft time.Time) schema.Record {
@@ -40,6 +41,9 @@ func (f *fakeAPI) Fetch(ctx context.Context, from, to time.Time) ([]schema.Recor
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, from.Format(poller.DateLayout)+".."+to.Format(poller.DateLayout))
+	if f.onFetch != nil {
+		f.onFetch(len(f.calls))
+	}
 	if f.fail != nil {
 		return nil, f.fail
 	}

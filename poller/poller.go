@@ -112,6 +112,11 @@ type Poller struct {
 	loaded bool
 	late   map[int64]struct{} // ids below the floor already reported, so each is logged once
 
+	// unsaved holds records Kafka acknowledged whose commit failed (a full or read-only disk);
+	// unsavedIDs indexes them. See commitPublished.
+	unsaved    []Published
+	unsavedIDs map[int64]struct{}
+
 	lastSuccess atomic.Int64 // unix nanoseconds of the last completed cycle; 0 = none yet
 }
 
@@ -127,7 +132,7 @@ func New(cfg Config, src Source, pub Publisher, store Store) (*Poller, error) {
 	if store == nil {
 		return nil, errors.New("poller needs a store")
 	}
-	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}}, nil
+	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}, unsavedIDs: map[int64]struct{}{}}, nil
 }
 
 // CycleResult counts what one cycle did.
@@ -227,6 +232,9 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	if err := p.ensureState(ctx); err != nil {
 		return res, err
 	}
+	if err := p.commitPublished(ctx, nil); err != nil {
+		return res, fmt.Errorf("saving %d records published before the last commit failed: %w", len(p.unsaved), err)
+	}
 	from := p.windowStart(p.st)
 	to := StartOfDay(p.cfg.Clock(), p.cfg.Location)
 	if to.Before(from) {
@@ -250,6 +258,14 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 		if ctx.Err() != nil && res.Days < days {
 			return res, fmt.Errorf("stopped after %d of %d days: %w", res.Days, days, ctx.Err())
 		}
+	}
+	if res.Days < days {
+		// The reader stops without a word when ctx ends: the window was not read to its end.
+		err := ctx.Err()
+		if err == nil {
+			err = errors.New("the reader stopped early")
+		}
+		return res, fmt.Errorf("stopped after %d of %d days: %w", res.Days, days, err)
 	}
 	return res, nil
 }
@@ -312,6 +328,10 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 				dups++
 				continue
 			}
+			if _, ok := p.unsavedIDs[r.ID]; ok {
+				dups++
+				continue
+			}
 			fresh = append(fresh, r)
 		}
 	}
@@ -346,21 +366,44 @@ func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *Cy
 	gctx, cancel := graceContext(ctx, p.cfg.ShutdownGrace)
 	defer cancel()
 	acked, perr := p.pub.Publish(gctx, recs)
-	change := Change{Floor: p.st.Floor, Watermark: p.st.Watermark, Add: make([]Published, 0, len(recs))}
+	var add []Published
 	for i, r := range recs {
 		if perr == nil || (i < len(acked) && acked[i]) {
-			change.Add = append(change.Add, Published{ID: r.ID, FollowTime: r.FollowTime})
-			change.Watermark = max(change.Watermark, r.FollowTime)
+			add = append(add, Published{ID: r.ID, FollowTime: r.FollowTime})
 		}
 	}
-	if len(change.Add) > 0 {
-		if err := p.commit(gctx, change); err != nil {
-			return errors.Join(wrapPublish(perr, len(recs), len(change.Add)), err)
-		}
-		res.Published += len(change.Add)
-		p.cfg.Metrics.RecordsPublished(len(change.Add))
+	if err := p.commitPublished(gctx, add); err != nil {
+		return errors.Join(wrapPublish(perr, len(recs), 0), err)
 	}
-	return wrapPublish(perr, len(recs), len(change.Add))
+	res.Published += len(add)
+	return wrapPublish(perr, len(recs), len(add))
+}
+
+// commitPublished commits records Kafka acknowledged, together with any that an earlier commit
+// failed to save. When the commit fails, they are all kept in memory as unsaved: they count as
+// published for the dedupe (so a disk that refuses commits does not make every cycle publish the
+// same batch again) and are committed first thing next time. Only a crash loses them, and then
+// they are published once more.
+func (p *Poller) commitPublished(ctx context.Context, add []Published) error {
+	add = append(p.unsaved, add...)
+	if len(add) == 0 {
+		return nil
+	}
+	change := Change{Floor: p.st.Floor, Watermark: p.st.Watermark, Add: add}
+	for _, a := range add {
+		change.Watermark = max(change.Watermark, a.FollowTime)
+	}
+	if err := p.commit(ctx, change); err != nil {
+		p.unsaved = add
+		for _, a := range add {
+			p.unsavedIDs[a.ID] = struct{}{}
+		}
+		return err
+	}
+	p.cfg.Metrics.RecordsPublished(len(add))
+	p.unsaved = nil
+	clear(p.unsavedIDs)
+	return nil
 }
 
 func wrapPublish(err error, n, acked int) error {

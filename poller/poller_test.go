@@ -319,16 +319,53 @@ func TestStoreFailureStopsPublishing(t *testing.T) {
 	if got := len(r.kafka.published()) - before; got != 2 {
 		t.Fatalf("published %d records while the store failed, want one batch of 2", got)
 	}
+	// More failed cycles while the disk stays full publish nothing more: the acknowledged batch is
+	// remembered in memory and its commit retried before anything new goes out.
+	for range 3 {
+		if _, err := r.p.Cycle(context.Background()); err == nil {
+			t.Fatal("a cycle succeeded while the store fails")
+		}
+	}
+	if got := len(r.kafka.published()) - before; got != 2 {
+		t.Fatalf("failed cycles published %d records in all, want the one batch of 2", got)
+	}
 	r.store.Fail(nil)
 	r.cycle()
 	counts := r.kafka.counts()
 	for _, rec := range append(all, more...) {
-		if counts[rec.ID] < 1 {
-			t.Errorf("id %d lost", rec.ID)
+		if counts[rec.ID] != 1 {
+			t.Errorf("id %d published %d times, want once", rec.ID, counts[rec.ID])
 		}
 	}
-	if counts[7] != 2 || counts[9] != 1 {
-		t.Fatalf("counts = %v: want only the uncommitted batch (7, 8) published twice", counts)
+	st, _ := r.store.Load(context.Background())
+	for _, rec := range more {
+		if _, ok := st.Seen[rec.ID]; !ok {
+			t.Errorf("id %d is not in the store after the disk recovered", rec.ID)
+		}
+	}
+}
+
+func TestCycleCancelledWhileReadingIsNotComplete(t *testing.T) {
+	// A backfill of many days, cancelled while the reader is between days: the cycle must not
+	// report success (run --once would exit 0 with days unread).
+	for range 20 {
+		r := newRig(t, sh(t, 2024, 1, 20, 12, 0, 0, 0), func(c *poller.Config) { c.StartFrom = "2024-01-01" })
+		for d := 1; d <= 20; d++ {
+			r.api.add(int64(d), sh(t, 2024, 1, d, 8, 0, 0, 0))
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r.api.onFetch = func(n int) {
+			if n == 3 {
+				cancel()
+			}
+		}
+		res, err := r.p.Cycle(ctx)
+		if err == nil {
+			t.Fatalf("a cancelled cycle that read %d of 20 days reported success", res.Days)
+		}
+		if r.p.Ready() && res.Days < 20 {
+			t.Fatal("a cancelled cycle made the poller ready")
+		}
 	}
 }
 

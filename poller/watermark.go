@@ -69,6 +69,8 @@ func (p *Poller) Reset(ctx context.Context) error {
 	}
 	p.st, p.loaded = State{Seen: map[int64]int64{}}, true
 	clear(p.late)
+	p.unsaved = nil
+	clear(p.unsavedIDs)
 	return nil
 }
 
@@ -79,6 +81,8 @@ func (p *Poller) replace(ctx context.Context, t time.Time) error {
 	}
 	p.st = State{Exists: true, Floor: ms, Watermark: ms, Seen: map[int64]int64{}, UpdatedAt: p.cfg.Clock()}
 	clear(p.late)
+	p.unsaved = nil
+	clear(p.unsavedIDs)
 	return nil
 }
 
