@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -77,6 +78,11 @@ func open(path string) (*Store, error) {
 	case fi.Size() == 0:
 		return nil, fmt.Errorf("opening state %s: the file is empty: %w (move it away to start over from START_FROM, or restore a backup)", path, ErrCorrupt)
 	}
+	if fi != nil {
+		if err := checkLength(path, fi.Size()); err != nil {
+			return nil, err
+		}
+	}
 	db, err := openBolt(path)
 	if err != nil {
 		return nil, err
@@ -91,6 +97,9 @@ func open(path string) (*Store, error) {
 
 // openBolt opens an existing bbolt file, turning its failures (and panics on garbage) into ErrCorrupt.
 func openBolt(path string) (db *bolt.DB, err error) {
+	// bbolt reads the file through a memory map: a page past the end of a truncated file is a
+	// fault, which this turns into a panic for the recover below.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, corrupt(path, fmt.Errorf("%v", r))
@@ -116,6 +125,7 @@ func corrupt(path string, cause error) error {
 
 // verify checks the format tag and the integrity of every page.
 func (s *Store) verify() (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = corrupt(s.path, fmt.Errorf("%v", r))
@@ -136,6 +146,50 @@ func (s *Store) verify() (err error) {
 		}
 		return err
 	})
+}
+
+// checkLength refuses a file shorter than its newest meta page says it is: bbolt would read past
+// its end. A file with no readable meta page is left to bbolt, which reports it.
+func checkLength(path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening state %s: %w", path, err)
+	}
+	defer f.Close()
+	// A bbolt meta page: a 16-byte page header, then magic, version, page size (uint32 each),
+	// flags, the root bucket (16 bytes), the freelist page id, the high-water page id and the
+	// transaction id (uint64 each), little-endian.
+	const magic = 0xED0CDAED
+	var best struct{ txid, end uint64 }
+	for _, off := range []int64{0, -1} {
+		buf := make([]byte, 80)
+		if off < 0 {
+			off = int64(binary.LittleEndian.Uint32(pageOf(f, 0)[24:28]))
+			if off == 0 {
+				continue
+			}
+		}
+		if _, err := f.ReadAt(buf, off); err != nil || binary.LittleEndian.Uint32(buf[16:20]) != magic {
+			continue
+		}
+		pageSize := uint64(binary.LittleEndian.Uint32(buf[24:28]))
+		hwm := binary.LittleEndian.Uint64(buf[56:64])
+		txid := binary.LittleEndian.Uint64(buf[64:72])
+		if txid >= best.txid {
+			best.txid, best.end = txid, hwm*pageSize
+		}
+	}
+	if best.end > uint64(size) {
+		return corrupt(path, fmt.Errorf("the file is %d bytes but its data reach to byte %d: it was truncated", size, best.end))
+	}
+	return nil
+}
+
+// pageOf returns the first 80 bytes at off (zeros where the file has none).
+func pageOf(f *os.File, off int64) []byte {
+	buf := make([]byte, 80)
+	_, _ = f.ReadAt(buf, off)
+	return buf
 }
 
 // create builds an empty store under a temporary name and renames it into place, so the state
