@@ -128,7 +128,10 @@ func (c *config) validate() error {
 	c.location = loc
 	u, err := url.Parse(c.APIBaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("FOLLOWPUB_API_BASE_URL=%q: want an http:// or https:// URL", c.APIBaseURL)
+		return usagef("FOLLOWPUB_API_BASE_URL: want an http:// or https:// URL")
+	}
+	if u.User != nil {
+		return usagef("FOLLOWPUB_API_BASE_URL=%q: must not carry credentials (user:password@); the API authenticates with FOLLOWPUB_API_APP_ID and FOLLOWPUB_API_APP_SECRET", u.Redacted())
 	}
 	if u.Scheme == "http" && !c.APIAllowInsecure && !isLoopbackHost(u.Hostname()) {
 		return usagef("FOLLOWPUB_API_BASE_URL=%q: plain http:// is allowed only to loopback hosts; use https:// or set FOLLOWPUB_API_ALLOW_INSECURE=true", c.APIBaseURL)
@@ -173,12 +176,14 @@ func (c *config) validate() error {
 	if (c.KafkaTLSCertFile == "") != (c.KafkaTLSKeyFile == "") {
 		return usagef("FOLLOWPUB_KAFKA_TLS_CERT_FILE and FOLLOWPUB_KAFKA_TLS_KEY_FILE go together: set both or neither")
 	}
-	if c.HTTPAddr != "" {
-		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-			return usagef("FOLLOWPUB_HTTP_ADDR=%q: want host:port (or empty to disable)", c.HTTPAddr)
-		}
+	if c.HTTPAddr != "" && !validHostPort(c.HTTPAddr, 0) {
+		return usagef("FOLLOWPUB_HTTP_ADDR=%q: want host:port with a port from 0 to 65535 (or empty to disable)", c.HTTPAddr)
 	}
-	if _, err := poller.ParseStartFrom(c.StartFrom, time.Now(), loc); err != nil {
+	start, err := poller.ParseStartFrom(c.StartFrom, time.Now(), loc)
+	if err != nil {
+		return usagef("FOLLOWPUB_START_FROM=%q: %v", c.StartFrom, err)
+	}
+	if err := plausibleTime(start, time.Now()); err != nil {
 		return usagef("FOLLOWPUB_START_FROM=%q: %v", c.StartFrom, err)
 	}
 	for _, s := range splitList(c.APIAuthErrorCodes) {
@@ -207,8 +212,8 @@ func (c *config) validate() error {
 		return usagef("FOLLOWPUB_KAFKA_BROKERS=%q: want host:port[,host:port…]", c.KafkaBrokers)
 	}
 	for _, b := range c.brokers {
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return usagef("FOLLOWPUB_KAFKA_BROKERS=%q: %q is not host:port", c.KafkaBrokers, b)
+		if !validHostPort(b, 1) {
+			return usagef("FOLLOWPUB_KAFKA_BROKERS=%q: %q is not host:port with a port from 1 to 65535", c.KafkaBrokers, b)
 		}
 	}
 	return nil
@@ -305,6 +310,32 @@ func printEnv(w io.Writer) error {
 		return err
 	}
 	return tw.Flush()
+}
+
+// validHostPort reports whether s is host:port with a port from minPort to 65535.
+func validHostPort(s string, minPort int) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= minPort && n <= 65535
+}
+
+// earliestTime is the earliest start or watermark accepted: WeShoto's records are not older, and
+// an earlier one is a typo that would mean a backfill of centuries.
+var earliestTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// plausibleTime refuses a start or watermark before earliestTime or more than a day after now:
+// a state in the future would publish nothing until that day, silently.
+func plausibleTime(t, now time.Time) error {
+	switch {
+	case t.Before(earliestTime):
+		return fmt.Errorf("%s is before %s", t.Format(time.RFC3339), earliestTime.Format(time.DateOnly))
+	case t.After(now.Add(24 * time.Hour)):
+		return fmt.Errorf("%s is more than a day in the future", t.Format(time.RFC3339))
+	}
+	return nil
 }
 
 func splitList(s string) []string {

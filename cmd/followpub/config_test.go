@@ -58,13 +58,16 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		"FOLLOWPUB_HTTP_ADDR":               "9464",
 		"FOLLOWPUB_KAFKA_CREATE_TOPIC":      "maybe",
 		"FOLLOWPUB_KAFKA_TOPIC_REPLICATION": "0",
+		"FOLLOWPUB_START_FROM":              "0001-01-01",
+		"FOLLOWPUB_KAFKA_BROKERS":           "127.0.0.1:99999",
+		"FOLLOWPUB_API_BASE_URL":            "https://user:pw-NEVERPRINT@api.example.com",
 	}
 	for name, value := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, value)
 			_, err := loadConfig()
 			var ue *usageError
-			if !errors.As(err, &ue) || !strings.Contains(err.Error(), name) {
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "NEVERPRINT") {
 				t.Fatalf("%s=%s: error %v, want a usage error naming the variable", name, value, err)
 			}
 		})
@@ -151,5 +154,16 @@ func TestMissingCAFileNamesTheVariable(t *testing.T) {
 	var ue *usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "FOLLOWPUB_KAFKA_TLS_CA_FILE") {
 		t.Fatalf("error %v, want a usage error naming FOLLOWPUB_KAFKA_TLS_CA_FILE", err)
+	}
+}
+
+func TestStartFromInTheFutureIsRefused(t *testing.T) {
+	t.Setenv("FOLLOWPUB_START_FROM", "9999-12-31")
+	if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "future") {
+		t.Fatalf("error %v, want START_FROM in the future refused", err)
+	}
+	t.Setenv("FOLLOWPUB_START_FROM", "2019-06-01")
+	if _, err := loadConfig(); err != nil {
+		t.Fatalf("a plausible START_FROM refused: %v", err)
 	}
 }

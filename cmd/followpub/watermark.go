@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/followpub/followpub/internal/state"
 	"github.com/followpub/followpub/poller"
@@ -28,7 +29,11 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case args[0] == "show" && len(args) == 1:
 	case args[0] == "reset" && len(args) == 1:
 	case args[0] == "set" && len(args) == 2:
-		if _, err := poller.ParseTime(args[1], cfg.location); err != nil {
+		t, err := poller.ParseTime(args[1], cfg.location)
+		if err == nil {
+			err = plausibleTime(t, time.Now())
+		}
+		if err != nil {
 			return usagef("watermark set: %v", err)
 		}
 	default:
