@@ -9,6 +9,10 @@ import (
 	"github.com/followpub/followpub/schema"
 )
 
+// maxPlausibleTotal is the most records a window may hold (the poller asks for one day): a larger
+// total is a broken answer, and paging to its end would never finish.
+const maxPlausibleTotal = 10_000_000
+
 // maxExtensions bounds how often one read of a window follows a growing total to further pages.
 const maxExtensions = 8
 
@@ -170,6 +174,7 @@ func (c *Client) readInOrder(ctx context.Context, from, to time.Time) (window, e
 		w     window
 		pages []Page
 		prev  int64
+		seen  = map[int64]int64{}
 	)
 	for idx := int64(1); ; idx++ {
 		p, err := c.ListPage(ctx, from, to, int(idx))
@@ -187,7 +192,9 @@ func (c *Client) readInOrder(ctx context.Context, from, to time.Time) (window, e
 		case p.Total-prev > size:
 			w.why = fmt.Sprintf("%d records arrived between pages %d and %d, more than a page", p.Total-prev, idx-1, idx)
 		default:
-			w.why = checkPage(idx, p, size)
+			if w.why = checkPage(idx, p, size); w.why == "" {
+				w.why = repeats(idx, p, seen)
+			}
 		}
 		w.maxTotal = max(w.maxTotal, p.Total)
 		prev = p.Total
@@ -241,6 +248,9 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 	if int64(len(first.Records)) > size {
 		return window{}, fmt.Errorf("%w: page 1 has %d records, more than page_size %d", ErrMalformed, len(first.Records), size)
 	}
+	if first.Total > maxPlausibleTotal || first.Total < 0 {
+		return window{}, fmt.Errorf("%w: a total of %d records for %s..%s is not plausible", ErrMalformed, first.Total, c.day(from), c.day(to))
+	}
 	w := window{firstTotal: first.Total, maxTotal: first.Total}
 	pages := []Page{first}
 	note := func(why string) {
@@ -292,6 +302,24 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 	return w, nil
 }
 
+// repeats records the ids of page idx in seen and says so when every one of them was already on
+// another page: records shifted by arrivals repeat a few at a page's edge, never a whole page, and
+// an API that answers every page alike would otherwise be paged to the end of its total.
+func repeats(idx int64, p Page, seen map[int64]int64) string {
+	old := 0
+	for _, r := range p.Records {
+		if first, ok := seen[r.ID]; ok && first != idx {
+			old++
+		} else {
+			seen[r.ID] = idx
+		}
+	}
+	if len(p.Records) > 0 && old == len(p.Records) {
+		return fmt.Sprintf("page %d repeats records of other pages", idx)
+	}
+	return ""
+}
+
 // checkPage says what is wrong with page index against the total that page itself reports, or "":
 // a page must hold exactly what its total implies (full pages, then the rest, then nothing).
 func checkPage(index int64, p Page, size int64) string {
@@ -317,6 +345,7 @@ func (c *Client) readPages(ctx context.Context, from, to time.Time, lo, hi, size
 		why      string
 		whyPage  int64
 		results  = make(map[int64]Page)
+		seen     = make(map[int64]int64) // id → the page it was first seen on, in this call
 		wg       sync.WaitGroup
 	)
 	workers := min(int64(c.cfg.Concurrency), hi-lo+1)
@@ -343,7 +372,11 @@ func (c *Client) readPages(ctx context.Context, from, to time.Time, lo, hi, size
 					cancel()
 				default:
 					results[idx] = p
-					if w := checkPage(idx, p, size); w != "" {
+					w := checkPage(idx, p, size)
+					if w == "" {
+						w = repeats(idx, p, seen)
+					}
+					if w != "" {
 						if why == "" || idx < whyPage {
 							why, whyPage = w, idx
 						}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/followpub/followpub/internal/wshotosim"
@@ -202,5 +203,29 @@ func TestFetchSettlesInOrderUnderRandomArrivals(t *testing.T) {
 				t.Fatalf("%d records, fewer than the %d at the start", len(got), len(before))
 			}
 		})
+	}
+}
+
+func TestFetchGivesUpOnPagesThatRepeatThemselves(t *testing.T) {
+	// Every page answers the same records under a large total: not a window to page to its end.
+	for _, total := range []int64{50_000, 1 << 40} {
+		var requests atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			recs := make([]string, 10)
+			for i := range recs {
+				recs[i] = fmt.Sprintf(`{"id":%d,"follow_time":1}`, i+1)
+			}
+			fmt.Fprintf(w, `{"code":0,"data":{"total":%d,"records":[%s]}}`, total, strings.Join(recs, ","))
+		}))
+		c := newClient(t, srv, func(c *Config) { c.AccessToken = "t"; c.PageSize = 10; c.MaxReads = 2 })
+		_, err := c.Fetch(context.Background(), winFrom, winTo)
+		srv.Close()
+		if !errors.Is(err, ErrInconsistentPages) && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("total %d: error %v, want the answer refused", total, err)
+		}
+		if n := requests.Load(); n > 100 {
+			t.Fatalf("total %d: %d requests before giving up", total, n)
+		}
 	}
 }
