@@ -26,7 +26,7 @@ const (
 	DefaultMaxBackoff  = 10 * time.Second
 	DefaultMaxElapsed  = 2 * time.Minute
 	DefaultMaxReads    = 5
-	DefaultMaxBodySize = 32 << 20
+	DefaultMaxBodySize = 8 << 20
 	DefaultTimeZone    = "Asia/Shanghai"
 )
 
@@ -118,7 +118,8 @@ type Config struct {
 	// MaxReads bounds the number of times Fetch reads a window whose page set changed while it was
 	// read, before it returns ErrInconsistentPages. Default (0): 5.
 	MaxReads int
-	// MaxBodySize caps a response body, in bytes. Default (0): 32 MiB.
+	// MaxBodySize caps a response body, in bytes. Default (0): 8 MiB — 80 KiB a record at the
+	// largest page size, and a bound on what Concurrency pages in flight can cost in memory.
 	MaxBodySize int64
 
 	// HTTPClient sends the requests. Default (nil): a client of its own that does not follow
