@@ -19,18 +19,19 @@ import (
 	"time"
 
 	"github.com/followpub/followpub/internal/e2etest"
+	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/poller"
 )
 
-// maxBody is the API client's default body limit (wshoto.DefaultMaxBodySize; the binary uses it).
-const maxBody = 32 << 20
+// maxBody is the API client's default body limit, which the binary uses.
+const maxBody = wshoto.DefaultMaxBodySize
 
 // TestOversizeAndEndlessBodies answers the first list requests with bodies followpub must refuse
 // without holding them: the first is announced (Content-Length) as 48 MiB; the next four, which
 // are the first attempts at pages 2–5 read concurrently (API_CONCURRENCY=4, the default), never
 // end (chunked, streamed until the client goes away). followpub must treat them as malformed
-// answers, retry, complete the cycle and publish everything, reading about the 32 MiB limit of
+// answers, retry, complete the cycle and publish everything, reading about the body limit (maxBody) of
 // each endless body and no more, with a bounded peak memory.
 func TestOversizeAndEndlessBodies(t *testing.T) {
 	t.Parallel()
