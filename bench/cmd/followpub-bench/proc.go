@@ -87,14 +87,18 @@ func startProc(bin string, vars map[string]string, args ...string) (*proc, error
 	return p, nil
 }
 
-// watchHWM reads the process's VmHWM (peak resident set) from /proc every 10 ms until it exits.
+// watchHWM reads the process's VmHWM (peak resident set) from /proc every millisecond for the
+// first 200 ms, then every 10 ms, until it exits.
 // The kernel's rusage of a child is no use here: os/exec starts children with CLONE_VM, and exec
 // folds the parent's high-water mark into the child's ru_maxrss.
 func (p *proc) watchHWM() {
 	path := fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)
-	t := time.NewTicker(10 * time.Millisecond)
+	t := time.NewTicker(time.Millisecond) // fast at first: a short run may last only milliseconds
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
+		if i == 200 {
+			t.Reset(10 * time.Millisecond)
+		}
 		if b, err := os.ReadFile(path); err == nil {
 			if i := bytes.Index(b, []byte("VmHWM:")); i >= 0 {
 				var kb int64
