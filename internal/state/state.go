@@ -309,13 +309,19 @@ func (s *Store) Commit(_ context.Context, c poller.Change) error {
 	return nil
 }
 
-// forgetBelow deletes every remembered id with a follow_time below floor.
+// forgetBelow deletes every remembered id with a follow_time below floor. It collects the keys
+// first: deleting under a cursor and seeking the first key again after each deletion walks the
+// emptied leading pages every time, which is quadratic in the ids forgotten.
 func forgetBelow(seen *bolt.Bucket, floor int64) error {
 	var limit [8]byte
 	putInt(limit[:], floor)
+	var keys [][16]byte
 	c := seen.Cursor()
-	for k, _ := c.First(); k != nil && string(k[:8]) < string(limit[:]); k, _ = c.First() {
-		if err := c.Delete(); err != nil {
+	for k, _ := c.First(); k != nil && string(k[:8]) < string(limit[:]); k, _ = c.Next() {
+		keys = append(keys, [16]byte(k))
+	}
+	for i := range keys {
+		if err := seen.Delete(keys[i][:]); err != nil {
 			return err
 		}
 	}
