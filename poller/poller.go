@@ -33,6 +33,11 @@ type Config struct {
 	// FloorMargin is how far the floor trails the window start, so that a record the API returns
 	// just outside the window is still recognised. Default: 24h.
 	FloorMargin time.Duration
+	// FullReadEvery makes every n-th cycle read each day of the window in full even when the
+	// source can read just what a day gained (IncrementalSource): incremental reads count records,
+	// and a record removed from the API while another arrives evens the count out; a full read
+	// finds what that hid. Default: 10. 1: always read in full.
+	FullReadEvery int
 	// ShutdownGrace is how long a publish and its commit that are under way may still finish after
 	// ctx is cancelled, so that a shutdown does not abandon what Kafka is acknowledging.
 	// Default: 10s.
@@ -68,6 +73,9 @@ func (c *Config) setDefaults() error {
 	if c.FloorMargin == 0 {
 		c.FloorMargin = 24 * time.Hour
 	}
+	if c.FullReadEvery == 0 {
+		c.FullReadEvery = 10
+	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
@@ -93,6 +101,8 @@ func (c *Config) validate() error {
 		return errors.New("batch size must be positive")
 	case c.FloorMargin < 0:
 		return errors.New("floor margin must not be negative")
+	case c.FullReadEvery < 0:
+		return errors.New("full read cadence must be positive")
 	}
 	if _, err := ParseStartFrom(c.StartFrom, time.Now(), c.Location); err != nil {
 		return err
@@ -111,6 +121,13 @@ type Poller struct {
 	st     State
 	loaded bool
 	late   map[int64]struct{} // ids below the floor already reported, so each is logged once
+	// seenMu guards st.Seen between the cycle, which commits, and the prefetcher, which asks
+	// whether an id is known (incremental reads).
+	seenMu sync.RWMutex
+	// cycles counts the cycles started; failed records that the last one did not complete, so
+	// that the next reads in full.
+	cycles int
+	failed bool
 
 	// unsaved holds records Kafka acknowledged whose commit failed (a full or read-only disk);
 	// unsavedIDs indexes them. See commitPublished.
@@ -204,6 +221,7 @@ func (p *Poller) Cycle(ctx context.Context) (CycleResult, error) {
 	defer p.mu.Unlock()
 	began := p.cfg.Clock()
 	res, err := p.cycle(ctx)
+	p.failed = err != nil
 	result := "ok"
 	switch {
 	case err != nil && ctx.Err() != nil:
@@ -244,7 +262,9 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days)
 
 	fctx, stopFetching := context.WithCancel(ctx)
-	fetches, fetching := p.prefetch(fctx, from, days)
+	p.cycles++
+	incremental := !p.failed && p.cycles%p.cfg.FullReadEvery != 0
+	fetches, fetching := p.prefetch(fctx, from, days, incremental)
 	defer func() { stopFetching(); <-fetching }()
 	for f := range fetches {
 		if f.err != nil {
@@ -280,15 +300,30 @@ type fetched struct {
 // prefetch reads the window's days in order, one day ahead of the caller, so that reading the API
 // overlaps with publishing. At most two days are held in memory. The channel closes after the last
 // day, after an error, or when ctx is done; done closes when the reader has returned.
-func (p *Poller) prefetch(ctx context.Context, from time.Time, days int) (_ <-chan fetched, done <-chan struct{}) {
+//
+// With incremental set and a source that can (IncrementalSource), a day that already has published
+// records is read for what it gained only; otherwise in full.
+func (p *Poller) prefetch(ctx context.Context, from time.Time, days int, incremental bool) (_ <-chan fetched, done <-chan struct{}) {
 	out := make(chan fetched, 1)
 	finished := make(chan struct{})
+	inc, _ := p.src.(IncrementalSource)
+	var known []int
+	if incremental && inc != nil {
+		known = p.knownByDay(from, days)
+	}
 	go func() {
 		defer close(finished)
 		defer close(out)
 		for i := range days {
 			day := addDays(from, i)
-			recs, err := p.src.Fetch(ctx, day, day)
+			var recs []schema.Record
+			var err error
+			if known != nil && known[i] > 0 {
+				lo, hi := day.UnixMilli(), addDays(day, 1).UnixMilli()
+				recs, err = inc.FetchNew(ctx, day, known[i], func(id int64) bool { return p.knownOn(id, lo, hi) })
+			} else {
+				recs, err = p.src.Fetch(ctx, day, day)
+			}
 			select {
 			case out <- fetched{day: day, recs: recs, err: err}:
 			case <-ctx.Done():
@@ -300,6 +335,35 @@ func (p *Poller) prefetch(ctx context.Context, from time.Time, days int) (_ <-ch
 		}
 	}()
 	return out, finished
+}
+
+// knownByDay counts, for each day of the window, the ids published with a follow_time on it. It
+// runs before the prefetcher starts, so it reads st.Seen without the lock.
+func (p *Poller) knownByDay(from time.Time, days int) []int {
+	out := make([]int, days)
+	lo, hi := from.UnixMilli(), addDays(from, days).UnixMilli()
+	for _, ft := range p.st.Seen {
+		if ft < lo || ft >= hi {
+			continue
+		}
+		// Days are whole calendar days in the API zone; find ft's by stepping (the window is short).
+		for i := range days {
+			if ft < addDays(from, i+1).UnixMilli() {
+				out[i]++
+				break
+			}
+		}
+	}
+	return out
+}
+
+// knownOn reports whether id was published with a follow_time on the day from lo to hi (epoch ms).
+// The prefetcher calls it while the cycle commits.
+func (p *Poller) knownOn(id, lo, hi int64) bool {
+	p.seenMu.RLock()
+	defer p.seenMu.RUnlock()
+	ft, ok := p.st.Seen[id]
+	return ok && ft >= lo && ft < hi
 }
 
 // handleDay publishes the records of one day that were not published yet, in ascending
@@ -430,6 +494,8 @@ func (p *Poller) commit(ctx context.Context, c Change) error {
 	if err := p.store.Commit(ctx, c); err != nil {
 		return fmt.Errorf("committing the state (%d ids, watermark %s): %w", len(c.Add), msTime(c.Watermark), err)
 	}
+	p.seenMu.Lock()
+	defer p.seenMu.Unlock()
 	for _, a := range c.Add {
 		p.st.Seen[a.ID] = a.FollowTime
 	}

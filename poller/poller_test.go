@@ -448,3 +448,91 @@ func ids(recs []schema.Record) []int64 {
 	}
 	return out
 }
+
+// incAPI is a fakeAPI that can also read what a day gained, by counting as wshoto.Client does:
+// it returns at most total − known unknown records of the day.
+type incAPI struct {
+	*fakeAPI
+	newCalls int
+}
+
+func (a *incAPI) FetchNew(ctx context.Context, day time.Time, known int, isKnown func(int64) bool) ([]schema.Record, error) {
+	a.newCalls++
+	all, err := a.Fetch(ctx, day, day)
+	if err != nil {
+		return nil, err
+	}
+	var unknown []schema.Record
+	for _, r := range all {
+		if !isKnown(r.ID) {
+			unknown = append(unknown, r)
+		}
+	}
+	want := len(all) - known
+	if want < 0 || len(unknown) > want {
+		return all, nil // the counts prove a removal: the whole day
+	}
+	return unknown[:want], nil
+}
+
+func TestIncrementalReadsAndThePeriodicFullRead(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	inc := &incAPI{fakeAPI: r.api}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, FullReadEvery: 3}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle := func() {
+		t.Helper()
+		if _, err := p.Cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
+	b := r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	cycle() // cycle 1: nothing known yet, a full read
+	c := r.api.add(3, sh(t, 2024, 2, 8, 3, 0, 0, 0))
+	cycle() // cycle 2: incremental, finds c
+	if inc.newCalls != 1 {
+		t.Fatalf("%d incremental reads, want 1", inc.newCalls)
+	}
+	r.assertExactlyOnce(a, b, c)
+
+	// A known record goes away as a new one arrives: the counts even out and the incremental read
+	// cannot see the new one. The full read (every third cycle) finds it.
+	r.api.mu.Lock()
+	r.api.recs = slices.DeleteFunc(r.api.recs, func(x schema.Record) bool { return x.ID == 1 })
+	r.api.mu.Unlock()
+	d := r.api.add(4, sh(t, 2024, 2, 8, 4, 0, 0, 0))
+	cycle() // cycle 3: full read
+	r.assertExactlyOnce(a, b, c, d)
+	if inc.newCalls != 1 {
+		t.Fatalf("cycle 3 read incrementally; want a full read every third cycle")
+	}
+}
+
+func TestAFailedCycleIsFollowedByAFullRead(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	inc := &incAPI{fakeAPI: r.api}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, FullReadEvery: 100}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.kafka.failAfter = 0
+	r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	if _, err := p.Cycle(context.Background()); err == nil {
+		t.Fatal("want the publish failure")
+	}
+	calls := inc.newCalls
+	r.kafka.failAfter = -1
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if inc.newCalls != calls {
+		t.Fatal("the cycle after a failure read incrementally; want a full read")
+	}
+}

@@ -26,3 +26,14 @@ type Publisher interface {
 	// delivery is at-least-once); the caller publishes it again.
 	Publish(ctx context.Context, recs []schema.Record) (acked []bool, err error)
 }
+
+// IncrementalSource is a Source that can read only what a day gained since the caller last read it.
+type IncrementalSource interface {
+	Source
+	// FetchNew returns records of day (a midnight in the API's zone) that isKnown reports unknown,
+	// where known is how many ids of that day isKnown knows, all of them still in the API. A nil
+	// error promises, as Fetch does, that every record present in the API for the whole call is
+	// known or in the result, provided records are only ever added to the API (never removed).
+	// isKnown is called from one goroutine at a time.
+	FetchNew(ctx context.Context, day time.Time, known int, isKnown func(id int64) bool) ([]schema.Record, error)
+}

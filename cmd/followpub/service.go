@@ -19,9 +19,10 @@ import (
 
 // Compile-time checks of the wiring: the adapters satisfy the poller's interfaces.
 var (
-	_ poller.Source    = (*wshoto.Client)(nil)
-	_ poller.Publisher = (*publisher.Publisher)(nil)
-	_ poller.Store     = (*state.Store)(nil)
+	_ poller.Source            = (*wshoto.Client)(nil)
+	_ poller.IncrementalSource = (*wshoto.Client)(nil)
+	_ poller.Publisher         = (*publisher.Publisher)(nil)
+	_ poller.Store             = (*state.Store)(nil)
 )
 
 // service is followpub wired together: the store, the API client, the publisher and the poller.

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/followpub/followpub/internal/wshotosim"
 )
@@ -227,5 +228,38 @@ func TestFetchGivesUpOnPagesThatRepeatThemselves(t *testing.T) {
 		if n := requests.Load(); n > 100 {
 			t.Fatalf("total %d: %d requests before giving up", total, n)
 		}
+	}
+}
+
+func TestFetchNewReadsOnlyWhatADayGained(t *testing.T) {
+	day := time.Date(2024, 2, 7, 0, 0, 0, 0, shanghai)
+	sim, srv := newSim(t, wshotosim.Config{Count: 500, Span: 12 * time.Hour})
+	c := newClient(t, srv, nil)
+	all, err := c.Fetch(context.Background(), day, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[int64]bool{}
+	for _, r := range all {
+		known[r.ID] = true
+	}
+	fresh := sim.Insert(testNow.Add(-time.Minute), testNow.Add(-2*time.Minute))
+	before := sim.Stats().Requests["listForSystem"]
+	got, err := c.FetchNew(context.Background(), day, len(known), func(id int64) bool { return known[id] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.Stats().Requests["listForSystem"] - before; n != 1 {
+		t.Fatalf("FetchNew made %d list requests for two new records, want 1", n)
+	}
+	sameRecords(t, got, fresh)
+
+	// Fewer records than known (one went away): the counts prove a removal, so the whole day.
+	got, err = c.FetchNew(context.Background(), day, len(known)+5, func(id int64) bool { return known[id] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(all)+2 {
+		t.Fatalf("after a removal FetchNew returned %d records, want the whole day (%d)", len(got), len(all)+2)
 	}
 }
