@@ -47,8 +47,9 @@ fmt: ## format the Go sources
 demo: ## simulator + broker + poller + live view, no set-up
 	$(GO) run ./cmd/followpub demo
 
-bench: ## run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: ## benchmarks: testing.B (hot path and micro), then followpub-bench's tables against a real Kafka (docs/BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 -cpu 1,2 ./...
+	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -runs 3
 
 kafka-jars: ## pre-fetch the Kafka jars (4.x and 3.9) into ~/.cache/followpub/kafka
 	scripts/kafka/jars.sh
