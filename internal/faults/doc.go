@@ -18,8 +18,8 @@
 //   - Disk trouble under a running process: a full file system (a small tmpfs when the test may
 //     mount one; a file-size limit set with prlimit(2) on the process otherwise), a state file made
 //     immutable, a read-only mount, and truncated or garbage state files: the cycle fails loudly,
-//     nothing is published past what can be committed, and a damaged store is an exit 1, never a
-//     silent restart from START_FROM.
+//     nothing is published past what can be committed (one batch, once, for the whole outage),
+//     and a damaged store is an exit 1, never a silent restart from START_FROM.
 //   - Hostile input and configuration: fuzz targets for the API client's body handling and the
 //     START_FROM and time parsers (seed corpora in testdata/fuzz), oversize and endless bodies,
 //     records outside the window asked for, and environment values chosen to break the parser.
@@ -29,9 +29,10 @@
 //   - Liveness: a day that never stands still (records arriving during every read) is still read
 //     and published.
 //
-// The TestBug tests demonstrate bugs found in other packages (listed in docs/RELIABILITY.md): each
-// asserts what SPEC.md asks and fails while the bug is there; FOLLOWPUB_FAULTS_KNOWN_BUGS=skip turns
-// those failures, and only those, into skips.
+// regressions_test.go guards the bugs these tests found in other packages, now fixed (listed in
+// docs/RELIABILITY.md, "Bugs found and fixed"): a truncated state, an interrupted cycle, a disk
+// fault during publication, implausible configuration, a lying total. Each asserts what SPEC.md
+// asks and fails if the bug comes back.
 //
 // Tests that need a broker are skipped when none is available, except when CI is set, where they
 // fail instead; go test -short skips them. Tests log their measured figures with t.Logf under the
