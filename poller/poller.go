@@ -33,11 +33,12 @@ type Config struct {
 	// FloorMargin is how far the floor trails the window start, so that a record the API returns
 	// just outside the window is still recognised. Default: 24h.
 	FloorMargin time.Duration
-	// FullReadEvery makes every n-th cycle read each day of the window in full even when the
-	// source can read just what a day gained (IncrementalSource): incremental reads count records,
-	// and a record removed from the API while another arrives evens the count out; a full read
-	// finds what that hid. Default: 10. 1: always read in full.
-	FullReadEvery int
+	// FullReadEvery is how often a cycle reads each day of the window in full although the source
+	// can read just what a day gained (IncrementalSource): incremental reads count records, and a
+	// record removed from the API while another arrives evens the count out; a full read finds
+	// what that hid. The first cycle and the one after a failed cycle read in full too.
+	// Default: 5m. Less than Interval: always read in full.
+	FullReadEvery time.Duration
 	// ShutdownGrace is how long a publish and its commit that are under way may still finish after
 	// ctx is cancelled, so that a shutdown does not abandon what Kafka is acknowledging.
 	// Default: 10s.
@@ -74,7 +75,7 @@ func (c *Config) setDefaults() error {
 		c.FloorMargin = 24 * time.Hour
 	}
 	if c.FullReadEvery == 0 {
-		c.FullReadEvery = 10
+		c.FullReadEvery = 5 * time.Minute
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -102,7 +103,7 @@ func (c *Config) validate() error {
 	case c.FloorMargin < 0:
 		return errors.New("floor margin must not be negative")
 	case c.FullReadEvery < 0:
-		return errors.New("full read cadence must be positive")
+		return errors.New("the full read interval must not be negative")
 	}
 	if _, err := ParseStartFrom(c.StartFrom, time.Now(), c.Location); err != nil {
 		return err
@@ -124,10 +125,10 @@ type Poller struct {
 	// seenMu guards st.Seen between the cycle, which commits, and the prefetcher, which asks
 	// whether an id is known (incremental reads).
 	seenMu sync.RWMutex
-	// cycles counts the cycles started; failed records that the last one did not complete, so
-	// that the next reads in full.
-	cycles int
-	failed bool
+	// lastFull is when the last cycle that read in full began; failed records that the last
+	// cycle did not complete, so that the next reads in full.
+	lastFull time.Time
+	failed   bool
 
 	// unsaved holds records Kafka acknowledged whose commit failed (a full or read-only disk);
 	// unsavedIDs indexes them. See commitPublished.
@@ -262,8 +263,11 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days)
 
 	fctx, stopFetching := context.WithCancel(ctx)
-	p.cycles++
-	incremental := !p.failed && p.cycles%p.cfg.FullReadEvery != 0
+	now := p.cfg.Clock()
+	incremental := !p.failed && !p.lastFull.IsZero() && now.Sub(p.lastFull) < p.cfg.FullReadEvery
+	if !incremental {
+		p.lastFull = now
+	}
 	fetches, fetching := p.prefetch(fctx, from, days, incremental)
 	defer func() { stopFetching(); <-fetching }()
 	for f := range fetches {

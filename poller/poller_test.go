@@ -449,8 +449,8 @@ func ids(recs []schema.Record) []int64 {
 	return out
 }
 
-// incAPI is a fakeAPI that can also read what a day gained, by counting as wshoto.Client does:
-// it returns at most total − known unknown records of the day.
+// incAPI is a fakeAPI that can also read what a day gained, as wshoto.Client does: newest
+// first, two records a page, until it found total − known unknown records (or proved a removal).
 type incAPI struct {
 	*fakeAPI
 	newCalls int
@@ -462,23 +462,27 @@ func (a *incAPI) FetchNew(ctx context.Context, day time.Time, known int, isKnown
 	if err != nil {
 		return nil, err
 	}
-	var unknown []schema.Record
-	for _, r := range all {
+	slices.SortFunc(all, func(x, y schema.Record) int { return schema.Compare(y, x) })
+	want := len(all) - known
+	var found []schema.Record
+	for i, r := range all {
 		if !isKnown(r.ID) {
-			unknown = append(unknown, r)
+			found = append(found, r)
+		}
+		if len(found) > want {
+			return all, nil // the counts prove a removal: the whole day
+		}
+		if len(found) == want && i%2 == 1 {
+			return found, nil // the end of a page, and the count made up
 		}
 	}
-	want := len(all) - known
-	if want < 0 || len(unknown) > want {
-		return all, nil // the counts prove a removal: the whole day
-	}
-	return unknown[:want], nil
+	return all, nil
 }
 
 func TestIncrementalReadsAndThePeriodicFullRead(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	inc := &incAPI{fakeAPI: r.api}
-	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, FullReadEvery: 3}, inc, r.kafka, r.store)
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, FullReadEvery: 10 * time.Minute}, inc, r.kafka, r.store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,22 +503,28 @@ func TestIncrementalReadsAndThePeriodicFullRead(t *testing.T) {
 	r.assertExactlyOnce(a, b, c)
 
 	// A known record goes away as a new one arrives: the counts even out and the incremental read
-	// cannot see the new one. The full read (every third cycle) finds it.
+	// cannot see the new one. The full read (ten minutes after the last) finds it.
 	r.api.mu.Lock()
 	r.api.recs = slices.DeleteFunc(r.api.recs, func(x schema.Record) bool { return x.ID == 1 })
 	r.api.mu.Unlock()
-	d := r.api.add(4, sh(t, 2024, 2, 8, 4, 0, 0, 0))
-	cycle() // cycle 3: full read
+	d := r.api.add(4, sh(t, 2024, 2, 8, 0, 30, 0, 0)) // a late arrival: the oldest of the day, last
+	r.clock.Set(sh(t, 2024, 2, 8, 12, 5, 0, 0))
+	cycle() // five minutes on: incremental, blind to d
+	if inc.newCalls != 2 || r.kafka.counts()[4] != 0 {
+		t.Fatalf("incremental reads %d, d published %d times: want 2 and 0", inc.newCalls, r.kafka.counts()[4])
+	}
+	r.clock.Set(sh(t, 2024, 2, 8, 12, 10, 0, 0))
+	cycle() // ten minutes after the last full read: full
 	r.assertExactlyOnce(a, b, c, d)
-	if inc.newCalls != 1 {
-		t.Fatalf("cycle 3 read incrementally; want a full read every third cycle")
+	if inc.newCalls != 2 {
+		t.Fatalf("the cycle ten minutes on read incrementally; want a full read")
 	}
 }
 
 func TestAFailedCycleIsFollowedByAFullRead(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	inc := &incAPI{fakeAPI: r.api}
-	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, FullReadEvery: 100}, inc, r.kafka, r.store)
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, FullReadEvery: time.Hour}, inc, r.kafka, r.store)
 	if err != nil {
 		t.Fatal(err)
 	}
