@@ -131,7 +131,8 @@ func (c *config) validate() error {
 		return usagef("FOLLOWPUB_API_BASE_URL: want an http:// or https:// URL")
 	}
 	if u.User != nil {
-		return usagef("FOLLOWPUB_API_BASE_URL=%q: must not carry credentials (user:password@); the API authenticates with FOLLOWPUB_API_APP_ID and FOLLOWPUB_API_APP_SECRET", u.Redacted())
+		bare := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path} // the user part may be a secret too
+		return usagef("FOLLOWPUB_API_BASE_URL=%q: must not carry credentials (user[:password]@); the API authenticates with FOLLOWPUB_API_APP_ID and FOLLOWPUB_API_APP_SECRET", bare.String())
 	}
 	if u.Scheme == "http" && !c.APIAllowInsecure && !isLoopbackHost(u.Hostname()) {
 		return usagef("FOLLOWPUB_API_BASE_URL=%q: plain http:// is allowed only to loopback hosts; use https:// or set FOLLOWPUB_API_ALLOW_INSECURE=true", c.APIBaseURL)
@@ -322,16 +323,17 @@ func validHostPort(s string, minPort int) bool {
 	return err == nil && n >= minPort && n <= 65535
 }
 
-// earliestTime is the earliest start or watermark accepted: WeShoto's records are not older, and
-// an earlier one is a typo that would mean a backfill of centuries.
-var earliestTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// earliestTime is the earliest start or watermark accepted — 2000-01-01 in the easternmost zone:
+// WeShoto's records are not older, and an earlier one is a typo that would mean a backfill of
+// centuries.
+var earliestTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.FixedZone("UTC+14", 14*3600))
 
 // plausibleTime refuses a start or watermark before earliestTime or more than a day after now:
 // a state in the future would publish nothing until that day, silently.
 func plausibleTime(t, now time.Time) error {
 	switch {
 	case t.Before(earliestTime):
-		return fmt.Errorf("%s is before %s", t.Format(time.RFC3339), earliestTime.Format(time.DateOnly))
+		return fmt.Errorf("%s is before 2000-01-01", t.Format(time.RFC3339))
 	case t.After(now.Add(24 * time.Hour)):
 		return fmt.Errorf("%s is more than a day in the future", t.Format(time.RFC3339))
 	}
