@@ -18,6 +18,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/followpub/followpub/internal/repo"
 	"github.com/followpub/followpub/internal/wshotosim"
 )
 
@@ -31,7 +32,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := repoRoot()
+		root, err := repo.Root()
 		if err != nil {
 			buildErr = err
 			return
@@ -52,23 +53,6 @@ func Binary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
 }
 
 // Sim serves a simulator with cfg on a loopback port for the test's duration.
@@ -98,7 +82,7 @@ func FreeAddr(t testing.TB) string {
 type Proc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *repo.SyncBuffer
 	done   chan struct{}
 	exit   int
 	waited bool
@@ -115,7 +99,7 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = env
-	out := &syncBuffer{}
+	out := &repo.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting followpub %v: %v", args, err)
@@ -255,24 +239,6 @@ func CountKeys(msgs []kafka.Message) map[string]int {
 		c[string(m.Key)]++
 	}
 	return c
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Lines returns the lines of s that contain sub.

@@ -2,7 +2,6 @@ package faults
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
+	"github.com/followpub/followpub/internal/repo"
 	"github.com/followpub/followpub/internal/state"
 	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/internal/wshotosim"
@@ -152,7 +151,7 @@ func (w *world) want() map[int64]schema.Record {
 type proc struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *repo.SyncBuffer
 	done chan struct{}
 	exit int
 	sig  syscall.Signal // the signal that ended it, or 0
@@ -163,7 +162,7 @@ func start(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(e2etest.Binary(t), args...)
 	cmd.Env = env
-	out := &syncBuffer{}
+	out := &repo.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting followpub %v: %v", args, err)
@@ -221,24 +220,6 @@ func (p *proc) wait(timeout time.Duration) int {
 }
 
 func (p *proc) output() string { return p.out.String() }
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // tail returns the last n lines of s, for failure messages.
 func tail(s string, n int) string {

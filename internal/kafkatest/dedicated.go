@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/followpub/followpub/internal/repo"
 )
 
 // startTimeout bounds start.sh, including a first download of the jars from Maven Central.
@@ -40,7 +42,7 @@ func StartDedicated(t testing.TB) *Broker {
 	if _, err := exec.LookPath("java"); err != nil {
 		unavailable(t, "kafkatest: StartDedicated needs Java 17+ (java is not on PATH); "+howTo)
 	}
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
@@ -159,22 +161,4 @@ func readEnvFile(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("%s has no %s", path, EnvBrokers)
 	}
 	return env, nil
-}
-
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: cannot find scripts/kafka")
-		}
-		dir = parent
-	}
 }

@@ -20,6 +20,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/followpub/followpub/internal/repo"
 )
 
 func main() {
@@ -111,7 +113,7 @@ func run() error {
 		}
 	}
 
-	root, err := repoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}

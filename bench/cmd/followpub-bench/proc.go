@@ -14,9 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/followpub/followpub/internal/repo"
 )
 
 // buildBinary builds cmd/followpub into dir and returns its path.
@@ -28,24 +29,6 @@ func buildBinary(root, dir string) (string, error) {
 		return "", fmt.Errorf("building followpub: %v\n%s", err, out)
 	}
 	return bin, nil
-}
-
-// repoRoot finds the directory of go.mod above the working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above %s: run from the repository", dir)
-		}
-		dir = parent
-	}
 }
 
 // env returns the environment of a followpub process: only PATH, HOME and the given FOLLOWPUB_
@@ -61,7 +44,7 @@ func env(vars map[string]string) []string {
 // proc is a followpub process started by the driver.
 type proc struct {
 	cmd   *exec.Cmd
-	out   syncBuffer
+	out   repo.SyncBuffer
 	start time.Time
 	done  chan struct{}
 	err   error
@@ -243,24 +226,6 @@ func scrape(url string) (map[string]float64, error) {
 		out[line[:i]] += v
 	}
 	return out, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func tail(s string, n int) string {
