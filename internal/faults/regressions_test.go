@@ -414,7 +414,7 @@ func TestImplausibleConfigurationIsRefused(t *testing.T) {
 			}
 		})
 	}
-	for _, when := range []string{"0001-01-01", "1999-12-31T23:59:59Z", "9999-12-31", future} {
+	for _, when := range []string{"0001-01-01", "1999-12-30T23:59:59Z", "9999-12-31", future} {
 		t.Run("watermark set "+when, func(t *testing.T) {
 			env := base(t)
 			statePath := strings.TrimPrefix(env[1], "FOLLOWPUB_STATE_PATH=")
@@ -428,7 +428,7 @@ func TestImplausibleConfigurationIsRefused(t *testing.T) {
 		})
 	}
 	// Just inside the bounds: accepted.
-	for _, ok := range []string{"FOLLOWPUB_START_FROM=2000-01-02", "FOLLOWPUB_START_FROM=" + time.Now().In(shanghai).Format(time.DateOnly),
+	for _, ok := range []string{"FOLLOWPUB_START_FROM=2000-01-01", "FOLLOWPUB_START_FROM=" + time.Now().In(shanghai).Format(time.DateOnly),
 		"FOLLOWPUB_HTTP_ADDR=127.0.0.1:0", "FOLLOWPUB_KAFKA_BROKERS=127.0.0.1:65535"} {
 		t.Run("accepted "+strconv.Quote(ok), func(t *testing.T) {
 			if code, out := run(t, 30*time.Second, base(t, ok), "watermark", "show"); code != 0 {
