@@ -260,7 +260,7 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 		to = from
 	}
 	days := daysBetween(from, to)
-	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days)
+	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days, p.src)
 
 	fctx, stopFetching := context.WithCancel(ctx)
 	now := p.cfg.Clock()

@@ -3,6 +3,7 @@ package poller_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -545,4 +546,44 @@ func TestAFailedCycleIsFollowedByAFullRead(t *testing.T) {
 	if inc.newCalls != calls {
 		t.Fatal("the cycle after a failure read incrementally; want a full read")
 	}
+}
+
+// pagedAPI is a fakeAPI that counts one page per Fetch, as a PageCounter.
+type pagedAPI struct{ *fakeAPI }
+
+func (a pagedAPI) PagesRead() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return int64(len(a.calls))
+}
+
+func TestBackfillReportsProgress(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 1, 3, 12, 0, 0, 0), nil)
+	for d := 1; d <= 3; d++ {
+		r.api.add(int64(d), sh(t, 2024, 1, d, 8, 0, 0, 0))
+	}
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "2024-01-01", Logger: log}, pagedAPI{r.api}, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	line := lineWith(buf.String(), "backfill progress")
+	for _, want := range []string{"days_done=3", "days=3", "records=3", "pages=3", "records_per_s=", "time_left="} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("progress line %q lacks %q", line, want)
+		}
+	}
+}
+
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
 }

@@ -9,6 +9,8 @@ import (
 // records per second and an estimate of the time left. A one-day cycle reports nothing.
 type progress struct {
 	log     *slog.Logger
+	pages   func() int64 // pages read by the source so far; nil when it does not say
+	pages0  int64
 	clock   func() time.Time
 	days    int
 	done    int
@@ -20,9 +22,18 @@ type progress struct {
 // progressEvery is the least time between two progress lines.
 const progressEvery = 5 * time.Second
 
-func newProgress(log *slog.Logger, clock func() time.Time, days int) *progress {
+// PageCounter is implemented by a Source that counts the pages it read, for progress reports.
+type PageCounter interface {
+	PagesRead() int64
+}
+
+func newProgress(log *slog.Logger, clock func() time.Time, days int, src Source) *progress {
 	now := clock()
-	return &progress{log: log, clock: clock, days: days, began: now, last: now}
+	p := &progress{log: log, clock: clock, days: days, began: now, last: now}
+	if pc, ok := src.(PageCounter); ok {
+		p.pages, p.pages0 = pc.PagesRead, pc.PagesRead()
+	}
+	return p
 }
 
 func (p *progress) dayDone(day time.Time, records int) {
@@ -42,7 +53,10 @@ func (p *progress) dayDone(day time.Time, records int) {
 	if elapsed > 0 {
 		rate = float64(p.records) / elapsed.Seconds()
 	}
-	p.log.Info("backfill progress",
-		"day", day.Format(DateLayout), "days_done", p.done, "days", p.days, "records", p.records,
-		"records_per_s", int(rate), "time_left", (perDay * time.Duration(p.days-p.done)).Round(time.Second))
+	attrs := []any{"day", day.Format(DateLayout), "days_done", p.done, "days", p.days, "records", p.records,
+		"records_per_s", int(rate), "time_left", (perDay * time.Duration(p.days-p.done)).Round(time.Second)}
+	if p.pages != nil {
+		attrs = append(attrs, "pages", p.pages()-p.pages0)
+	}
+	p.log.Info("backfill progress", attrs...)
 }

@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -31,7 +32,11 @@ type Client struct {
 	authCodes map[int64]bool
 	log       *slog.Logger
 	tokens    *tokenSource // nil with a fixed token
+	pages     atomic.Int64 // list pages read, for progress reports
 }
+
+// PagesRead returns how many list pages the client has read successfully. Safe for concurrent use.
+func (c *Client) PagesRead() int64 { return c.pages.Load() }
 
 // Page is one page of a list answer.
 type Page struct {
@@ -159,6 +164,7 @@ func (c *Client) ListPage(ctx context.Context, from, to time.Time, index int) (P
 			return c.apiError(c.listEP.name, lb.code, lb.msg, lb.subCode)
 		}
 		page = Page{Total: lb.total, Records: lb.records}
+		c.pages.Add(1)
 		return nil
 	})
 	if err != nil {
