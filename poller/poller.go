@@ -128,7 +128,9 @@ type Poller struct {
 	// lastFull is when the last cycle that read in full began; failed records that the last
 	// cycle did not complete, so that the next reads in full.
 	lastFull time.Time
-	failed   bool
+	// lastFullFrom is the first day that cycle read.
+	lastFullFrom time.Time
+	failed       bool
 
 	// unsaved holds records Kafka acknowledged whose commit failed (a full or read-only disk);
 	// unsavedIDs indexes them. See commitPublished.
@@ -255,7 +257,18 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 		return res, fmt.Errorf("saving %d records published before the last commit failed: %w", len(p.unsaved), err)
 	}
 	from := p.windowStart(p.st)
-	to := StartOfDay(p.cfg.Clock(), p.cfg.Location)
+	now := p.cfg.Clock()
+	_, canIncrement := p.src.(IncrementalSource)
+	incremental := canIncrement && !p.failed && !p.lastFull.IsZero() && now.Sub(p.lastFull) < p.cfg.FullReadEvery
+	if incremental && p.lastFullFrom.Before(from) {
+		// Days left the window since the last full read: read them in full once more, this
+		// cycle, so that a record an incremental read could not see is not left behind for good.
+		from, incremental = p.lastFullFrom, false
+	}
+	if !incremental {
+		p.lastFull, p.lastFullFrom = now, from
+	}
+	to := StartOfDay(now, p.cfg.Location)
 	if to.Before(from) {
 		to = from
 	}
@@ -263,11 +276,6 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days, p.src)
 
 	fctx, stopFetching := context.WithCancel(ctx)
-	now := p.cfg.Clock()
-	incremental := !p.failed && !p.lastFull.IsZero() && now.Sub(p.lastFull) < p.cfg.FullReadEvery
-	if !incremental {
-		p.lastFull = now
-	}
 	fetches, fetching := p.prefetch(fctx, from, days, incremental)
 	defer func() { stopFetching(); <-fetching }()
 	for f := range fetches {

@@ -587,3 +587,38 @@ func lineWith(s, sub string) string {
 	}
 	return ""
 }
+
+func TestADayLeavingTheWindowIsReadInFullOnceMore(t *testing.T) {
+	// An incremental read cannot see a record whose arrival a removal masked. When the window
+	// moves on before the next periodic full read, the day that left it is read in full once more.
+	r := newRig(t, sh(t, 2024, 2, 8, 0, 30, 0, 0), func(c *poller.Config) { c.StartFrom = "2024-02-07" })
+	inc := &incAPI{fakeAPI: r.api}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "2024-02-07", FullReadEvery: time.Hour}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle := func() {
+		t.Helper()
+		if _, err := p.Cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := r.api.add(1, sh(t, 2024, 2, 7, 23, 0, 0, 0))
+	b := r.api.add(2, sh(t, 2024, 2, 7, 23, 10, 0, 0))
+	x := r.api.add(6, sh(t, 2024, 2, 7, 23, 40, 0, 0))
+	y := r.api.add(7, sh(t, 2024, 2, 7, 23, 50, 0, 0)) // x and y fill the first page, newest first
+	cycle()                                            // full: a, b, x, y
+	r.api.mu.Lock()
+	r.api.recs = slices.DeleteFunc(r.api.recs, func(x schema.Record) bool { return x.ID == a.ID })
+	r.api.mu.Unlock()
+	d := r.api.add(4, sh(t, 2024, 2, 7, 22, 30, 0, 0)) // masked by a's removal, last in the pages
+	e := r.api.add(5, sh(t, 2024, 2, 8, 1, 10, 0, 0))  // moves the watermark past Feb 8 01:00
+	r.clock.Set(sh(t, 2024, 2, 8, 1, 15, 0, 0))
+	cycle() // incremental for Feb 7 (blind to d), full for Feb 8 (nothing known): e
+	if r.kafka.counts()[d.ID] != 0 {
+		t.Fatal("the incremental read saw d: the test proves nothing")
+	}
+	r.clock.Set(sh(t, 2024, 2, 8, 1, 16, 0, 0))
+	cycle() // the window now starts on Feb 8: Feb 7 is read in full once more
+	r.assertExactlyOnce(a, b, x, y, d, e)
+}

@@ -101,8 +101,10 @@ func (g *growing) add(recs []schema.Record, total int64, fell bool) {
 	if g.minTotal == 0 || total < g.minTotal {
 		g.minTotal = total
 	}
+	// Every read here began after the previous one ended: a total below one seen before means
+	// records went away in between.
+	g.fell = g.fell || fell || total < g.maxTotal
 	g.maxTotal = max(g.maxTotal, total)
-	g.fell = g.fell || fell
 }
 
 // complete reports whether the union holds as many records as the newest total: then, as no record
@@ -280,8 +282,11 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 		}
 		pages = append(pages, rest...)
 		read = want
+		// This round's pages were asked for after the earlier rounds answered: a total below
+		// theirs means records went away. (Within a round, answers may arrive out of order.)
+		before := w.maxTotal
 		for _, p := range rest {
-			if p.Total < first.Total {
+			if p.Total < before {
 				w.fell = true
 			}
 			w.maxTotal = max(w.maxTotal, p.Total)
