@@ -44,9 +44,10 @@ type config struct {
 	FilterFollowDepIDs  string `envconfig:"FOLLOWPUB_FILTER_FOLLOW_DEP_IDS" desc:"follow_dep_ids filter, comma-separated integers"`
 	FilterTitle         string `envconfig:"FOLLOWPUB_FILTER_TITLE" desc:"title filter"`
 
-	PollInterval time.Duration `envconfig:"FOLLOWPUB_POLL_INTERVAL" default:"30s" desc:"time between cycle starts"`
-	Lookback     time.Duration `envconfig:"FOLLOWPUB_LOOKBACK" default:"1h" desc:"how far behind the newest published follow_time a record may still arrive and be published"`
-	StartFrom    string        `envconfig:"FOLLOWPUB_START_FROM" default:"today" desc:"where a run with no state begins: RFC 3339, yyyy-MM-dd, today, now, or a duration back (72h)"`
+	PollInterval  time.Duration `envconfig:"FOLLOWPUB_POLL_INTERVAL" default:"30s" desc:"time between cycle starts"`
+	Lookback      time.Duration `envconfig:"FOLLOWPUB_LOOKBACK" default:"1h" desc:"how far behind the newest published follow_time a record may still arrive and be published"`
+	FullReadEvery time.Duration `envconfig:"FOLLOWPUB_FULL_READ_EVERY" default:"5m" desc:"how often every day of the window is read in full although an incremental read would do (0 = every cycle: strictest, most requests)"`
+	StartFrom     string        `envconfig:"FOLLOWPUB_START_FROM" default:"today" desc:"where a run with no state begins: RFC 3339, yyyy-MM-dd, today, now, or a duration back (72h)"`
 
 	KafkaBrokers          string        `envconfig:"FOLLOWPUB_KAFKA_BROKERS" default:"localhost:9092" desc:"comma-separated bootstrap servers"`
 	KafkaTopic            string        `envconfig:"FOLLOWPUB_KAFKA_TOPIC" default:"wshoto.crm.follow.system" desc:"output topic"`
@@ -152,6 +153,7 @@ func (c *config) validate() error {
 		{c.APIConcurrency >= 1 && c.APIConcurrency <= 64, "FOLLOWPUB_API_CONCURRENCY", c.APIConcurrency, "1 to 64"},
 		{c.PollInterval > 0, "FOLLOWPUB_POLL_INTERVAL", c.PollInterval, "a positive duration"},
 		{c.Lookback >= 0, "FOLLOWPUB_LOOKBACK", c.Lookback, "a duration of 0 or more"},
+		{c.FullReadEvery >= 0, "FOLLOWPUB_FULL_READ_EVERY", c.FullReadEvery, "a duration of 0 or more"},
 		{c.KafkaTopic != "", "FOLLOWPUB_KAFKA_TOPIC", c.KafkaTopic, "a topic name"},
 		{c.KafkaTopicPartitions >= 1 || c.KafkaTopicPartitions == -1, "FOLLOWPUB_KAFKA_TOPIC_PARTITIONS", c.KafkaTopicPartitions, "1 or more (-1 = broker default)"},
 		{c.KafkaTopicReplication >= 1 || c.KafkaTopicReplication == -1, "FOLLOWPUB_KAFKA_TOPIC_REPLICATION", c.KafkaTopicReplication, "1 or more (-1 = broker default)"},
@@ -267,6 +269,7 @@ func (c *config) pollerConfig() poller.Config {
 		Interval:      c.PollInterval,
 		Lookback:      c.Lookback,
 		StartFrom:     c.StartFrom,
+		FullReadEvery: max(c.FullReadEvery, time.Nanosecond), // 0 = always: the poller's zero means its default
 		ShutdownGrace: c.ShutdownTimeout,
 	}
 }
