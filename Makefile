@@ -44,8 +44,8 @@ lint: ## gofmt check, go vet, and golangci-lint when installed
 fmt: ## format the Go sources
 	gofmt -w .
 
-demo: ## simulator + broker + poller + live view, no set-up
-	$(GO) run ./cmd/followpub demo
+demo: build ## simulator + broker + poller + live view, no set-up (Ctrl-C stops it)
+	bin/followpub demo
 
 bench: ## benchmarks: testing.B (hot path and micro), then followpub-bench's tables against a real Kafka (docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 -cpu 1,2 ./...
