@@ -80,12 +80,12 @@ func FreeAddr(t testing.TB) string {
 
 // Proc is a running followpub process with its output captured.
 type Proc struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	out    *repo.SyncBuffer
-	done   chan struct{}
-	exit   int
-	waited bool
+	t    testing.TB
+	cmd  *exec.Cmd
+	out  *repo.SyncBuffer
+	done chan struct{}
+	exit int
+	sig  syscall.Signal // the signal that ended it, or 0
 }
 
 // Env is a base environment for followpub: only what the test gives, plus PATH and HOME, so the
@@ -108,6 +108,9 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 	go func() {
 		_ = cmd.Wait()
 		p.exit = cmd.ProcessState.ExitCode()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			p.sig = ws.Signal()
+		}
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -155,6 +158,21 @@ func (p *Proc) Exited() bool {
 	default:
 		return false
 	}
+}
+
+// Pid returns the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// ExitCode returns the exit status once the process has exited (-1 when a signal ended it).
+func (p *Proc) ExitCode() int {
+	<-p.done
+	return p.exit
+}
+
+// Signaled returns the signal that ended the process, or 0; it waits for the process to exit.
+func (p *Proc) Signaled() syscall.Signal {
+	<-p.done
+	return p.sig
 }
 
 // Output returns everything the process printed so far.

@@ -80,14 +80,14 @@ func TestAPIFaultMix(t *testing.T) {
 	ta := newTally(t, w.brokers, w.topic)
 	p := start(t, env, "run")
 	time.Sleep(15 * time.Second) // many cycles under the fault mix
-	if p.exited() {
-		t.Fatalf("followpub exited (status %d) under the fault mix:\n%s", p.exit, tail(p.output(), 40))
+	if p.Exited() {
+		t.Fatalf("followpub exited (status %d) under the fault mix:\n%s", p.ExitCode(), tail(p.Output(), 40))
 	}
 	// Everything the API shows now is published while the faults go on.
 	want := w.want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("%d of %d records still not published after 90 s under the fault mix:\n%s",
-			len(missing), len(want), tail(p.output(), 30))
+			len(missing), len(want), tail(p.Output(), 30))
 	}
 	body := scrape(addr)
 	if body == "" {
@@ -103,11 +103,11 @@ func TestAPIFaultMix(t *testing.T) {
 	}
 	close(stop)
 	<-revoked
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, tail(p.output(), 40))
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, tail(p.Output(), 40))
 	}
-	out := p.output()
+	out := p.Output()
 	noSecret(t, "the debug log", out)
 	if strings.Contains(out, "panic:") || strings.Contains(out, "goroutine ") {
 		t.Fatalf("followpub panicked:\n%s", tail(out, 40))

@@ -35,12 +35,12 @@ func TestSteadyArrivalsDoNotStarveTheCycle(t *testing.T) {
 	body := scrape(addr)
 	ok, _ := metric(body, "followpub_cycles_total", `result="ok"`)
 	failed, _ := metric(body, "followpub_cycles_total", `result="failed"`)
-	p.signal(syscall.SIGTERM)
-	p.wait(30 * time.Second)
+	p.Signal(syscall.SIGTERM)
+	p.Wait(30 * time.Second)
 	figures(t, "records=%d arrivals_per_s=4 api_rate=50/s missing_after_20s=%d cycles_ok=%v cycles_failed=%v",
 		len(want), len(missing), ok, failed)
 	if len(missing) > 0 || ok == 0 {
 		t.Fatalf("%d of %d records visible 8 s into the run were still unpublished 20 s later; cycles ok %v, failed %v:\n%s",
-			len(missing), len(want), ok, failed, tail(p.output(), 20))
+			len(missing), len(want), ok, failed, tail(p.Output(), 20))
 	}
 }

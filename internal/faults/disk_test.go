@@ -105,21 +105,21 @@ var fileSizeLimit = diskFault{
 			t.Fatal(err)
 		}
 		var old unix.Rlimit
-		if err := unix.Prlimit(p.pid(), unix.RLIMIT_FSIZE, nil, &old); err != nil {
+		if err := unix.Prlimit(p.Pid(), unix.RLIMIT_FSIZE, nil, &old); err != nil {
 			t.Fatal(err)
 		}
 		lim := unix.Rlimit{Cur: uint64(fi.Size()), Max: old.Max}
-		if err := unix.Prlimit(p.pid(), unix.RLIMIT_FSIZE, &lim, nil); err != nil {
-			t.Fatalf("prlimit(%d, RLIMIT_FSIZE, %d): %v", p.pid(), fi.Size(), err)
+		if err := unix.Prlimit(p.Pid(), unix.RLIMIT_FSIZE, &lim, nil); err != nil {
+			t.Fatalf("prlimit(%d, RLIMIT_FSIZE, %d): %v", p.Pid(), fi.Size(), err)
 		}
 	},
 	heal: func(t *testing.T, _ string, p *proc) {
 		var old unix.Rlimit
-		if err := unix.Prlimit(p.pid(), unix.RLIMIT_FSIZE, nil, &old); err != nil {
+		if err := unix.Prlimit(p.Pid(), unix.RLIMIT_FSIZE, nil, &old); err != nil {
 			t.Fatal(err)
 		}
 		lim := unix.Rlimit{Cur: old.Max, Max: old.Max}
-		if err := unix.Prlimit(p.pid(), unix.RLIMIT_FSIZE, &lim, nil); err != nil {
+		if err := unix.Prlimit(p.Pid(), unix.RLIMIT_FSIZE, &lim, nil); err != nil {
 			t.Fatal(err)
 		}
 	},
@@ -204,7 +204,7 @@ func diskFlow(t *testing.T, f diskFault) {
 	ta := newTally(t, w.brokers, w.topic)
 	initial := w.want()
 	if missing := ta.syncUntil(t, initial, 60*time.Second); len(missing) > 0 {
-		t.Fatalf("the first %d records were not published:\n%s", len(initial), tail(p.output(), 30))
+		t.Fatalf("the first %d records were not published:\n%s", len(initial), tail(p.Output(), 30))
 	}
 	if !e2etest.WaitFor(20*time.Second, func() bool { return ready(addr) == http.StatusOK }) {
 		t.Fatal("/readyz never said ready")
@@ -225,19 +225,19 @@ func diskFlow(t *testing.T, f diskFault) {
 	}
 	w.sim.Insert(burst...)
 	if !e2etest.WaitFor(60*time.Second, func() bool { return gauge("followpub_cycles_total", `result="failed"`)-failedBefore >= 3 }) {
-		t.Fatalf("no three failed cycles within 60 s of the disk refusing writes:\n%s", tail(p.output(), 30))
+		t.Fatalf("no three failed cycles within 60 s of the disk refusing writes:\n%s", tail(p.Output(), 30))
 	}
-	if p.exited() {
-		t.Fatalf("followpub exited (status %d) when the disk refused writes:\n%s", p.exit, tail(p.output(), 30))
+	if p.Exited() {
+		t.Fatalf("followpub exited (status %d) when the disk refused writes:\n%s", p.ExitCode(), tail(p.Output(), 30))
 	}
 	// Ready means a cycle succeeded within three poll intervals: failing cycles take it away once
 	// the last success is that old.
 	if !e2etest.WaitFor(15*time.Second, func() bool { return ready(addr) == http.StatusServiceUnavailable }) {
 		t.Errorf("/readyz = %d while every cycle fails, want 503", ready(addr))
 	}
-	loud := lines(p.output(), `"level":"ERROR"`, "cycle failed", f.errText)
+	loud := lines(p.Output(), `"level":"ERROR"`, "cycle failed", f.errText)
 	if len(loud) == 0 {
-		t.Errorf("no error line in the log names the cause (%q):\n%s", f.errText, tail(p.output(), 20))
+		t.Errorf("no error line in the log names the cause (%q):\n%s", f.errText, tail(p.Output(), 20))
 	}
 	ta.sync(t)
 	committed := gauge("followpub_records_published_total") - committedBefore
@@ -260,7 +260,7 @@ func diskFlow(t *testing.T, f diskFault) {
 	// flight when it broke is kept in memory and its commit retried, not published again.
 	failedAt := gauge("followpub_cycles_total", `result="failed"`)
 	if !e2etest.WaitFor(60*time.Second, func() bool { return gauge("followpub_cycles_total", `result="failed"`)-failedAt >= 2 }) {
-		t.Fatalf("no two more failed cycles within 60 s while the disk stayed broken:\n%s", tail(p.output(), 30))
+		t.Fatalf("no two more failed cycles within 60 s while the disk stayed broken:\n%s", tail(p.Output(), 30))
 	}
 	ta.sync(t)
 	if more := ta.total - len(initial) - messagesWhileBroken; more != 0 {
@@ -274,14 +274,14 @@ func diskFlow(t *testing.T, f diskFault) {
 	f.heal(t, dir, p)
 	want := w.want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
-		t.Fatalf("%d of %d records still not published 90 s after the disk recovered:\n%s", len(missing), len(want), tail(p.output(), 30))
+		t.Fatalf("%d of %d records still not published 90 s after the disk recovered:\n%s", len(missing), len(want), tail(p.Output(), 30))
 	}
 	if !e2etest.WaitFor(20*time.Second, func() bool { return ready(addr) == http.StatusOK }) {
 		t.Fatal("/readyz never said ready again after the disk recovered")
 	}
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, tail(p.output(), 30))
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, tail(p.Output(), 30))
 	}
 	st, err := loadState(w.state)
 	if err != nil {

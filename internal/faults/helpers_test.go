@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +18,6 @@ import (
 
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
-	"github.com/followpub/followpub/internal/repo"
 	"github.com/followpub/followpub/internal/state"
 	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/internal/wshotosim"
@@ -146,80 +143,17 @@ func (w *world) want() map[int64]schema.Record {
 	return out
 }
 
-// proc is a followpub process with its output captured. Unlike e2etest.Proc it exposes the pid,
-// which the disk tests need for prlimit(2).
-type proc struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	out  *repo.SyncBuffer
-	done chan struct{}
-	exit int
-	sig  syscall.Signal // the signal that ended it, or 0
-}
+// proc is a followpub process with its output captured (e2etest.Proc).
+type proc = e2etest.Proc
 
 // start starts followpub with args and env.
-func start(t testing.TB, env []string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(e2etest.Binary(t), args...)
-	cmd.Env = env
-	out := &repo.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting followpub %v: %v", args, err)
-	}
-	p := &proc{t: t, cmd: cmd, out: out, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		p.exit = cmd.ProcessState.ExitCode()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			p.sig = ws.Signal()
-		}
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
+func start(t testing.TB, env []string, args ...string) *proc { return e2etest.Start(t, env, args...) }
 
 // run runs followpub to completion (at most timeout) and returns its exit status and output.
 func run(t testing.TB, timeout time.Duration, env []string, args ...string) (int, string) {
 	t.Helper()
-	p := start(t, env, args...)
-	return p.wait(timeout), p.output()
+	return e2etest.Run(t, timeout, env, args...)
 }
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// wait waits for the process to exit and returns its status; it fails the test after timeout.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.exit
-	case <-time.After(timeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.t.Fatalf("followpub %v did not exit within %v; output:\n%s", p.cmd.Args[1:], timeout, tail(p.output(), 60))
-		return -1
-	}
-}
-
-func (p *proc) output() string { return p.out.String() }
 
 // tail returns the last n lines of s, for failure messages.
 func tail(s string, n int) string {

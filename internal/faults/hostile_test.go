@@ -82,14 +82,14 @@ func TestOversizeAndEndlessBodies(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 1000, Start: to.Add(-time.Hour), End: to}, from.Add(-time.Minute), withWrap(wrap))
 	p := start(t, w.env(), "run", "--once")
 	peak := int64(0)
-	for !p.exited() {
-		peak = max(peak, rssPeak(p.pid()))
+	for !p.Exited() {
+		peak = max(peak, rssPeak(p.Pid()))
 		time.Sleep(20 * time.Millisecond)
 	}
-	if code := p.wait(time.Minute); code != 0 {
-		t.Fatalf("run --once exited %d after oversize bodies:\n%s", code, tail(p.output(), 30))
+	if code := p.Wait(time.Minute); code != 0 {
+		t.Fatalf("run --once exited %d after oversize bodies:\n%s", code, tail(p.Output(), 30))
 	}
-	noSecret(t, "the log", p.output())
+	noSecret(t, "the log", p.Output())
 	ta := newTally(t, w.brokers, w.topic)
 	ta.sync(t)
 	want := w.want()
@@ -207,13 +207,13 @@ func TestRecordsOutsideTheWindow(t *testing.T) {
 	ta := newTally(t, w.brokers, w.topic)
 	want := w.want()
 	if missing := ta.syncUntil(t, want, 60*time.Second); len(missing) > 0 {
-		t.Fatalf("%d of %d records not published within 60 s:\n%s", len(missing), len(want), tail(p.output(), 30))
+		t.Fatalf("%d of %d records not published within 60 s:\n%s", len(missing), len(want), tail(p.Output(), 30))
 	}
 	time.Sleep(time.Second) // a few more cycles
 	outside, _ := metric(scrape(addr), "followpub_records_out_of_window_total")
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("followpub exited %d:\n%s", code, tail(p.output(), 30))
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("followpub exited %d:\n%s", code, tail(p.Output(), 30))
 	}
 	ta.sync(t)
 	mu.Lock()
@@ -235,7 +235,7 @@ func TestRecordsOutsideTheWindow(t *testing.T) {
 	if outside == 0 {
 		t.Error("followpub_records_out_of_window_total stayed 0")
 	}
-	if len(lines(p.output(), "outside the day asked for")) == 0 {
+	if len(lines(p.Output(), "outside the day asked for")) == 0 {
 		t.Error("the log never says that records outside the day asked for were skipped")
 	}
 	figures(t, "records=%d published=%d foreign_ids=%d foreign_published=0 out_of_window_counted=%v",

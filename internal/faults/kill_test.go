@@ -71,15 +71,15 @@ func TestSIGKILLLoop(t *testing.T) {
 			time.Sleep(time.Duration(rng.Int64N(int64(15 * time.Millisecond))))
 		}
 		d = time.Since(began)
-		if p.exited() {
-			t.Fatalf("life %d: followpub exited by itself (status %d) before the kill:\n%s", i+1, p.exit, tail(p.output(), 40))
+		if p.Exited() {
+			t.Fatalf("life %d: followpub exited by itself (status %d) before the kill:\n%s", i+1, p.ExitCode(), tail(p.Output(), 40))
 		}
-		p.signal(syscall.SIGKILL)
-		p.wait(10 * time.Second)
-		if p.sig != syscall.SIGKILL {
-			t.Fatalf("life %d ended with status %d, not by the SIGKILL:\n%s", i+1, p.exit, tail(p.output(), 40))
+		p.Signal(syscall.SIGKILL)
+		p.Wait(10 * time.Second)
+		if p.Signaled() != syscall.SIGKILL {
+			t.Fatalf("life %d ended with status %d, not by the SIGKILL:\n%s", i+1, p.ExitCode(), tail(p.Output(), 40))
 		}
-		noSecret(t, "the log of a killed life", p.output())
+		noSecret(t, "the log of a killed life", p.Output())
 		time.Sleep(200 * time.Millisecond) // let the broker finish requests the dead process had sent
 
 		// The store is never left unreadable.

@@ -40,8 +40,8 @@ func TestBrokerOutage(t *testing.T) {
 	var p *proc
 	alive := func(when string) {
 		t.Helper()
-		if p.exited() {
-			t.Fatalf("%s: followpub exited (status %d):\n%s", when, p.exit, tail(p.output(), 40))
+		if p.Exited() {
+			t.Fatalf("%s: followpub exited (status %d):\n%s", when, p.ExitCode(), tail(p.Output(), 40))
 		}
 		if code, _ := e2etest.Get("http://" + addr + "/healthz"); code != http.StatusOK {
 			t.Fatalf("%s: /healthz = %d", when, code)
@@ -56,7 +56,7 @@ func TestBrokerOutage(t *testing.T) {
 		v, _ := metric(scrape(addr), "followpub_cycles_total", `result="failed"`)
 		return v >= 2
 	}) {
-		t.Fatalf("no two failed cycles within 60 s with the broker down:\n%s", tail(p.output(), 40))
+		t.Fatalf("no two failed cycles within 60 s with the broker down:\n%s", tail(p.Output(), 40))
 	}
 	alive("broker down at start-up")
 	if code := ready(addr); code != http.StatusServiceUnavailable {
@@ -74,7 +74,7 @@ func TestBrokerOutage(t *testing.T) {
 	want := w.want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("after the broker came up, %d of %d records are still not published after 90 s:\n%s",
-			len(missing), len(want), tail(p.output(), 30))
+			len(missing), len(want), tail(p.Output(), 30))
 	}
 	caughtUp := time.Since(back)
 	if !e2etest.WaitFor(30*time.Second, func() bool { return ready(addr) == http.StatusOK }) {
@@ -122,7 +122,7 @@ func TestBrokerOutage(t *testing.T) {
 	want = w.want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("after the outage, %d of %d records are still not published after 90 s:\n%s",
-			len(missing), len(want), tail(p.output(), 30))
+			len(missing), len(want), tail(p.Output(), 30))
 	}
 	caughtUp = time.Since(back)
 	if !e2etest.WaitFor(30*time.Second, func() bool { return ready(addr) == http.StatusOK }) {
@@ -135,11 +135,11 @@ func TestBrokerOutage(t *testing.T) {
 		back.Sub(down).Round(time.Second), notReadyAfter.Round(100*time.Millisecond), failedDuring, errorsDuring,
 		len(want), caughtUp.Round(100*time.Millisecond))
 
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, tail(p.output(), 40))
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, tail(p.Output(), 40))
 	}
-	noSecret(t, "the log", p.output())
+	noSecret(t, "the log", p.Output())
 
 	want = w.want()
 	finalRun(t, env)

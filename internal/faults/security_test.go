@@ -175,7 +175,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	p := start(t, env, "run")
 	if !e2etest.WaitFor(60*time.Second, func() bool { return ready(addr) == http.StatusOK }) {
-		t.Fatalf("never ready:\n%s", tail(p.output(), 30))
+		t.Fatalf("never ready:\n%s", tail(p.Output(), 30))
 	}
 	for _, f := range []wshotosim.Fault{wshotosim.FaultHTTP500, wshotosim.FaultMalformed, wshotosim.FaultCode3, wshotosim.FaultHang, wshotosim.FaultAuth} {
 		w.sim.FailNext(f, 2)
@@ -186,12 +186,12 @@ func TestSecretsNeverShown(t *testing.T) {
 		_, body := e2etest.Get("http://" + addr + path)
 		add(path, body)
 	}
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(30 * time.Second); code != 0 {
-		t.Fatalf("run exited %d:\n%s", code, tail(p.output(), 20))
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(30 * time.Second); code != 0 {
+		t.Fatalf("run exited %d:\n%s", code, tail(p.Output(), 20))
 	}
-	add("the debug log of run", p.output())
-	if len(lines(p.output(), "access token renewed")) < 2 {
+	add("the debug log of run", p.Output())
+	if len(lines(p.Output(), "access token renewed")) < 2 {
 		t.Errorf("fewer than two token renewals: the token flow was not exercised")
 	}
 
@@ -249,15 +249,15 @@ func TestMetricsLoopbackByDefault(t *testing.T) {
 	p := start(t, env, "run")
 	var listening []string
 	e2etest.WaitFor(20*time.Second, func() bool {
-		listening = listeners(t, p.pid())
-		return len(listening) > 0 || p.exited()
+		listening = listeners(t, p.Pid())
+		return len(listening) > 0 || p.Exited()
 	})
-	if p.exited() {
-		if strings.Contains(p.output(), "listening on FOLLOWPUB_HTTP_ADDR=127.0.0.1:9464") {
-			t.Logf("port 9464 is taken on this machine; the refusal names the loopback default:\n%s", tail(p.output(), 2))
+	if p.Exited() {
+		if strings.Contains(p.Output(), "listening on FOLLOWPUB_HTTP_ADDR=127.0.0.1:9464") {
+			t.Logf("port 9464 is taken on this machine; the refusal names the loopback default:\n%s", tail(p.Output(), 2))
 			return
 		}
-		t.Fatalf("followpub exited %d:\n%s", p.exit, tail(p.output(), 20))
+		t.Fatalf("followpub exited %d:\n%s", p.ExitCode(), tail(p.Output(), 20))
 	}
 	if len(listening) != 1 || listening[0] != "127.0.0.1:9464" {
 		t.Fatalf("followpub listens on %v, want only 127.0.0.1:9464", listening)
@@ -265,8 +265,8 @@ func TestMetricsLoopbackByDefault(t *testing.T) {
 	if code, _ := e2etest.Get("http://127.0.0.1:9464/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz on the default address answered %d", code)
 	}
-	p.signal(syscall.SIGTERM)
-	p.wait(30 * time.Second)
+	p.Signal(syscall.SIGTERM)
+	p.Wait(30 * time.Second)
 	figures(t, "default_listen=%v", listening)
 }
 
