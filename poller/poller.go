@@ -31,7 +31,9 @@ type Config struct {
 	// can duplicate. Default: 1000.
 	BatchSize int
 	// FloorMargin is how far the floor trails the window start, so that a record the API returns
-	// just outside the window is still recognised. Default: 24h.
+	// just outside the window is still recognised, and the day that just left the window, which
+	// a cycle may read once more (see FullReadEvery), is still above the floor. Default: 24h; at
+	// least 24h.
 	FloorMargin time.Duration
 	// FullReadEvery is how often a cycle reads each day of the window in full although the source
 	// can read just what a day gained (IncrementalSource): incremental reads count records, and a
@@ -100,8 +102,8 @@ func (c *Config) validate() error {
 		return errors.New("lookback must not be negative")
 	case c.BatchSize < 0:
 		return errors.New("batch size must be positive")
-	case c.FloorMargin < 0:
-		return errors.New("floor margin must not be negative")
+	case c.FloorMargin < 24*time.Hour:
+		return errors.New("floor margin must be at least 24h: the day that just left the window may be read once more")
 	case c.FullReadEvery < 0:
 		return errors.New("the full read interval must not be negative")
 	}
@@ -256,17 +258,20 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	if err := p.commitPublished(ctx, nil); err != nil {
 		return res, fmt.Errorf("saving %d records published before the last commit failed: %w", len(p.unsaved), err)
 	}
-	from := p.windowStart(p.st)
+	window := p.windowStart(p.st)
+	from := window
 	now := p.cfg.Clock()
 	_, canIncrement := p.src.(IncrementalSource)
 	incremental := canIncrement && !p.failed && !p.lastFull.IsZero() && now.Sub(p.lastFull) < p.cfg.FullReadEvery
-	if incremental && p.lastFullFrom.Before(from) {
+	if incremental && p.lastFullFrom.Before(window) {
 		// Days left the window since the last full read: read them in full once more, this
 		// cycle, so that a record an incremental read could not see is not left behind for good.
 		from, incremental = p.lastFullFrom, false
 	}
 	if !incremental {
-		p.lastFull, p.lastFullFrom = now, from
+		// The window proper, not the days read once more before it: those are done with, and
+		// remembering them would make every later cycle read them in full again.
+		p.lastFull, p.lastFullFrom = now, window
 	}
 	to := StartOfDay(now, p.cfg.Location)
 	if to.Before(from) {

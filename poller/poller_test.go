@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/poller/pollertest"
 	"github.com/followpub/followpub/schema"
 )
 
@@ -188,11 +189,79 @@ func TestLateRecords(t *testing.T) {
 	inside := r.api.add(2, sh(t, 2024, 2, 8, 4, 0, 0, 0))
 	// Before the floor (START_FROM): skipped, counted once, never published.
 	below := r.api.add(3, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	var buf strings.Builder
+	r.newPoller(func(c *poller.Config) {
+		c.StartFrom = "2024-02-08T03:00:00+08:00"
+		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	})
 	r.cycle()
 	r.cycle()
 	r.assertExactlyOnce(a, inside)
 	if r.late.late != 1 {
 		t.Fatalf("late records counted %d times, want once (id %d)", r.late.late, below.ID)
+	}
+	if line := lineWith(buf.String(), "records older than the floor skipped"); !strings.Contains(line, "records=1") ||
+		!strings.Contains(line, "day=2024-02-08") {
+		t.Fatalf("no warning naming the day and the count of late records; log:\n%s", buf.String())
+	}
+}
+
+func TestTheSameRecordTwiceInOneReadIsPublishedOnce(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	a := r.api.add(1, sh(t, 2024, 2, 8, 11, 0, 0, 0))
+	b := r.api.add(2, sh(t, 2024, 2, 8, 11, 0, 0, 0))
+	r.api.outside = []schema.Record{a, b, a} // a page repeated: the same records once more
+	res := r.cycle()
+	r.assertExactlyOnce(a, b)
+	if res.Published != 2 {
+		t.Fatalf("cycle published %d, want 2", res.Published)
+	}
+}
+
+func TestNewRefusesBadConfig(t *testing.T) {
+	loc := mustShanghai(t)
+	store := &pollertest.MemStore{}
+	for _, tc := range []struct {
+		name string
+		cfg  poller.Config
+		want string
+	}{
+		{"negative interval", poller.Config{Location: loc, Interval: -time.Second}, "poll interval"},
+		{"negative lookback", poller.Config{Location: loc, Lookback: -time.Hour}, "lookback"},
+		{"negative batch", poller.Config{Location: loc, BatchSize: -1}, "batch size"},
+		{"floor margin under a day", poller.Config{Location: loc, FloorMargin: time.Hour}, "floor margin"},
+		{"negative full read", poller.Config{Location: loc, FullReadEvery: -time.Minute}, "full read"},
+		{"bad start", poller.Config{Location: loc, StartFrom: "last tuesday"}, "last tuesday"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := poller.New(tc.cfg, nil, nil, store)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New = %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := poller.New(poller.Config{Location: loc}, nil, nil, nil); err == nil {
+		t.Fatal("New without a store succeeded")
+	}
+}
+
+func TestResetStartsOverFromStartFrom(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.StartFrom = "2024-02-08" })
+	a := r.api.add(1, sh(t, 2024, 2, 8, 8, 0, 0, 0))
+	r.cycle()
+	if err := r.p.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Exists || st.Seen != 0 || st.WatermarkMS != sh(t, 2024, 2, 8, 0, 0, 0, 0).UnixMilli() {
+		t.Fatalf("status after reset = %+v, want no state, a watermark at START_FROM", st)
+	}
+	r.cycle() // from START_FROM again: a once more
+	if n := r.kafka.counts()[a.ID]; n != 2 {
+		t.Fatalf("after reset, id %d published %d times in all, want 2", a.ID, n)
 	}
 }
 
@@ -620,5 +689,23 @@ func TestADayLeavingTheWindowIsReadInFullOnceMore(t *testing.T) {
 	}
 	r.clock.Set(sh(t, 2024, 2, 8, 1, 16, 0, 0))
 	cycle() // the window now starts on Feb 8: Feb 7 is read in full once more
+	r.assertExactlyOnce(a, b, x, y, d, e)
+
+	// Once only: the cycles after it read the window, Feb 8, and read it incrementally.
+	for i, at := range []time.Time{sh(t, 2024, 2, 8, 1, 17, 0, 0), sh(t, 2024, 2, 8, 1, 18, 0, 0)} {
+		r.api.mu.Lock()
+		calls := len(r.api.calls)
+		r.api.mu.Unlock()
+		incBefore := inc.newCalls
+		r.clock.Set(at)
+		cycle()
+		r.api.mu.Lock()
+		read := slices.Clone(r.api.calls[calls:])
+		r.api.mu.Unlock()
+		if inc.newCalls != incBefore+1 || !slices.Equal(read, []string{"2024-02-08..2024-02-08"}) {
+			t.Fatalf("cycle %d after the day left the window: %d incremental reads, days read %v; want 1 and only 2024-02-08",
+				i+1, inc.newCalls-incBefore, read)
+		}
+	}
 	r.assertExactlyOnce(a, b, x, y, d, e)
 }
