@@ -8,11 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/followpub/followpub/internal/state"
 	"github.com/followpub/followpub/poller"
@@ -105,6 +106,14 @@ func TestUnreadableFilesAreErrorsNotResets(t *testing.T) {
 			_, err = f.WriteAt([]byte(strings.Repeat("x", 64)), 4096+16)
 			must(t, err)
 		}, state.ErrCorrupt},
+		{"unknown format", func(t *testing.T, p string) {
+			db, err := bolt.Open(p, 0o600, nil)
+			must(t, err)
+			defer db.Close()
+			must(t, db.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte("followpub-state/99"))
+			}))
+		}, state.ErrFormat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,8 +193,8 @@ func TestCrashChild(t *testing.T) {
 }
 
 func TestKilledWhileCommitting(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the crash loop takes a few seconds")
+	if testing.Short() && os.Getenv("CI") == "" {
+		t.Skip("-short: the crash loop takes a few seconds (CI runs it even with -short)")
 	}
 	path := filepath.Join(t.TempDir(), "followpub.state")
 	kills := 30
@@ -257,5 +266,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-var _ = strconv.Itoa
