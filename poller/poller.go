@@ -314,39 +314,69 @@ type fetched struct {
 	err  error
 }
 
-// prefetch reads the window's days in order, one day ahead of the caller, so that reading the API
-// overlaps with publishing. At most two days are held in memory. The channel closes after the last
-// day, after an error, or when ctx is done; done closes when the reader has returned.
+// prefetchDays is how many days prefetch reads at once. A day's first page must be read alone
+// (its total says how many pages follow) and its last round of pages rarely fills the source's
+// concurrency; reading the next day meanwhile keeps the API busy (docs/BENCHMARKS.md, goal 3).
+const prefetchDays = 2
+
+// prefetch reads the window's days ahead of the caller, prefetchDays at once, and delivers them in
+// order, so that reading the API overlaps with publishing. At most prefetchDays days that the
+// caller has not received are held, plus the one it is handling. The channel closes after the
+// last day, after an error, or when ctx is done; done closes when every reader has returned.
 //
 // With incremental set and a source that can (IncrementalSource), a day that already has published
 // records is read for what it gained only; otherwise in full.
 func (p *Poller) prefetch(ctx context.Context, from time.Time, days int, incremental bool) (_ <-chan fetched, done <-chan struct{}) {
-	out := make(chan fetched, 1)
+	out := make(chan fetched)
 	finished := make(chan struct{})
 	inc, _ := p.src.(IncrementalSource)
 	var known []int
 	if incremental && inc != nil {
 		known = p.knownByDay(from, days)
 	}
+	read := func(i int) fetched {
+		day := addDays(from, i)
+		if known != nil && known[i] > 0 {
+			lo, hi := day.UnixMilli(), addDays(day, 1).UnixMilli()
+			recs, err := inc.FetchNew(ctx, day, known[i], func(id int64) bool { return p.knownOn(id, lo, hi) })
+			return fetched{day: day, recs: recs, err: err}
+		}
+		recs, err := p.src.Fetch(ctx, day, day)
+		return fetched{day: day, recs: recs, err: err}
+	}
+	// Each day gets a slot when its reader starts: one in pending, or the one the forwarder below
+	// has taken out and waits on. A new day starts only when the caller received the forwarder's,
+	// so prefetchDays days are read or held ahead of the caller.
+	pending := make(chan chan fetched, prefetchDays-1)
+	var readers sync.WaitGroup
 	go func() {
-		defer close(finished)
-		defer close(out)
+		defer close(pending)
 		for i := range days {
-			day := addDays(from, i)
-			var recs []schema.Record
-			var err error
-			if known != nil && known[i] > 0 {
-				lo, hi := day.UnixMilli(), addDays(day, 1).UnixMilli()
-				recs, err = inc.FetchNew(ctx, day, known[i], func(id int64) bool { return p.knownOn(id, lo, hi) })
-			} else {
-				recs, err = p.src.Fetch(ctx, day, day)
-			}
+			slot := make(chan fetched, 1)
 			select {
-			case out <- fetched{day: day, recs: recs, err: err}:
+			case pending <- slot:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil || ctx.Err() != nil {
+			readers.Go(func() { slot <- read(i) })
+		}
+	}()
+	go func() {
+		defer close(finished)
+		defer readers.Wait()
+		defer func() {
+			for range pending { // let the starter finish; readers end with ctx
+			}
+		}()
+		defer close(out)
+		for slot := range pending {
+			f := <-slot
+			select {
+			case out <- f:
+			case <-ctx.Done():
+				return
+			}
+			if f.err != nil || ctx.Err() != nil {
 				return
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +90,7 @@ func TestWindowAcrossShanghaiMidnight(t *testing.T) {
 	late := r.api.add(4, sh(t, 2024, 2, 7, 23, 10, 0, 0))                              // late, but within the lookback
 	r.api.calls = nil
 	r.cycle()
+	slices.Sort(r.api.calls) // days are read two at a time
 	if want := []string{"2024-02-07..2024-02-07", "2024-02-08..2024-02-08"}; !slices.Equal(r.api.calls, want) {
 		t.Fatalf("days read = %v, want %v", r.api.calls, want)
 	}
@@ -339,8 +341,10 @@ func TestBackfillResumesWhereItStopped(t *testing.T) {
 	r.newPoller(func(c *poller.Config) { c.StartFrom = "2024-01-01" })
 	r.api.calls = nil
 	r.cycle()
-	if r.api.calls[0] != "2024-01-09..2024-01-09" {
-		t.Fatalf("resumed at %s, want 2024-01-09", r.api.calls[0])
+	// Days are read two at a time, so the calls' order is not the days' order: the first day read
+	// is the earliest.
+	if first := slices.Min(r.api.calls); first != "2024-01-09..2024-01-09" {
+		t.Fatalf("resumed at %s, want 2024-01-09", first)
 	}
 	r.assertExactlyOnce(all...)
 }
@@ -708,4 +712,61 @@ func TestADayLeavingTheWindowIsReadInFullOnceMore(t *testing.T) {
 		}
 	}
 	r.assertExactlyOnce(a, b, x, y, d, e)
+}
+
+// slowAPI is a fakeAPI whose reads take a while, counting how many run at once.
+type slowAPI struct {
+	*fakeAPI
+	mu       sync.Mutex
+	inFlight int
+	peak     int
+	started  int
+}
+
+func (a *slowAPI) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
+	a.mu.Lock()
+	a.started++
+	a.inFlight++
+	a.peak = max(a.peak, a.inFlight)
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.inFlight--
+		a.mu.Unlock()
+	}()
+	time.Sleep(20 * time.Millisecond)
+	return a.fakeAPI.Fetch(ctx, from, to)
+}
+
+func TestBackfillReadsTwoDaysAtOnceAndHoldsFewDays(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 1, 6, 12, 0, 0, 0), nil)
+	var all []schema.Record
+	for d := 1; d <= 6; d++ {
+		all = append(all, r.api.add(int64(d), sh(t, 2024, 1, d, 8, 0, 0, 0)))
+	}
+	api := &slowAPI{fakeAPI: r.api}
+	release := make(chan struct{})
+	r.kafka.block = release // the first day's publish waits: the reader must stop ahead of it
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "2024-01-01"}, api, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := p.Cycle(context.Background()); done <- err }()
+	time.Sleep(300 * time.Millisecond) // ample for every day to be read if nothing held the reader back
+	api.mu.Lock()
+	started, peak := api.started, api.peak
+	api.mu.Unlock()
+	// Day 1 is being published; days 2 and 3 are read and wait; no further day is read.
+	if started != 3 || peak != 2 {
+		t.Fatalf("while day 1 was published: %d days read (want 3: the one handled and two ahead), at most %d at once (want 2)", started, peak)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.assertExactlyOnce(all...)
+	if got := ids(r.kafka.published()); !slices.IsSorted(got) {
+		t.Fatalf("published out of order: %v", got)
+	}
 }
