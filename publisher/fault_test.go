@@ -1,0 +1,270 @@
+package publisher
+
+// Fault injection with franz-go's kfake, an in-process fake cluster: it lets a test fail chosen
+// produce requests, which a real broker cannot be made to do on cue. kfake does not enforce a real
+// broker's protocol versions, so these tests prove how Publish handles broker answers, not that
+// publishing works: the tests against a real Apache Kafka in integration_test.go do that.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/followpub/followpub/schema"
+)
+
+const faultTopic = "followpub-fault"
+
+// fakeCluster starts a one-broker kfake cluster holding faultTopic with the given partitions.
+func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, faultTopic))
+	if err != nil {
+		t.Fatalf("kfake.NewCluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// fakePublisher returns a Publisher writing faultTopic on c, closed when the test ends.
+func fakePublisher(t *testing.T, c *kfake.Cluster, writeTimeout time.Duration) *Publisher {
+	t.Helper()
+	p, err := New(Config{Brokers: c.ListenAddrs(), Topic: faultTopic, WriteTimeout: writeTimeout})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+// faultRecords returns n records with distinct ids from base.
+func faultRecords(base int64, n int) []schema.Record {
+	recs := make([]schema.Record, n)
+	for i := range recs {
+		id := base + int64(i)*7919
+		ft := int64(1707292800000) + int64(i)*1000
+		recs[i] = schema.Record{ID: id, FollowTime: ft, Raw: fmt.Appendf(nil, `{"id":%d,"follow_time":%d}`, id, ft)}
+	}
+	return recs
+}
+
+// kgoPartition is the partition the Java client's default partitioner picks for rec's key, as
+// franz-go computes it (independently of kafka-go's balancer).
+func kgoPartition(rec schema.Record, partitions int) int32 {
+	return int32(kgo.StickyKeyPartitioner(nil).ForTopic(faultTopic).Partition(&kgo.Record{Key: rec.Key()}, partitions))
+}
+
+// topicKeys reads faultTopic from c from the start with franz-go and returns how often each key
+// is there. The topic holds want records in all; it waits for them, then a little longer for any
+// extra.
+func topicKeys(t *testing.T, c *kfake.Cluster, want int) map[string]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(faultTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	keys := map[string]int{}
+	n := 0
+	deadline := time.Now().Add(20 * time.Second)
+	settle := time.Time{}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			keys[string(r.Key)]++
+			n++
+		})
+		if n >= want && settle.IsZero() {
+			settle = time.Now().Add(500 * time.Millisecond)
+		}
+		if !settle.IsZero() && time.Now().After(settle) {
+			return keys
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d records from %s, want %d", n, faultTopic, want)
+		}
+	}
+}
+
+// TestPublishPartialAcknowledgement: the broker rejects one partition's records and takes the
+// others' within one Publish call. acked must be exactly the records on the other partitions (the
+// poller commits those and no others), the error must say why the rest failed, and the topic must
+// hold each acknowledged record once and none of the rejected ones.
+func TestPublishPartialAcknowledgement(t *testing.T) {
+	const partitions = 3
+	const failing = int32(1)
+	tests := []struct {
+		name string
+		err  *kerr.Error
+		// want is the kafka-go error Publish's error must wrap.
+		want         kafka.Error
+		writeTimeout time.Duration
+		// maxTook bounds the call: a final error is not retried, a temporary one until
+		// writeTimeout.
+		minTook, maxTook time.Duration
+	}{
+		{"final error", kerr.InvalidRecord, kafka.InvalidRecord, 20 * time.Second, 0, 5 * time.Second},
+		{"temporary error until the write timeout", kerr.NotLeaderForPartition, kafka.NotLeaderForPartition,
+			3 * time.Second, 3 * time.Second, 6 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeCluster(t, partitions)
+			rejected := c.Fault(kfake.Fault{
+				Keys:       []kmsg.Key{kmsg.Produce},
+				Topic:      faultTopic,
+				Partitions: []int32{failing},
+				Err:        tt.err,
+				Count:      -1,
+			})
+			p := fakePublisher(t, c, tt.writeTimeout)
+
+			recs := faultRecords(1_000_000_007, 60)
+			want := make([]bool, len(recs))
+			nAcked := 0
+			for i, r := range recs {
+				want[i] = kgoPartition(r, partitions) != failing
+				if want[i] {
+					nAcked++
+				}
+			}
+			if nAcked == 0 || nAcked == len(recs) {
+				t.Fatalf("the records do not span the failing partition and the others (%d of %d elsewhere)", nAcked, len(recs))
+			}
+
+			start := time.Now()
+			acked, err := p.Publish(context.Background(), recs)
+			took := time.Since(start)
+			if err == nil {
+				t.Fatalf("Publish succeeded although partition %d rejected its records (acked %v)", failing, acked)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Publish error does not wrap %v: %v", tt.want, err)
+			}
+			if s := fmt.Sprintf("%d acknowledged", nAcked); !strings.Contains(err.Error(), s) {
+				t.Errorf("Publish error does not say %q: %v", s, err)
+			}
+			if len(acked) != len(recs) {
+				t.Fatalf("acked has %d entries for %d records", len(acked), len(recs))
+			}
+			for i := range recs {
+				if acked[i] != want[i] {
+					t.Errorf("acked[%d] (id %d, partition %d) = %v, want %v",
+						i, recs[i].ID, kgoPartition(recs[i], partitions), acked[i], want[i])
+				}
+			}
+			if took < tt.minTook || took > tt.maxTook {
+				t.Errorf("Publish returned after %s, want between %s and %s", took, tt.minTook, tt.maxTook)
+			}
+			if rejected.Hits() == 0 {
+				t.Error("the fault never answered a produce request")
+			}
+
+			got := topicKeys(t, c, nAcked)
+			for i, r := range recs {
+				k := strconv.FormatInt(r.ID, 10)
+				switch {
+				case want[i] && got[k] != 1:
+					t.Errorf("acknowledged id %s is on the topic %d times, want once", k, got[k])
+				case !want[i] && got[k] != 0:
+					t.Errorf("rejected id %s is on the topic %d times", k, got[k])
+				}
+			}
+		})
+	}
+}
+
+// TestPublishRetriesTemporaryErrors: the first produce requests to one partition fail with a
+// temporary error; one Publish call retries them and succeeds with every record acknowledged and
+// on the topic once. With more failures than kafka-go's own attempts per write
+// (writerMaxAttempts), the records still unacknowledged must be retried by Publish itself.
+func TestPublishRetriesTemporaryErrors(t *testing.T) {
+	const partitions = 3
+	const failing = int32(0)
+	tests := []struct {
+		name     string
+		err      *kerr.Error
+		failures int
+	}{
+		{"leader not available, within kafka-go's attempts", kerr.LeaderNotAvailable, 2},
+		{"not leader or follower, within kafka-go's attempts", kerr.NotLeaderForPartition, 2},
+		{"leader not available, beyond kafka-go's attempts", kerr.LeaderNotAvailable, writerMaxAttempts + 2},
+		{"not leader or follower, beyond kafka-go's attempts", kerr.NotLeaderForPartition, writerMaxAttempts + 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := fakeCluster(t, partitions)
+			injected := c.Fault(kfake.Fault{
+				Keys:       []kmsg.Key{kmsg.Produce},
+				Topic:      faultTopic,
+				Partitions: []int32{failing},
+				Err:        tt.err,
+				Count:      tt.failures,
+			})
+			// Counts, without failing, the produce requests for the failing partition that got
+			// past the injected fault: the one that finally succeeded.
+			passed := c.Fault(kfake.Fault{
+				Keys:       []kmsg.Key{kmsg.Produce},
+				Topic:      faultTopic,
+				Partitions: []int32{failing},
+				Count:      -1,
+				Observe:    true,
+			})
+			p := fakePublisher(t, c, 30*time.Second)
+
+			recs := faultRecords(2_000_000_011, 60)
+			onFailing := 0
+			for _, r := range recs {
+				if kgoPartition(r, partitions) == failing {
+					onFailing++
+				}
+			}
+			if onFailing == 0 || onFailing == len(recs) {
+				t.Fatalf("%d of %d records on partition %d: want some there and some elsewhere", onFailing, len(recs), failing)
+			}
+
+			acked, err := p.Publish(context.Background(), recs)
+			if err != nil {
+				t.Fatalf("Publish: %v (acked %v)", err, acked)
+			}
+			if len(acked) != len(recs) {
+				t.Fatalf("acked has %d entries for %d records", len(acked), len(recs))
+			}
+			for i, a := range acked {
+				if !a {
+					t.Errorf("record %d (id %d) not acknowledged although Publish succeeded", i, recs[i].ID)
+				}
+			}
+			if got := injected.Hits(); got != tt.failures {
+				t.Errorf("the injected error answered %d produce requests, want %d", got, tt.failures)
+			}
+			if got := passed.Hits(); got != 1 {
+				t.Errorf("%d produce requests for partition %d got past the fault, want 1", got, failing)
+			}
+
+			got := topicKeys(t, c, len(recs))
+			for _, r := range recs {
+				if k := strconv.FormatInt(r.ID, 10); got[k] != 1 {
+					t.Errorf("id %s is on the topic %d times, want once", k, got[k])
+				}
+			}
+		})
+	}
+}
