@@ -24,7 +24,9 @@ import (
 
 // cmdDemo runs everything in one process with no set-up: the API simulator with live arrivals, a
 // broker (an embedded in-process one unless FOLLOWPUB_KAFKA_BROKERS is set), the poller, and a live
-// view of the events as they land. Ctrl-C (or --duration) stops it.
+// view of the events as they land. Ctrl-C (or --duration) stops it with status 0. A broker it
+// cannot reach, a poller that stops, or a topic it cannot read end it with a message that says what
+// failed and what to check, and status 1.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	duration := fs.Duration("duration", 0, "stop after this long (0 = run until Ctrl-C)")
@@ -88,25 +90,83 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer svc.close()
 
+	// Without a broker the demo cannot show anything: say so at once rather than retry in silence.
+	kctx, cancel := context.WithTimeout(ctx, min(cfg.KafkaWriteTimeout, demoBrokerCheckTimeout))
+	err = svc.pub.Check(kctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C during the check
+		}
+		return fmt.Errorf("demo: checking Kafka at FOLLOWPUB_KAFKA_BROKERS=%s: %w; check that a broker runs there and "+
+			"answers on that address (followpub check tests the configuration), or unset FOLLOWPUB_KAFKA_BROKERS to use the embedded broker",
+			cfg.KafkaBrokers, err)
+	}
+
+	// The first failure of the poller or the live view stops the demo, which then exits 1.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		failOnce sync.Once
+		failure  error
+	)
+	fail := func(err error) {
+		failOnce.Do(func() { failure = err })
+		stop()
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = svc.poller.Run(ctx)
+		if err := svc.poller.Run(runCtx); err != nil && runCtx.Err() == nil {
+			fail(fmt.Errorf("demo: the poller stopped: %w", err))
+		}
 	}()
 	view := &liveView{w: stdout, start: time.Now()}
-	_, err = tailTopic(ctx, cfg, tailOptions{from: "beginning", print: view.print}, stdout)
-	for err != nil && ctx.Err() == nil {
-		// The topic appears with the first publish; until then there is nothing to tail.
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-		_, err = tailTopic(ctx, cfg, tailOptions{from: "beginning", print: view.print}, stdout)
+	if err := followTopic(runCtx, cfg, view, stdout, cfg.KafkaWriteTimeout+demoTopicWait); err != nil {
+		fail(err)
 	}
+	stop()
 	wg.Wait()
 	view.summary()
-	return nil
+	return failure
+}
+
+const (
+	// demoBrokerCheckTimeout bounds the demo's first contact with the brokers.
+	demoBrokerCheckTimeout = 10 * time.Second
+	// demoTopicWait is how long, beyond one write timeout, the live view waits for the poller's
+	// first publish to create the topic.
+	demoTopicWait = 20 * time.Second
+)
+
+// followTopic runs the demo's live view until ctx is done. The topic appears with the poller's
+// first publish, so until an event arrives a failed attempt to read it is retried, for at most
+// wait; after that, or once events have arrived, an error ends the view. It returns nil when ctx
+// is done.
+func followTopic(ctx context.Context, cfg *config, view *liveView, w io.Writer, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		_, err := tailTopic(ctx, cfg, tailOptions{from: "beginning", print: view.print}, w)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil:
+			return nil // tailTopic returns nil only when ctx is done, or on options the demo does not set
+		case view.count() > 0:
+			return fmt.Errorf("demo: reading topic %s from FOLLOWPUB_KAFKA_BROKERS=%s stopped: %w; check that the broker is still up",
+				cfg.KafkaTopic, cfg.KafkaBrokers, err)
+		case time.Now().After(deadline):
+			return fmt.Errorf("demo: topic %s could not be read within %s of the start: %w; the poller's messages above say why "+
+				"nothing was published (check FOLLOWPUB_KAFKA_BROKERS=%s and that the topic can be created)",
+				cfg.KafkaTopic, wait, err, cfg.KafkaBrokers)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // serveLoopback serves h on a free loopback port and returns its base URL.
@@ -153,6 +213,13 @@ func (v *liveView) print(_ io.Writer, m kafka.Message) {
 		v.lastLine = time.Now()
 		v.statusLocked()
 	}
+}
+
+// count returns the number of events printed so far.
+func (v *liveView) count() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.n
 }
 
 func (v *liveView) statusLocked() {
