@@ -3,7 +3,10 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
+	"github.com/followpub/followpub/internal/repo"
 	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/schema"
 	"github.com/followpub/followpub/schema/schematest"
@@ -155,10 +159,18 @@ func TestRunOnce(t *testing.T) {
 	noToken(t, out)
 }
 
-func TestRunWithArrivalsThenSIGTERM(t *testing.T) {
+func TestRunWithArrivalsThenSIGTERM(t *testing.T) { runWithArrivalsThenSignal(t, syscall.SIGTERM) }
+
+func TestRunWithArrivalsThenSIGINT(t *testing.T) { runWithArrivalsThenSignal(t, syscall.SIGINT) }
+
+// runWithArrivalsThenSignal runs followpub while records arrive, stops it with sig, and checks that
+// it exits 0 within SHUTDOWN_TIMEOUT and that a following run --once leaves every record in the
+// topic exactly once.
+func runWithArrivalsThenSignal(t *testing.T, sig syscall.Signal) {
+	const shutdownTimeout = 15 * time.Second
 	w := newWorld(t, wshotosim.Config{Count: 100, Span: 12 * time.Hour, Rate: 40, LateFraction: 0.2, LateBy: 10 * time.Minute})
 	addr := e2etest.FreeAddr(t)
-	p := e2etest.Start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
+	p := e2etest.Start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_SHUTDOWN_TIMEOUT="+shutdownTimeout.String()), "run")
 	if !e2etest.WaitFor(20*time.Second, func() bool { code, _ := e2etest.Get("http://" + addr + "/readyz"); return code == 200 }) {
 		t.Fatalf("/readyz never answered 200; output:\n%s", p.Output())
 	}
@@ -178,10 +190,19 @@ func TestRunWithArrivalsThenSIGTERM(t *testing.T) {
 	}
 	noToken(t, metrics)
 
-	// Freeze the simulator's arrivals so the last records are visible before the final cycle.
-	p.Signal(syscall.SIGTERM)
-	if code := p.Wait(35 * time.Second); code != 0 {
-		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, p.Output())
+	// Stop followpub while records keep arriving (every 25 ms): the signal lands in a cycle or
+	// between two, and the cycle in progress must stop without committing past what Kafka
+	// acknowledged.
+	signalled := time.Now()
+	p.Signal(sig)
+	if code := p.Wait(shutdownTimeout + 5*time.Second); code != 0 {
+		t.Fatalf("after %v followpub exited %d:\n%s", sig, code, p.Output())
+	}
+	if took := time.Since(signalled); took > shutdownTimeout {
+		t.Fatalf("after %v followpub took %v to exit, more than FOLLOWPUB_SHUTDOWN_TIMEOUT=%v", sig, took, shutdownTimeout)
+	}
+	if !strings.Contains(p.Output(), `"msg":"followpub stopped"`) {
+		t.Fatalf("after %v followpub did not log that it stopped:\n%s", sig, p.Output())
 	}
 	noToken(t, p.Output())
 	// Whatever arrived up to the stop and was not published yet is published by the next run.
@@ -207,28 +228,33 @@ func TestRunWithArrivalsThenSIGTERM(t *testing.T) {
 		}
 	}
 	if lost > 0 || dups > 0 {
-		t.Fatalf("after run + SIGTERM + run --once: %d records lost, %d duplicated (of %d)", lost, dups, len(want))
+		t.Fatalf("after run + %v + run --once: %d records lost, %d duplicated (of %d)", sig, lost, dups, len(want))
 	}
 	t.Logf("%d records published, none lost, none duplicated", len(counts))
 }
 
 func TestReplay(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 300, Span: 40 * time.Hour})
-	if code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once"); code != 0 {
+	code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once")
+	if code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
+	noToken(t, out)
 	first := e2etest.CountKeys(e2etest.ReadTopic(t, w.brokers, w.topic))
 	replayFrom := time.Now().Add(-20 * time.Hour).UTC().Truncate(time.Second)
-	code, out := e2etest.Run(t, 20*time.Second, w.env(), "watermark", "set", replayFrom.Format(time.RFC3339))
+	code, out = e2etest.Run(t, 20*time.Second, w.env(), "watermark", "set", replayFrom.Format(time.RFC3339))
 	if code != 0 {
 		t.Fatalf("watermark set exited %d:\n%s", code, out)
 	}
 	if !strings.Contains(out, `"seen":0`) {
 		t.Fatalf("watermark set should forget every id; printed %s", out)
 	}
-	if code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once"); code != 0 {
+	noToken(t, out)
+	code, out = e2etest.Run(t, 60*time.Second, w.env(), "run", "--once")
+	if code != 0 {
 		t.Fatalf("run --once after the replay exited %d:\n%s", code, out)
 	}
+	noToken(t, out)
 	after := e2etest.CountKeys(e2etest.ReadTopic(t, w.brokers, w.topic))
 	replayed := 0
 	for _, r := range w.sim.Visible() {
@@ -252,13 +278,16 @@ func TestReplay(t *testing.T) {
 	t.Logf("replay from %s published %d records once more, nothing older", replayFrom, replayed)
 
 	// reset deletes the state; show then reports none.
-	if code, out := e2etest.Run(t, 20*time.Second, w.env(), "watermark", "reset"); code != 0 {
+	code, out = e2etest.Run(t, 20*time.Second, w.env(), "watermark", "reset")
+	if code != 0 {
 		t.Fatalf("watermark reset exited %d:\n%s", code, out)
 	}
+	noToken(t, out)
 	_, out = e2etest.Run(t, 20*time.Second, w.env(), "watermark", "show")
 	if !strings.Contains(out, `"exists":false`) {
 		t.Fatalf("after reset, show printed %s", out)
 	}
+	noToken(t, out)
 }
 
 func TestSecondInstanceExitsAtOnce(t *testing.T) {
@@ -276,12 +305,14 @@ func TestSecondInstanceExitsAtOnce(t *testing.T) {
 		t.Fatalf("second instance took %v to give up", time.Since(began))
 	}
 	if !strings.Contains(out, w.state) || !strings.Contains(out, "in use") {
-		t.Fatalf("second instance's message does not name the state and say it is in use:\n%s", out)
+		t.Fatalf("second instance's message does not name the state path %s and say it is in use:\n%s", w.state, out)
 	}
+	noToken(t, out)
 	first.Signal(syscall.SIGTERM)
 	if code := first.Wait(30 * time.Second); code != 0 {
 		t.Fatalf("first instance exited %d after SIGTERM:\n%s", code, first.Output())
 	}
+	noToken(t, first.Output())
 }
 
 func TestBadConfigurationExits2NamingTheVariable(t *testing.T) {
@@ -342,50 +373,435 @@ func TestCheck(t *testing.T) {
 	noToken(t, out)
 }
 
+// tailEvent is one event as tail --json prints it.
+type tailEvent struct {
+	Key       string            `json:"key"`
+	Partition int               `json:"partition"`
+	Offset    int64             `json:"offset"`
+	Headers   map[string]string `json:"headers"`
+	Value     json.RawMessage   `json:"value"`
+}
+
+// tailJSON returns the events in the output of tail --json, skipping its other lines and an
+// unfinished last line.
+func tailJSON(t *testing.T, out string) []tailEvent {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	var evs []tailEvent
+	for _, line := range lines[:len(lines)-1] {
+		if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"partition"`) {
+			continue
+		}
+		var ev tailEvent
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("tail printed a bad JSON line %q: %v", line, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// position is where a message is in the topic.
+type position struct {
+	partition int
+	offset    int64
+}
+
+func byPosition(msgs []kafka.Message) map[position]kafka.Message {
+	out := make(map[position]kafka.Message, len(msgs))
+	for _, m := range msgs {
+		out[position{m.Partition, m.Offset}] = m
+	}
+	return out
+}
+
+// assertPrinted checks that tail printed every wanted message once, as it is in Kafka, and
+// nothing else.
+func assertPrinted(t *testing.T, what string, got []tailEvent, want map[position]kafka.Message) {
+	t.Helper()
+	seen := map[position]bool{}
+	for _, ev := range got {
+		p := position{ev.Partition, ev.Offset}
+		m, ok := want[p]
+		switch {
+		case !ok:
+			t.Fatalf("%s printed partition %d offset %d (key %s), which it should not have", what, p.partition, p.offset, ev.Key)
+		case seen[p]:
+			t.Fatalf("%s printed partition %d offset %d twice", what, p.partition, p.offset)
+		case ev.Key != string(m.Key) || ev.Headers["ce_id"] != ev.Key || string(ev.Value) != string(m.Value):
+			t.Fatalf("%s printed partition %d offset %d as key %s ce_id %s value %s; Kafka holds key %s value %s",
+				what, p.partition, p.offset, ev.Key, ev.Headers["ce_id"], ev.Value, m.Key, m.Value)
+		}
+		seen[p] = true
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%s printed %d of the %d events it should have", what, len(seen), len(want))
+	}
+}
+
+// tailText is a line of tail's text output.
+var tailText = regexp.MustCompile(`^key=(\S+) partition=(\d+) offset=(\d+) ce_time=(\S+) value=(.*)$`)
+
 func TestTail(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 50, Span: 10 * time.Hour})
 	if code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once"); code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
 	want := w.expected(time.Now().Add(-48 * time.Hour))
+	first := byPosition(e2etest.ReadTopic(t, w.brokers, w.topic))
+	if len(first) != len(want) {
+		t.Fatalf("the topic holds %d messages, want %d", len(first), len(want))
+	}
+
+	// --from beginning --json: every event, as JSON lines.
 	code, out := e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", "beginning", "--json", "--idle", "2s")
 	if code != 0 {
 		t.Fatalf("tail exited %d:\n%s", code, out)
 	}
-	got := 0
+	noToken(t, out)
+	evs := tailJSON(t, out)
+	for _, ev := range evs {
+		if _, ok := want[ev.Key]; !ok {
+			t.Fatalf("tail printed an unexpected event %+v", ev)
+		}
+	}
+	assertPrinted(t, "tail --from beginning --json", evs, first)
+	if !strings.Contains(out, fmt.Sprintf("followpub tail: %d events", len(first))) {
+		t.Fatalf("tail does not say it printed %d events:\n%s", len(first), out)
+	}
+
+	// Text: one line per event with key, partition, offset, ce_time and the value as it is.
+	code, out = e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", "beginning", "--idle", "2s")
+	if code != 0 {
+		t.Fatalf("tail (text) exited %d:\n%s", code, out)
+	}
+	noToken(t, out)
+	printed := map[position]bool{}
 	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"partition"`) {
+		f := tailText.FindStringSubmatch(line)
+		if f == nil {
 			continue
 		}
-		var ev struct {
-			Key     string            `json:"key"`
-			Headers map[string]string `json:"headers"`
-			Value   json.RawMessage   `json:"value"`
+		part, _ := strconv.Atoi(f[2])
+		off, _ := strconv.ParseInt(f[3], 10, 64)
+		p := position{part, off}
+		m, ok := first[p]
+		if !ok || printed[p] {
+			t.Fatalf("tail (text) printed partition %d offset %d, which is not in the topic or came twice: %s", part, off, line)
 		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("tail printed a bad JSON line %q: %v", line, err)
+		printed[p] = true
+		rec := want[string(m.Key)]
+		if f[1] != string(m.Key) || f[4] != schema.FormatTime(rec.FollowTime) || f[5] != string(m.Value) {
+			t.Fatalf("tail (text) printed\n%s\nfor key %s ce_time %s value %s", line, m.Key, schema.FormatTime(rec.FollowTime), m.Value)
 		}
-		if _, ok := want[ev.Key]; !ok || ev.Headers["ce_id"] != ev.Key {
-			t.Fatalf("tail printed an unexpected event %s", line)
-		}
-		got++
 	}
-	if got != len(want) {
-		t.Fatalf("tail printed %d events, want %d:\n%s", got, len(want), out)
+	if len(printed) != len(first) {
+		t.Fatalf("tail (text) printed %d events, want %d:\n%s", len(printed), len(first), out)
 	}
+
+	// --from OFFSET: that offset on in every partition.
+	fromOffset := map[position]kafka.Message{}
+	for p, m := range first {
+		if p.offset >= 2 {
+			fromOffset[p] = m
+		}
+	}
+	if len(fromOffset) == 0 || len(fromOffset) == len(first) {
+		t.Fatalf("%d of %d messages are at offset 2 or more: --from 2 proves nothing", len(fromOffset), len(first))
+	}
+	code, out = e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", "2", "--json", "--idle", "2s")
+	if code != 0 {
+		t.Fatalf("tail --from 2 exited %d:\n%s", code, out)
+	}
+	noToken(t, out)
+	assertPrinted(t, "tail --from 2", tailJSON(t, out), fromOffset)
+
+	// --from end prints only what is published after tail started, and --from TIME only what Kafka
+	// received at or after TIME: a replay publishes part of the window once more, after both.
+	time.Sleep(10 * time.Millisecond)
+	since := time.Now()
+	time.Sleep(10 * time.Millisecond)
+	tail := e2etest.Start(t, w.env(), "tail", "--from", "end", "--json")
+	if !e2etest.WaitFor(30*time.Second, func() bool { return strings.Contains(tail.Output(), "followpub tail: reading 3 partitions") }) {
+		t.Fatalf("tail --from end never said it was reading:\n%s", tail.Output())
+	}
+	replayFrom := time.Now().Add(-5 * time.Hour).UTC().Truncate(time.Second)
+	if code, out := e2etest.Run(t, 20*time.Second, w.env(), "watermark", "set", replayFrom.Format(time.RFC3339)); code != 0 {
+		t.Fatalf("watermark set exited %d:\n%s", code, out)
+	}
+	if code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once"); code != 0 {
+		t.Fatalf("run --once after the replay exited %d:\n%s", code, out)
+	}
+	replayed := map[position]kafka.Message{}
+	for p, m := range byPosition(e2etest.ReadTopic(t, w.brokers, w.topic)) {
+		if _, ok := first[p]; !ok {
+			replayed[p] = m
+		}
+	}
+	if len(replayed) == 0 || len(replayed) == len(first) {
+		t.Fatalf("the replay published %d of %d records: --from end and --from TIME prove nothing", len(replayed), len(first))
+	}
+	if !e2etest.WaitFor(30*time.Second, func() bool { return len(tailJSON(t, tail.Output())) >= len(replayed) }) {
+		t.Fatalf("tail --from end printed %d events, want %d:\n%s", len(tailJSON(t, tail.Output())), len(replayed), tail.Output())
+	}
+	tail.Signal(syscall.SIGINT)
+	if code := tail.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("tail exited %d after SIGINT:\n%s", code, tail.Output())
+	}
+	out = tail.Output()
+	noToken(t, out)
+	assertPrinted(t, "tail --from end", tailJSON(t, out), replayed)
+	if !strings.Contains(out, fmt.Sprintf("followpub tail: %d events", len(replayed))) {
+		t.Fatalf("tail --from end does not say it printed %d events:\n%s", len(replayed), out)
+	}
+
+	code, out = e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", since.Format(time.RFC3339Nano), "--json", "--max", strconv.Itoa(len(replayed)))
+	if code != 0 {
+		t.Fatalf("tail --from %s exited %d:\n%s", since.Format(time.RFC3339Nano), code, out)
+	}
+	noToken(t, out)
+	assertPrinted(t, "tail --from TIME", tailJSON(t, out), replayed)
 }
 
+// statusLine is the demo's running count, rate and lag.
+var statusLine = regexp.MustCompile(`── (\d+) events, \d+\.\d/s, lag of the last one \S+ ──`)
+
 func TestDemoPrintsEvents(t *testing.T) {
-	code, out := e2etest.Run(t, 60*time.Second, e2etest.Env(), "demo", "--duration", "5s")
+	code, out := e2etest.Run(t, 60*time.Second, e2etest.Env("FOLLOWPUB_API_ACCESS_TOKEN="+token), "demo", "--duration", "5s")
 	if code != 0 {
 		t.Fatalf("demo exited %d:\n%s", code, out)
 	}
+	noToken(t, out)
 	if !strings.Contains(out, "EMBEDDED") || !strings.Contains(out, "for demonstration only") {
 		t.Fatalf("demo does not say its broker is embedded and for demonstration:\n%s", out)
 	}
 	events := e2etest.Lines(out, " id=")
 	if len(events) < 5 {
 		t.Fatalf("demo printed %d events in 5 s:\n%s", len(events), out)
+	}
+	// A status line with the first event, every 3 s after, and one at the end with the total.
+	status := statusLine.FindAllStringSubmatch(out, -1)
+	if len(status) < 2 {
+		t.Fatalf("demo printed %d count/rate/lag lines, want one while it ran and one at the end:\n%s", len(status), out)
+	}
+	if n, _ := strconv.Atoi(status[len(status)-1][1]); n != len(events) {
+		t.Fatalf("demo's last status line counts %d events, it printed %d:\n%s", n, len(events), out)
+	}
+}
+
+func TestDemoStopsOnSIGINT(t *testing.T) {
+	p := e2etest.Start(t, e2etest.Env("FOLLOWPUB_API_ACCESS_TOKEN="+token), "demo")
+	if !e2etest.WaitFor(60*time.Second, func() bool { return len(e2etest.Lines(p.Output(), " id=")) >= 3 }) {
+		t.Fatalf("demo printed no events:\n%s", p.Output())
+	}
+	p.Signal(syscall.SIGINT)
+	if code := p.Wait(20 * time.Second); code != 0 {
+		t.Fatalf("demo exited %d after SIGINT:\n%s", code, p.Output())
+	}
+	out := p.Output()
+	noToken(t, out)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if !statusLine.MatchString(lines[len(lines)-1]) {
+		t.Fatalf("demo did not end with its summary after SIGINT:\n%s", out)
+	}
+	if strings.Contains(out, "followpub:") {
+		t.Fatalf("demo reported an error after SIGINT:\n%s", out)
+	}
+}
+
+func TestDemoReportsAnUnreachableBroker(t *testing.T) {
+	addr := e2etest.FreeAddr(t) // nothing listens there
+	began := time.Now()
+	code, out := e2etest.Run(t, 60*time.Second, e2etest.Env("FOLLOWPUB_KAFKA_BROKERS="+addr), "demo")
+	if code != 1 {
+		t.Fatalf("demo against no broker exited %d, want 1:\n%s", code, out)
+	}
+	for _, s := range []string{"followpub: demo: checking Kafka at FOLLOWPUB_KAFKA_BROKERS=" + addr, "check that a broker runs there", "unset FOLLOWPUB_KAFKA_BROKERS"} {
+		if !strings.Contains(out, s) {
+			t.Fatalf("demo's message does not say %q:\n%s", s, out)
+		}
+	}
+	if took := time.Since(began); took > 30*time.Second {
+		t.Fatalf("demo took %v to give up on an unreachable broker", took)
+	}
+	if len(e2etest.Lines(out, " id=")) > 0 {
+		t.Fatalf("demo printed events without a broker:\n%s", out)
+	}
+}
+
+func TestRunLogFormatAutoAndLevel(t *testing.T) {
+	w := newWorld(t, wshotosim.Config{Count: 30, Span: 5 * time.Hour})
+	// e2etest.Env asks for JSON; here auto decides, and the output is a pipe, not a terminal.
+	code, out := e2etest.Run(t, 60*time.Second, w.env("FOLLOWPUB_LOG_FORMAT=auto", "FOLLOWPUB_LOG_LEVEL=debug"), "run", "--once")
+	if code != 0 {
+		t.Fatalf("run --once exited %d:\n%s", code, out)
+	}
+	noToken(t, out)
+	lines := jsonLogLines(t, out)
+	levels := map[string]int{}
+	var start []map[string]any
+	for _, l := range lines {
+		levels[fmt.Sprint(l["level"])]++
+		if l["msg"] == "followpub starting" {
+			start = append(start, l)
+		}
+	}
+	if levels["DEBUG"] == 0 || levels["INFO"] == 0 {
+		t.Fatalf("LOG_LEVEL=debug logged %v lines by level, want DEBUG and INFO:\n%s", levels, out)
+	}
+	if len(start) != 1 {
+		t.Fatalf("%d start-up lines, want one:\n%s", len(start), out)
+	}
+	for k, v := range map[string]any{"api_access_token": "***", "api_base_url": w.url, "kafka_topic": w.topic,
+		"kafka_brokers": strings.Join(w.brokers, ","), "state_path": w.state, "start_from": "48h", "once": true} {
+		if start[0][k] != v {
+			t.Errorf("start-up line: %s = %v, want %v", k, start[0][k], v)
+		}
+	}
+
+	code, out = e2etest.Run(t, 60*time.Second, w.env("FOLLOWPUB_LOG_FORMAT=auto", "FOLLOWPUB_LOG_LEVEL=warn"), "run", "--once")
+	if code != 0 {
+		t.Fatalf("run --once exited %d:\n%s", code, out)
+	}
+	noToken(t, out)
+	for _, l := range jsonLogLines(t, out) {
+		if l["level"] == "INFO" || l["level"] == "DEBUG" {
+			t.Fatalf("LOG_LEVEL=warn logged a %s line:\n%s", l["level"], out)
+		}
+	}
+}
+
+// jsonLogLines decodes every non-empty line of out as a JSON object, failing on any other line.
+func jsonLogLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, line := range strings.Split(out, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("a line of LOG_FORMAT=auto output to a pipe is not JSON: %q\n%s", line, out)
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+// documentedMetric is a row of README.md's metrics table.
+type documentedMetric struct {
+	typ    string
+	labels string // comma-separated, sorted
+}
+
+// readmeMetrics returns the metrics README.md's "Metrics and health" section lists.
+func readmeMetrics(t *testing.T) map[string]documentedMetric {
+	t.Helper()
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "\n## Metrics and health")
+	if i < 0 {
+		t.Fatal(`README.md has no "## Metrics and health" section`)
+	}
+	section := readme[i+1:]
+	if j := strings.Index(section, "\n## "); j >= 0 {
+		section = section[:j]
+	}
+	row := regexp.MustCompile("(?m)^\\| `(followpub_\\w+)(?:\\{([\\w,]+)\\})?` \\| (\\w+) \\|")
+	out := map[string]documentedMetric{}
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		labels := strings.Split(m[2], ",")
+		sort.Strings(labels)
+		out[m[1]] = documentedMetric{typ: m[3], labels: strings.Trim(strings.Join(labels, ","), ",")}
+	}
+	if len(out) < 10 {
+		t.Fatalf("found %d metrics in README.md's table; has its format changed?\n%s", len(out), section)
+	}
+	return out
+}
+
+// servedMetrics returns the followpub_ metrics of a /metrics page with their types and label names.
+func servedMetrics(page string) map[string]documentedMetric {
+	types := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (followpub_\w+) (\w+)$`).FindAllStringSubmatch(page, -1) {
+		types[m[1]] = m[2]
+	}
+	labels := map[string]map[string]bool{}
+	sample := regexp.MustCompile(`(?m)^(followpub_\w+)(?:\{(.*)\})? `)
+	labelName := regexp.MustCompile(`(\w+)="`)
+	for _, m := range sample.FindAllStringSubmatch(page, -1) {
+		name := m[1]
+		if _, ok := types[name]; !ok {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				name = strings.TrimSuffix(name, suffix)
+			}
+		}
+		if labels[name] == nil {
+			labels[name] = map[string]bool{}
+		}
+		for _, l := range labelName.FindAllStringSubmatch(m[2], -1) {
+			if l[1] != "le" {
+				labels[name][l[1]] = true
+			}
+		}
+	}
+	out := map[string]documentedMetric{}
+	for name, typ := range types {
+		var ls []string
+		for l := range labels[name] {
+			ls = append(ls, l)
+		}
+		sort.Strings(ls)
+		out[name] = documentedMetric{typ: typ, labels: strings.Join(ls, ",")}
+	}
+	return out
+}
+
+func TestMetricsMatchREADME(t *testing.T) {
+	documented := readmeMetrics(t)
+	w := newWorld(t, wshotosim.Config{Count: 30, Span: 5 * time.Hour})
+	addr := e2etest.FreeAddr(t)
+	p := e2etest.Start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
+	if !e2etest.WaitFor(20*time.Second, func() bool { code, _ := e2etest.Get("http://" + addr + "/readyz"); return code == 200 }) {
+		t.Fatalf("/readyz never answered 200; output:\n%s", p.Output())
+	}
+	code, page := e2etest.Get("http://" + addr + "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	served := servedMetrics(page)
+	for name, doc := range documented {
+		got, ok := served[name]
+		switch {
+		case !ok:
+			t.Errorf("README.md lists %s; /metrics does not serve it", name)
+		case got != doc:
+			t.Errorf("%s: README.md says %s with labels {%s}; /metrics serves a %s with labels {%s}", name, doc.typ, doc.labels, got.typ, got.labels)
+		}
+	}
+	for name := range served {
+		if _, ok := documented[name]; !ok {
+			t.Errorf("/metrics serves %s; README.md does not list it", name)
+		}
+	}
+	t.Logf("README.md lists %d followpub_ metrics; /metrics serves %d", len(documented), len(served))
+	// "Plus the Go runtime and process collectors."
+	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
+		if !strings.Contains(page, "\n"+name+" ") {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+	noToken(t, page)
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(35 * time.Second); code != 0 {
+		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, p.Output())
 	}
 }
 
@@ -406,7 +822,6 @@ func TestEnvAndVersion(t *testing.T) {
 	if code, _ := e2etest.Run(t, 10*time.Second, e2etest.Env(), "frobnicate"); code != 2 {
 		t.Fatalf("an unknown command exited %d, want 2", code)
 	}
-	_ = fmt.Sprint()
 }
 
 func TestHelpFlagPrintsAndStops(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 )
@@ -23,7 +24,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel, cfg.secrets())
-	log.Info("followpub starting", append([]any{"version", version, "commit", commit, "once", *once}, cfg.logAttrs()...)...)
+	logStart(log, cfg, *once)
 	svc, err := openService(cfg, log)
 	if err != nil {
 		return err
@@ -50,6 +51,12 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	err = svc.poller.Run(ctx)
 	log.Info("followpub stopped")
 	return err
+}
+
+// logStart writes the one start-up line: the version and the effective configuration, secrets
+// masked.
+func logStart(log *slog.Logger, cfg *config, once bool) {
+	log.Info("followpub starting", append([]any{"version", version, "commit", commit, "once", once}, cfg.logAttrs()...)...)
 }
 
 // enforceShutdownTimeout exits with status 1 when a shutdown takes longer than timeout: the process

@@ -24,6 +24,9 @@ type tailOptions struct {
 	max   int           // stop after this many events; 0 = never
 	idle  time.Duration // stop after this long without an event; 0 = never
 	print func(w io.Writer, m kafka.Message)
+	// started, when set, is called once every partition has its start offset: an event published
+	// after that is printed.
+	started func(partitions int)
 }
 
 func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,6 +49,9 @@ func cmdTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	o.print = printText
 	if o.json {
 		o.print = printJSON
+	}
+	o.started = func(partitions int) {
+		fmt.Fprintf(stderr, "followpub tail: reading %d partitions of %s from %s\n", partitions, cfg.KafkaTopic, o.from)
 	}
 	n, err := tailTopic(ctx, cfg, o, stdout)
 	if err != nil {
@@ -101,10 +107,18 @@ func tailTopic(ctx context.Context, cfg *config, o tailOptions, w io.Writer) (in
 			Brokers: cfg.brokers, Topic: cfg.KafkaTopic, Partition: p.ID, Dialer: dialer,
 			MinBytes: 1, MaxBytes: 8 << 20, MaxWait: 200 * time.Millisecond,
 		})
-		if start.at.IsZero() {
-			err = r.SetOffset(start.offset)
-		} else {
+		switch {
+		case !start.at.IsZero():
 			err = r.SetOffsetAt(ctx, start.at)
+		case start.offset == kafka.LastOffset:
+			// The end when tail started, not when the reader first connects: an event published
+			// after the start is printed.
+			var end int64
+			if end, err = lastOffset(ctx, dialer, cfg, p.ID); err == nil {
+				err = r.SetOffset(end)
+			}
+		default:
+			err = r.SetOffset(start.offset)
 		}
 		if err != nil {
 			r.Close()
@@ -132,6 +146,9 @@ func tailTopic(ctx context.Context, cfg *config, o tailOptions, w io.Writer) (in
 	}
 	defer wg.Wait()
 	defer cancel()
+	if o.started != nil {
+		o.started(len(partitions))
+	}
 
 	n := 0
 	var idle <-chan time.Time
@@ -171,6 +188,29 @@ func lookupPartitions(ctx context.Context, dialer *kafka.Dialer, cfg *config) ([
 		errs = append(errs, fmt.Errorf("%s: %w", b, err))
 	}
 	return nil, fmt.Errorf("looking up the partitions of %s: %w", cfg.KafkaTopic, errors.Join(errs...))
+}
+
+// lastOffset returns the offset the next message of the partition will get.
+func lastOffset(ctx context.Context, dialer *kafka.Dialer, cfg *config, partition int) (int64, error) {
+	lctx, cancel := context.WithTimeout(ctx, cfg.KafkaWriteTimeout)
+	defer cancel()
+	var errs []error
+	for _, b := range cfg.brokers {
+		conn, err := dialer.DialLeader(lctx, "tcp", b, cfg.KafkaTopic, partition)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", b, err))
+			continue
+		}
+		deadline, _ := lctx.Deadline()
+		_ = conn.SetDeadline(deadline)
+		end, err := conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			return 0, fmt.Errorf("reading the end of partition %d of %s: %w", partition, cfg.KafkaTopic, err)
+		}
+		return end, nil
+	}
+	return 0, fmt.Errorf("reading the end of partition %d of %s: %w", partition, cfg.KafkaTopic, errors.Join(errs...))
 }
 
 func header(m kafka.Message, key string) string {
