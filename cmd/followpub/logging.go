@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lmittmann/tint"
+	"golang.org/x/term"
 )
 
 // newLogger builds the logger of LOG_FORMAT and LOG_LEVEL: tint's coloured text on a terminal for
@@ -61,11 +62,8 @@ func redactor(secrets []string) func(string) string {
 	return r.Replace
 }
 
+// isTerminal reports whether w is a terminal (not merely a character device such as /dev/null).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }

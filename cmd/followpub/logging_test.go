@@ -47,6 +47,16 @@ func TestLogFormatAutoIsJSONWhenNotATerminal(t *testing.T) {
 		t.Fatalf("auto on a pipe wrote %q, want one JSON line", out)
 	}
 
+	// A character device that is no terminal (stderr sent to /dev/null): JSON.
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if isTerminal(null) {
+		t.Fatal("/dev/null counts as a terminal")
+	}
+
 	// Not a file at all: JSON too.
 	var b bytes.Buffer
 	newLogger(&b, "auto", "info", nil).Info("hello")
