@@ -14,7 +14,7 @@
 //
 // When no broker can be had the test is skipped, except when the CI environment variable is
 // non-empty: there a missing broker fails the test, so CI never passes by skipping. go test -short
-// skips every test that needs a broker.
+// skips every test that needs a broker, for a fast local loop; with CI set it fails them instead.
 //
 // Only loopback addresses (127.0.0.0/8, ::1, localhost) are ever dialled: an address from the
 // environment or from broker metadata that is not loopback fails the test.

@@ -274,12 +274,24 @@ func mustLoopback(t testing.TB, what string, addrs []string) {
 	}
 }
 
-// skipShort skips the test under go test -short.
+// skipShort skips the test under go test -short, or fails it when the CI variable is set: CI must
+// run the tests that need a broker, and a -short run there would pass without them.
 func skipShort(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("kafkatest: -short: skipping a test that needs a Kafka broker")
+	skipIfShort(t, testing.Short())
+}
+
+// skipIfShort is skipShort with the -short flag given.
+func skipIfShort(t testing.TB, short bool) {
+	t.Helper()
+	if !short {
+		return
 	}
+	if inCI() {
+		t.Fatal("kafkatest: -short with CI set: this test needs a Kafka broker and CI must not pass by " +
+			"skipping it; run without -short (make test starts a broker), or unset CI for a fast local loop")
+	}
+	t.Skip("kafkatest: -short: skipping a test that needs a Kafka broker")
 }
 
 // unavailable skips the test, or fails it when the CI variable is set: CI must never pass by

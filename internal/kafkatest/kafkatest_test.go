@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -321,12 +322,16 @@ func TestTopicName(t *testing.T) {
 type fakeTB struct {
 	testing.TB
 	skipped, failed bool
+	msg             string
 }
 
-func (f *fakeTB) Helper()               {}
-func (f *fakeTB) Skip(...any)           { f.skipped = true; panic(f) }
-func (f *fakeTB) Fatal(...any)          { f.failed = true; panic(f) }
-func (f *fakeTB) Fatalf(string, ...any) { f.failed = true; panic(f) }
+func (f *fakeTB) Helper()           {}
+func (f *fakeTB) Skip(args ...any)  { f.skipped, f.msg = true, fmt.Sprint(args...); panic(f) }
+func (f *fakeTB) Fatal(args ...any) { f.failed, f.msg = true, fmt.Sprint(args...); panic(f) }
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+	panic(f)
+}
 
 func TestUnavailableFailsInCI(t *testing.T) {
 	for _, tc := range []struct {
@@ -345,6 +350,34 @@ func TestUnavailableFailsInCI(t *testing.T) {
 		}()
 		if f.skipped != tc.skip || f.failed != tc.fatal {
 			t.Errorf("CI=%q: skipped=%v failed=%v, want skipped=%v failed=%v", tc.ci, f.skipped, f.failed, tc.skip, tc.fatal)
+		}
+	}
+}
+
+func TestShortFailsInCI(t *testing.T) {
+	for _, tc := range []struct {
+		short       bool
+		ci          string
+		skip, fatal bool
+	}{
+		{short: false, ci: ""},
+		{short: false, ci: "true"},
+		{short: true, ci: "", skip: true},
+		{short: true, ci: "true", fatal: true},
+		{short: true, ci: "1", fatal: true},
+	} {
+		t.Setenv("CI", tc.ci)
+		f := &fakeTB{}
+		func() {
+			defer func() { _ = recover() }()
+			skipIfShort(f, tc.short)
+		}()
+		if f.skipped != tc.skip || f.failed != tc.fatal {
+			t.Errorf("short=%v CI=%q: skipped=%v failed=%v, want skipped=%v failed=%v",
+				tc.short, tc.ci, f.skipped, f.failed, tc.skip, tc.fatal)
+		}
+		if tc.fatal && !(strings.Contains(f.msg, "-short") && strings.Contains(f.msg, "CI")) {
+			t.Errorf("short=%v CI=%q: message %q does not say that -short under CI is the fault", tc.short, tc.ci, f.msg)
 		}
 	}
 }

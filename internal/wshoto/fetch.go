@@ -1,8 +1,10 @@
 package wshoto
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,10 +33,14 @@ const maxExtensions = 8
 //     they are exactly what the API holds. Under steady arrivals no single read sees a still page
 //     set, so after such a read Fetch reads the two ends again (page 1 and the pages past the old
 //     last one, where new records land in a newest-first or oldest-first order) and checks again.
+//     A total counts as fallen when a page reports less than an answer received before the page
+//     was asked for, and possibly fallen when pages in flight together disagree, the larger total
+//     perhaps served first (see answerLog); either way the union is not trusted from then on.
 //
 // Otherwise Fetch reads the window again, up to Config.MaxReads times, then returns an error
 // wrapping ErrInconsistentPages. A nil error therefore means every record present in the API for
-// the whole call is in the result.
+// the whole call is in the result — with one exception no count can reveal: a record removed and
+// another added between the same two page answers leave every total as it was.
 func (c *Client) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
 	if to.Before(from) {
 		return nil, fmt.Errorf("fetching %s..%s: the window ends before it starts", c.day(from), c.day(to))
@@ -60,8 +66,10 @@ func (c *Client) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record
 			return w.recs, nil
 		}
 		reason = w.why
-		g.add(nil, w.firstTotal, w.fell)
-		g.add(w.recs, w.maxTotal, w.fell)
+		// Records that may have gone away poison the union: it proves nothing from now on.
+		gone := w.fell || w.unordered
+		g.add(nil, w.firstTotal, gone)
+		g.add(w.recs, w.maxTotal, gone)
 		for confirm := 0; confirm < confirmations && w.grew && !g.fell && !g.complete(); confirm++ {
 			if err := c.readEnds(ctx, from, to, &g, confirm); err != nil {
 				return nil, fmt.Errorf("fetching %s..%s: %w", c.day(from), c.day(to), err)
@@ -235,7 +243,8 @@ type window struct {
 	why        string          // empty when the read is consistent by itself; else what changed
 	firstTotal int64           // the total page 1 reported
 	maxTotal   int64           // the largest total a page reported
-	fell       bool            // some page reported a total below the first page's: records went away
+	fell       bool            // a total fell (see answerLog.falls): records went away
+	unordered  bool            // a total may have fallen (see answerLog.falls): records may have gone away
 	grew       bool            // the only inconsistency is a total that grew: records arrived
 }
 
@@ -264,6 +273,12 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 		note(why)
 	}
 	read, lastRound := int64(1), int64(0)
+	// changed: some page reported a total other than page 1's. A total that fell and rose back to
+	// page 1's leaves maxTotal equal to it, yet offsets shifted in between (records went away and
+	// others arrived): the distinct ids can then add up to the total while a record was skipped.
+	changed := false
+	// Page 1 was asked for and answered before any other page.
+	answers := answerLog{clock: 2, answers: []answer{{asked: 1, answered: 2, total: first.Total}}}
 	for ext := 0; ; ext++ {
 		want := (w.maxTotal + size - 1) / size
 		if want <= read || w.why != "" {
@@ -276,27 +291,27 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 			break
 		}
 		lastRound = want - read
-		rest, why, err := c.readPages(ctx, from, to, read+1, want, size)
+		rest, why, err := c.readPages(ctx, from, to, read+1, want, size, &answers)
 		if err != nil {
 			return window{}, err
 		}
 		pages = append(pages, rest...)
 		read = want
-		// This round's pages were asked for after the earlier rounds answered: a total below
-		// theirs means records went away. (Within a round, answers may arrive out of order.)
-		before := w.maxTotal
 		for _, p := range rest {
-			if p.Total < before {
-				w.fell = true
-			}
+			changed = changed || p.Total != first.Total
 			w.maxTotal = max(w.maxTotal, p.Total)
 		}
 		if why != "" {
 			note(why)
 		}
 	}
-	if w.maxTotal != first.Total && w.why == "" {
-		note(fmt.Sprintf("total changed from %d to %d while the pages were read", first.Total, w.maxTotal))
+	w.fell, w.unordered = answers.falls()
+	if changed && w.why == "" {
+		if w.fell {
+			note(fmt.Sprintf("total fell below %d while the pages were read", first.Total))
+		} else {
+			note(fmt.Sprintf("total changed from %d to %d while the pages were read", first.Total, w.maxTotal))
+		}
 		w.grew = !w.fell
 	}
 
@@ -305,6 +320,64 @@ func (c *Client) readWindow(ctx context.Context, from, to time.Time) (window, er
 		note(fmt.Sprintf("%d distinct ids but total %d", len(w.recs), w.maxTotal))
 	}
 	return w, nil
+}
+
+// answerLog records when each page of one read was asked for and when its answer arrived, on one
+// clock, with the total it reported. An answer that arrived before another page was asked for was
+// served before that page; answers in flight together may have been served in either order.
+// It is not safe for concurrent use (readPages calls it under its lock).
+type answerLog struct {
+	clock   int64
+	answers []answer
+}
+
+type answer struct{ asked, answered, total int64 }
+
+// tick advances the clock and returns it: call it when a page is asked for.
+func (l *answerLog) tick() int64 {
+	l.clock++
+	return l.clock
+}
+
+// add records an answer to the page asked for at asked, arriving now.
+func (l *answerLog) add(asked, total int64) {
+	l.answers = append(l.answers, answer{asked: asked, answered: l.tick(), total: total})
+}
+
+// falls reports whether the totals fell while the pages were read. fell: some page reported a total
+// below that of an answer received before the page was asked for — records went away. unordered:
+// not fell, but some page reported a total below that of a page that was not surely served after
+// it (their requests were in flight together), so records may have gone away. When neither holds,
+// every smaller total was served before every larger one: the totals only grew.
+func (l *answerLog) falls() (fell, unordered bool) {
+	byAsked := slices.Clone(l.answers)
+	slices.SortFunc(byAsked, func(a, b answer) int { return cmp.Compare(a.asked, b.asked) })
+	byAnswered := slices.Clone(l.answers)
+	slices.SortFunc(byAnswered, func(a, b answer) int { return cmp.Compare(a.answered, b.answered) })
+	// prefix maxima of the totals, in the order the pages were asked for and were answered
+	askedMax, answeredMax := prefixMax(byAsked), prefixMax(byAnswered)
+	for _, b := range l.answers {
+		// the largest total answered before b was asked for
+		if i, _ := slices.BinarySearchFunc(byAnswered, b.asked, func(a answer, t int64) int { return cmp.Compare(a.answered, t) }); i > 0 && answeredMax[i-1] > b.total {
+			fell = true
+		}
+		// the largest total of a page asked for before b was answered: served before b, or with it
+		if i, _ := slices.BinarySearchFunc(byAsked, b.answered, func(a answer, t int64) int { return cmp.Compare(a.asked, t) }); i > 0 && askedMax[i-1] > b.total {
+			unordered = true
+		}
+	}
+	return fell, unordered && !fell
+}
+
+func prefixMax(as []answer) []int64 {
+	out := make([]int64, len(as))
+	for i, a := range as {
+		out[i] = a.total
+		if i > 0 {
+			out[i] = max(out[i], out[i-1])
+		}
+	}
+	return out
 }
 
 // repeats records the ids of page idx in seen and says so when every one of them was already on
@@ -339,7 +412,9 @@ func checkPage(index int64, p Page, size int64) string {
 // readPages reads pages lo..hi concurrently. It stops handing out pages after the first one that
 // contradicts its own total (a short page): the set will be read again anyway. A page whose total
 // differs from the others is not a contradiction: the caller follows a growing total.
-func (c *Client) readPages(ctx context.Context, from, to time.Time, lo, hi, size int64) ([]Page, string, error) {
+//
+// Every answer is added to answers, for the caller to tell whether a total fell.
+func (c *Client) readPages(ctx context.Context, from, to time.Time, lo, hi, size int64, answers *answerLog) ([]Page, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -364,10 +439,14 @@ func (c *Client) readPages(ctx context.Context, from, to time.Time, lo, hi, size
 				}
 				idx := next
 				next++
+				asked := answers.tick()
 				mu.Unlock()
 
 				p, err := c.ListPage(ctx, from, to, int(idx))
 				mu.Lock()
+				if err == nil {
+					answers.add(asked, p.Total)
+				}
 				switch {
 				case err != nil:
 					if firstErr == nil && !stop {

@@ -444,6 +444,39 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+func TestLatencyDelaysEveryAnswer(t *testing.T) {
+	// A lower bound only: the answer may come later on a busy machine, never sooner.
+	const latency = 150 * time.Millisecond
+	_, srv, _ := start(t, Config{Count: 10, Latency: latency})
+	for _, ep := range []string{"access_token", "listForSystem"} {
+		began := time.Now()
+		var code int64
+		switch ep {
+		case "access_token":
+			resp, err := http.Get(srv.URL + TokenPath + "?appid=sim-app&app_secret=sim-secret")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a answer
+			err = json.NewDecoder(resp.Body).Decode(&a)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			code = a.Code
+		default:
+			code = list(t, srv, "static", page("2024-02-01", "2024-02-07", 1, 10)).Code
+		}
+		took := time.Since(began)
+		if code != 0 {
+			t.Fatalf("%s: code %d; want a successful answer", ep, code)
+		}
+		if took < latency {
+			t.Errorf("%s answered after %v; want at least the configured latency %v", ep, took, latency)
+		}
+	}
+}
+
 func TestArrivalsOverTime(t *testing.T) {
 	s, _, clk := start(t, Config{Count: 50, Rate: 10, LateFraction: 0.5, LateBy: 10 * time.Minute})
 	if n := len(s.Visible()); n != 50 {

@@ -2,6 +2,7 @@ package schematest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -43,6 +44,17 @@ func TestValidateRejects(t *testing.T) {
 		"trailing data":         `{"id":1,"follow_time":1}{}`,
 		"not JSON":              `{"id":1,`,
 		"invalid UTF-8":         "{\"id\":1,\"follow_time\":1,\"c\":\"\xff\"}",
+		"id null":               `{"id":null,"follow_time":1}`,
+		"follow_time null":      `{"id":1,"follow_time":null}`,
+		"follow_time fraction":  `{"id":1,"follow_time":1707292800000.5}`,
+		"create_time as string": `{"id":1,"follow_time":1,"create_time":"1707292800000"}`,
+		"business_type string":  `{"id":1,"follow_time":1,"business_type":"1"}`,
+		"business_id number":    `{"id":1,"follow_time":1,"business_id":5}`,
+		"follow_user_id number": `{"id":1,"follow_time":1,"follow_user_id":123}`,
+		"title not string":      `{"id":1,"follow_time":1,"title":["x"]}`,
+		"target.contact_id int": `{"id":1,"follow_time":1,"target":{"contact_id":7}}`,
+		"empty object":          `{}`,
+		"null":                  `null`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := Validate([]byte(v)); err == nil {
@@ -66,8 +78,52 @@ func TestValidateErrorNamesTheField(t *testing.T) {
 	}
 }
 
+// recordingTB records what Check reports instead of failing the test.
+type recordingTB struct {
+	testing.TB
+	errors []string
+}
+
+func (r *recordingTB) Helper() {}
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, args...))
+}
+
 func TestCheck(t *testing.T) {
 	Check(t, []byte(vendorExample))
+
+	ok := &recordingTB{}
+	Check(ok, []byte(vendorExample))
+	if len(ok.errors) != 0 {
+		t.Errorf("Check(vendor example) reported %q", ok.errors)
+	}
+
+	// Check must fail the test for every value the schema refuses, naming the value and the fault.
+	for _, tt := range []struct {
+		name, value string
+		says        string // in the report
+	}{
+		{"missing id", `{"follow_time":1707292800000}`, "missing property 'id'"},
+		{"id as string", `{"id":"1234567890","follow_time":1707292800000}`, "/id"},
+		{"id with fraction", `{"id":1.5,"follow_time":1707292800000}`, "/id"},
+		{"follow_time missing", `{"id":1234567890}`, "missing property 'follow_time'"},
+		{"follow_time as string", `{"id":1234567890,"follow_time":"2024-02-07T08:00:00Z"}`, "/follow_time"},
+		{"target not an object", `{"id":1,"follow_time":1,"target":[]}`, "/target"},
+		{"is_ai not boolean", `{"id":1,"follow_time":1,"target":{"is_ai":1}}`, "/target/is_ai"},
+		{"not compact", `{"id":1, "follow_time":1}`, ErrNotCompact.Error()},
+		{"not JSON", `{"id":1`, "not JSON"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &recordingTB{}
+			Check(r, []byte(tt.value))
+			if len(r.errors) != 1 {
+				t.Fatalf("Check(%s) reported %d errors %q; want 1", tt.value, len(r.errors), r.errors)
+			}
+			if !strings.Contains(r.errors[0], tt.value) || !strings.Contains(r.errors[0], tt.says) {
+				t.Errorf("Check(%s) reported %q; want the value and %q in it", tt.value, r.errors[0], tt.says)
+			}
+		})
+	}
 }
 
 // TestReadmeExample keeps the example message of schema/README.md true: its value validates, and
