@@ -157,9 +157,9 @@ func TestAPIFaultMix(t *testing.T) {
 	}
 	figures(t, "records=%d lost=%d duplicate_copies=%d cycles_ok=%v cycles_failed=%v list_requests=%d "+
 		"injected_500=%d injected_429=%d malformed=%d code3=%d hangs=%d auth_10011=%d resets=%d of %d connections "+
-		"revocations=%d revoked_refusals=%d token_renewals=%v inserted_between_pages=100 outcomes=%v",
+		"revocations=%d revoked_refusals=%d token_renewals=%v inserted_between_pages=%d outcomes=%v",
 		len(want), len(lost), copies, ok, failed, st.Requests["listForSystem"],
 		st.Faults[wshotosim.FaultHTTP500], st.Faults[wshotosim.FaultHTTP429], st.Faults[wshotosim.FaultMalformed],
 		st.Faults[wshotosim.FaultCode3], st.Faults[wshotosim.FaultHang], st.Faults[wshotosim.FaultAuth],
-		proxy.resets.Load(), proxy.conns.Load(), revocations.Load(), st.Rejected["token_revoked"], renewals, outcomes)
+		proxy.resets.Load(), proxy.conns.Load(), revocations.Load(), st.Rejected["token_revoked"], renewals, st.InsertedBetweenPages, outcomes)
 }

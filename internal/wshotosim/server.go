@@ -66,6 +66,8 @@ type Stats struct {
 	TokensIssued int64
 	// Added counts records added after New: arrivals, inserts between pages, Add and Insert.
 	Added int64
+	// InsertedBetweenPages counts the records of Added that Config.InsertBetweenPages inserted.
+	InsertedBetweenPages int64
 	// Visible is the number of records visible now.
 	Visible int
 }
@@ -264,6 +266,7 @@ func (s *Server) Stats() Stats {
 	st.Faults = maps(s.stats.Faults)
 	st.Rejected = maps(s.stats.Rejected)
 	st.Visible = len(s.recs)
+	st.InsertedBetweenPages = int64(s.inserted)
 	return st
 }
 

@@ -520,8 +520,12 @@ func TestInsertBetweenPages(t *testing.T) {
 	}
 	list(t, srv, "static", page("2024-02-06", "2024-02-07", 3, 10))
 	a = list(t, srv, "static", page("2024-02-06", "2024-02-07", 1, 10))
-	if a.Data.Total != total+3 || s.Stats().Added != 3 {
-		t.Errorf("total %d, added %d; want %d, 3 (the limit)", a.Data.Total, s.Stats().Added, total+3)
+	if st := s.Stats(); a.Data.Total != total+3 || st.Added != 3 || st.InsertedBetweenPages != 3 {
+		t.Errorf("total %d, added %d, inserted between pages %d; want %d, 3, 3 (the limit)", a.Data.Total, st.Added, st.InsertedBetweenPages, total+3)
+	}
+	s.Insert(testNow.Add(-time.Second))
+	if st := s.Stats(); st.Added != 4 || st.InsertedBetweenPages != 3 {
+		t.Errorf("after an Insert: added %d, inserted between pages %d; want 4, 3", st.Added, st.InsertedBetweenPages)
 	}
 	lo := time.Date(2024, 2, 6, 0, 0, 0, 0, shanghaiLoc).UnixMilli()
 	for k := range int64(3) {
