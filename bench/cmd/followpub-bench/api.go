@@ -16,10 +16,11 @@ import (
 
 // request is one list request the simulator served.
 type request struct {
-	at    time.Time // when it arrived
-	index int       // current_index
-	start string    // follow_time_start
-	total int64     // data.total of the answer (-1 when the answer had none)
+	at    time.Time     // when it arrived
+	took  time.Duration // from its arrival to the end of the answer: the API's latency as served
+	index int           // current_index
+	start string        // follow_time_start
+	total int64         // data.total of the answer (-1 when the answer had none)
 }
 
 // api is a simulator served on 127.0.0.1 behind a recorder of its list requests.
@@ -64,8 +65,9 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(body, &q)
 	sw := &sniffer{ResponseWriter: w}
 	a.sim.ServeHTTP(sw, r)
+	took := time.Since(at)
 	a.mu.Lock()
-	a.reqs = append(a.reqs, request{at: at, index: q.Index, start: q.Start, total: sw.total()})
+	a.reqs = append(a.reqs, request{at: at, took: took, index: q.Index, start: q.Start, total: sw.total()})
 	a.mu.Unlock()
 }
 
@@ -107,6 +109,16 @@ func (s *sniffer) total() int64 {
 		return -1
 	}
 	return n
+}
+
+// served returns the sum of the requests' service times: the time one client with one request in
+// flight would wait on the API for them.
+func served(reqs []request) time.Duration {
+	var sum time.Duration
+	for _, r := range reqs {
+		sum += r.took
+	}
+	return sum
 }
 
 // maxInWindow returns the largest number of requests that arrived within any window of length w.

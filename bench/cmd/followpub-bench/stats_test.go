@@ -83,3 +83,13 @@ func TestSnifferTotal(t *testing.T) {
 		}
 	}
 }
+
+func TestServed(t *testing.T) {
+	reqs := []request{{took: 21 * time.Millisecond}, {took: 20 * time.Millisecond}, {took: 22 * time.Millisecond}}
+	if got := served(reqs); got != 63*time.Millisecond {
+		t.Fatalf("served = %v, want 63ms", got)
+	}
+	if got := served(nil); got != 0 {
+		t.Fatalf("served(nil) = %v, want 0", got)
+	}
+}
