@@ -340,14 +340,22 @@ func TestEnsureTopic(t *testing.T) {
 	})
 }
 
-func TestSASLSCRAMSHA512(t *testing.T) {
+// TestSASL publishes over the SASL_SSL listener with each mechanism it enables (SCRAM-SHA-512,
+// SCRAM-SHA-256 and PLAIN on the broker of make test).
+func TestSASL(t *testing.T) {
 	s := kafkatest.SASL(t)
+	for _, mechanism := range s.Mechanisms {
+		t.Run(mechanism, func(t *testing.T) { testSASL(t, s, mechanism) })
+	}
+}
+
+func testSASL(t *testing.T, s kafkatest.SASLBroker, mechanism string) {
 	plain := kafkatest.Brokers(t)
 	topic := kafkatest.Topic(t, plain, 3)
 	cfg := publisher.Config{
 		Brokers: s.Brokers,
 		Topic:   topic,
-		SASL:    publisher.SASLConfig{Mechanism: "SCRAM-SHA-512", Username: s.User, Password: s.Password},
+		SASL:    publisher.SASLConfig{Mechanism: mechanism, Username: s.User, Password: s.Password},
 		TLS:     publisher.TLSConfig{Enabled: true, CAFile: s.CAFile},
 	}
 	p := newPublisher(t, cfg)
@@ -381,11 +389,17 @@ func TestSASLSCRAMSHA512(t *testing.T) {
 
 func TestSASLWrongPassword(t *testing.T) {
 	s := kafkatest.SASL(t)
+	for _, mechanism := range s.Mechanisms {
+		t.Run(mechanism, func(t *testing.T) { testSASLWrongPassword(t, s, mechanism) })
+	}
+}
+
+func testSASLWrongPassword(t *testing.T, s kafkatest.SASLBroker, mechanism string) {
 	const wrong = "definitely-not-the-password"
 	p := newPublisher(t, publisher.Config{
 		Brokers:      s.Brokers,
 		Topic:        "whatever",
-		SASL:         publisher.SASLConfig{Mechanism: "SCRAM-SHA-512", Username: s.User, Password: wrong},
+		SASL:         publisher.SASLConfig{Mechanism: mechanism, Username: s.User, Password: wrong},
 		TLS:          publisher.TLSConfig{Enabled: true, CAFile: s.CAFile},
 		WriteTimeout: 20 * time.Second,
 	})

@@ -69,10 +69,11 @@ func (b *Broker) SASL() SASLBroker {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return SASLBroker{
-		Brokers:  splitAddrs(b.env[EnvSASLBrokers]),
-		User:     b.env[EnvSASLUser],
-		Password: b.env[EnvSASLPassword],
-		CAFile:   b.env[EnvCAFile],
+		Brokers:    splitAddrs(b.env[EnvSASLBrokers]),
+		Mechanisms: mechanisms(b.env[EnvSASLMechanisms]),
+		User:       b.env[EnvSASLUser],
+		Password:   b.env[EnvSASLPassword],
+		CAFile:     b.env[EnvCAFile],
 	}
 }
 

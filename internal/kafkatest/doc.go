@@ -6,8 +6,9 @@
 //   - [Brokers] returns a PLAINTEXT bootstrap list: from FOLLOWPUB_TEST_KAFKA_BROKERS when set
 //     (make test sets it from a broker started by scripts/kafka/start.sh); otherwise, where a Docker
 //     daemon answers, from one testcontainers Kafka container per test binary.
-//   - [SASL] returns the SASL_SSL (SCRAM-SHA-512) listener of the same broker, its credentials and
-//     the PEM file to trust, from the FOLLOWPUB_TEST_KAFKA_SASL_* variables.
+//   - [SASL] returns the SASL_SSL listener of the same broker (SCRAM-SHA-512, SCRAM-SHA-256 and
+//     PLAIN with start.sh), its credentials and the PEM file to trust, from the
+//     FOLLOWPUB_TEST_KAFKA_SASL_* variables.
 //   - [Topic] creates a fresh topic and waits until every partition has a leader.
 //   - [StartDedicated] starts a private broker (scripts/kafka/start.sh in t.TempDir()) that the test
 //     may stop and restart, for broker-outage tests.

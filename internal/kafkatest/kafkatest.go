@@ -24,11 +24,14 @@ import (
 const (
 	// EnvBrokers is the PLAINTEXT bootstrap list, comma-separated host:port.
 	EnvBrokers = "FOLLOWPUB_TEST_KAFKA_BROKERS"
-	// EnvSASLBrokers is the SASL_SSL listener (SCRAM-SHA-512) of the same broker.
+	// EnvSASLBrokers is the SASL_SSL listener of the same broker.
 	EnvSASLBrokers = "FOLLOWPUB_TEST_KAFKA_SASL_BROKERS"
-	// EnvSASLUser is the SCRAM user name.
+	// EnvSASLMechanisms lists the SASL mechanisms the listener enables, comma-separated.
+	// Default: SCRAM-SHA-512 (scripts/kafka/start.sh enables SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN).
+	EnvSASLMechanisms = "FOLLOWPUB_TEST_KAFKA_SASL_MECHANISMS"
+	// EnvSASLUser is the SASL user name.
 	EnvSASLUser = "FOLLOWPUB_TEST_KAFKA_SASL_USER"
-	// EnvSASLPassword is the SCRAM password.
+	// EnvSASLPassword is the SASL user's password.
 	EnvSASLPassword = "FOLLOWPUB_TEST_KAFKA_SASL_PASSWORD"
 	// EnvCAFile is the PEM certificate clients trust for the SASL_SSL listener.
 	EnvCAFile = "FOLLOWPUB_TEST_KAFKA_CA_FILE"
@@ -66,11 +69,13 @@ func Brokers(t testing.TB) []string {
 	return nil
 }
 
-// SASLBroker is a SASL_SSL listener with SCRAM-SHA-512 authentication.
+// SASLBroker is a SASL_SSL listener with SASL authentication (SCRAM-SHA-512 at least).
 type SASLBroker struct {
 	// Brokers is the bootstrap list of the SASL_SSL listener.
 	Brokers []string
-	// User and Password are SCRAM-SHA-512 credentials the broker accepts.
+	// Mechanisms are the SASL mechanisms the listener enables for User.
+	Mechanisms []string
+	// User and Password are credentials the broker accepts with every mechanism of Mechanisms.
 	User, Password string
 	// CAFile is a PEM file holding the certificate that signs the broker's TLS certificate.
 	CAFile string
@@ -82,10 +87,11 @@ func SASL(t testing.TB) SASLBroker {
 	t.Helper()
 	skipShort(t)
 	s := SASLBroker{
-		Brokers:  splitAddrs(os.Getenv(EnvSASLBrokers)),
-		User:     os.Getenv(EnvSASLUser),
-		Password: os.Getenv(EnvSASLPassword),
-		CAFile:   os.Getenv(EnvCAFile),
+		Brokers:    splitAddrs(os.Getenv(EnvSASLBrokers)),
+		Mechanisms: mechanisms(os.Getenv(EnvSASLMechanisms)),
+		User:       os.Getenv(EnvSASLUser),
+		Password:   os.Getenv(EnvSASLPassword),
+		CAFile:     os.Getenv(EnvCAFile),
 	}
 	if len(s.Brokers) == 0 || s.User == "" || s.Password == "" || s.CAFile == "" {
 		unavailable(t, fmt.Sprintf("kafkatest: no SASL_SSL broker: set %s, %s, %s and %s; %s",
@@ -93,6 +99,20 @@ func SASL(t testing.TB) SASLBroker {
 	}
 	mustLoopback(t, EnvSASLBrokers, s.Brokers)
 	return s
+}
+
+// mechanisms splits a comma-separated list of SASL mechanisms; empty means SCRAM-SHA-512.
+func mechanisms(list string) []string {
+	var out []string
+	for _, m := range strings.Split(list, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return []string{"SCRAM-SHA-512"}
+	}
+	return out
 }
 
 // TLSConfig returns a client TLS configuration that trusts only s.CAFile.

@@ -9,7 +9,8 @@
 #   kafka.log                  the broker's output;   kafka.pid   its process id
 #   env                        `export` lines for tests (source it):
 #       FOLLOWPUB_TEST_KAFKA_BROKERS        PLAINTEXT listener, 127.0.0.1:PORT
-#       FOLLOWPUB_TEST_KAFKA_SASL_BROKERS   SASL_SSL listener, SCRAM-SHA-512
+#       FOLLOWPUB_TEST_KAFKA_SASL_BROKERS   SASL_SSL listener: SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN
+#       FOLLOWPUB_TEST_KAFKA_SASL_MECHANISMS the mechanisms it enables, comma-separated
 #       FOLLOWPUB_TEST_KAFKA_SASL_USER, FOLLOWPUB_TEST_KAFKA_SASL_PASSWORD
 #       FOLLOWPUB_TEST_KAFKA_CA_FILE        PEM certificate to trust for the SASL_SSL listener
 #       FOLLOWPUB_TEST_KAFKA_VERSION        the broker's version
@@ -193,9 +194,12 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$workdir/data
 
-# SASL_SSL: SCRAM-SHA-512 users are added at format time; no authorizer, so any user may do anything.
-sasl.enabled.mechanisms=SCRAM-SHA-512
+# SASL_SSL: one user for every mechanism followpub supports. The SCRAM credentials are added at
+# format time; PLAIN's are here. No authorizer, so any user may do anything.
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$sasl_user="$sasl_password";
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$workdir/server.p12
 ssl.keystore.password=$store_password
@@ -219,6 +223,7 @@ EOF
 	if ! java -Xmx256m $logflag -cp "$classpath" kafka.tools.StorageTool format \
 		-t "$cluster_id" -c "$workdir/server.properties" \
 		--add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$sasl_password]" \
+		--add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$sasl_password]" \
 		>"$workdir/format.log" 2>&1; then
 		echo "start.sh: formatting the storage failed:" >&2
 		tail -n 40 "$workdir/format.log" >&2
@@ -231,6 +236,7 @@ export FOLLOWPUB_TEST_KAFKA_BROKERS='127.0.0.1:$plain_port'
 export FOLLOWPUB_TEST_KAFKA_SASL_BROKERS='127.0.0.1:$sasl_port'
 export FOLLOWPUB_TEST_KAFKA_SASL_USER='$sasl_user'
 export FOLLOWPUB_TEST_KAFKA_SASL_PASSWORD='$sasl_password'
+export FOLLOWPUB_TEST_KAFKA_SASL_MECHANISMS='SCRAM-SHA-512,SCRAM-SHA-256,PLAIN'
 export FOLLOWPUB_TEST_KAFKA_CA_FILE='$workdir/ca.pem'
 export FOLLOWPUB_TEST_KAFKA_VERSION='$version'
 EOF
