@@ -35,7 +35,8 @@ const maxExtensions = 8
 //     last one, where new records land in a newest-first or oldest-first order) and checks again.
 //     A total counts as fallen when a page reports less than an answer received before the page
 //     was asked for, and possibly fallen when pages in flight together disagree, the larger total
-//     perhaps served first (see answerLog); either way the union is not trusted from then on.
+//     perhaps served first (see answerLog); either way the union starts over, and the window is
+//     read page by page from then on (one page in flight orders every answer).
 //
 // Otherwise Fetch reads the window again, up to Config.MaxReads times, then returns an error
 // wrapping ErrInconsistentPages. A nil error therefore means every record present in the API for
@@ -66,20 +67,28 @@ func (c *Client) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record
 			return w.recs, nil
 		}
 		reason = w.why
-		// Records that may have gone away poison the union: it proves nothing from now on.
 		gone := w.fell || w.unordered
-		g.add(nil, w.firstTotal, gone)
-		g.add(w.recs, w.maxTotal, gone)
-		for confirm := 0; confirm < confirmations && w.grew && !g.fell && !g.complete(); confirm++ {
-			if err := c.readEnds(ctx, from, to, &g, confirm); err != nil {
-				return nil, fmt.Errorf("fetching %s..%s: %w", c.day(from), c.day(to), err)
+		if gone || g.fell {
+			// Records may have gone away: what this call saw so far proves nothing. The union
+			// starts over with the next read that shows none going away.
+			g = growing{union: map[int64]schema.Record{}}
+		}
+		if !gone {
+			g.add(nil, w.firstTotal, false)
+			g.add(w.recs, w.maxTotal, false)
+			for confirm := 0; confirm < confirmations && w.grew && !g.fell && !g.complete(); confirm++ {
+				if err := c.readEnds(ctx, from, to, &g, confirm); err != nil {
+					return nil, fmt.Errorf("fetching %s..%s: %w", c.day(from), c.day(to), err)
+				}
+			}
+			if !g.fell && g.complete() {
+				c.log.Debug("window read while records arrived", "from", c.day(from), "to", c.day(to), "records", len(g.union), "reads", read)
+				return g.records(), nil
 			}
 		}
-		if !g.fell && g.complete() {
-			c.log.Debug("window read while records arrived", "from", c.day(from), "to", c.day(to), "records", len(g.union), "reads", read)
-			return g.records(), nil
-		}
-		inOrder = w.grew
+		// A window that grows, or whose concurrent pages cannot be ordered, is read page by page
+		// from now on: one page in flight orders every answer, so no read is unordered again.
+		inOrder = inOrder || w.grew || w.unordered
 		c.log.Debug("page set changed while it was read; reading again",
 			"from", c.day(from), "to", c.day(to), "read", read, "reason", w.why, "in_order", inOrder)
 	}
@@ -185,6 +194,8 @@ func (c *Client) readInOrder(ctx context.Context, from, to time.Time) (window, e
 		pages []Page
 		prev  int64
 		seen  = map[int64]int64{}
+		burst string // why the in-order argument failed, though the read goes on
+		limit int64  // the most pages this read reads
 	)
 	for idx := int64(1); ; idx++ {
 		p, err := c.ListPage(ctx, from, to, int(idx))
@@ -193,6 +204,7 @@ func (c *Client) readInOrder(ctx context.Context, from, to time.Time) (window, e
 		}
 		if idx == 1 {
 			w.firstTotal, prev = p.Total, p.Total
+			limit = 2*((p.Total+size-1)/size) + maxExtensions
 		}
 		pages = append(pages, p)
 		switch {
@@ -200,7 +212,11 @@ func (c *Client) readInOrder(ctx context.Context, from, to time.Time) (window, e
 			w.fell = true
 			w.why = fmt.Sprintf("total fell from %d to %d at page %d", prev, p.Total, idx)
 		case p.Total-prev > size:
-			w.why = fmt.Sprintf("%d records arrived between pages %d and %d, more than a page", p.Total-prev, idx-1, idx)
+			// A record may have moved past the page being read, but every record seen is still
+			// there: read on to the last page, so that the read adds the whole window to the union.
+			if burst == "" {
+				burst = fmt.Sprintf("%d records arrived between pages %d and %d, more than a page", p.Total-prev, idx-1, idx)
+			}
 		default:
 			if w.why = checkPage(idx, p, size); w.why == "" {
 				w.why = repeats(idx, p, seen)
@@ -211,8 +227,17 @@ func (c *Client) readInOrder(ctx context.Context, from, to time.Time) (window, e
 		if w.why != "" || idx >= (p.Total+size-1)/size {
 			break
 		}
+		if idx >= limit {
+			w.why = fmt.Sprintf("the window grew faster than it was read (%d pages read page by page)", idx)
+			break
+		}
 	}
-	w.grew = w.why == "" && w.maxTotal != w.firstTotal
+	if w.why == "" {
+		w.why = burst
+	}
+	// Only totals that grew, one page in flight at a time: every record seen is still there, so
+	// even a read that failed (more than a page arrived between two pages) adds to the union.
+	w.grew = !w.fell && w.maxTotal != w.firstTotal
 	w.recs = distinct(pages, w.maxTotal)
 	if w.why == "" && int64(len(w.recs)) < w.firstTotal {
 		w.why = fmt.Sprintf("%d distinct ids but %d records at the start", len(w.recs), w.firstTotal)
