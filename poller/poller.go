@@ -127,12 +127,13 @@ type Poller struct {
 	// seenMu guards st.Seen between the cycle, which commits, and the prefetcher, which asks
 	// whether an id is known (incremental reads).
 	seenMu sync.RWMutex
-	// lastFull is when the last cycle that read in full began; failed records that the last
-	// cycle did not complete, so that the next reads in full.
-	lastFull time.Time
-	// lastFullFrom is the first day that cycle read.
-	lastFullFrom time.Time
-	failed       bool
+	// lastFull is when the last completed cycle that read in full began, and lastFullFrom the
+	// start of its window; incrementalSince records that a cycle read incrementally since then;
+	// failed records that the last cycle did not complete, so that the next reads in full.
+	lastFull         time.Time
+	lastFullFrom     time.Time
+	incrementalSince bool
+	failed           bool
 
 	// unsaved holds records Kafka acknowledged whose commit failed (a full or read-only disk);
 	// unsavedIDs indexes them. See commitPublished.
@@ -263,15 +264,18 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	now := p.cfg.Clock()
 	_, canIncrement := p.src.(IncrementalSource)
 	incremental := canIncrement && !p.failed && !p.lastFull.IsZero() && now.Sub(p.lastFull) < p.cfg.FullReadEvery
-	if incremental && p.lastFullFrom.Before(window) {
-		// Days left the window since the last full read: read them in full once more, this
-		// cycle, so that a record an incremental read could not see is not left behind for good.
+	if p.incrementalSince && p.lastFullFrom.Before(window) {
+		// Days were read incrementally, and left the window, since the last complete full read:
+		// read them in full once more, so that a record an incremental read could not see is not
+		// left behind for good. Not below the floor's day, though: nothing there would be
+		// published (after a backfill, lastFullFrom is its first day).
 		from, incremental = p.lastFullFrom, false
+		if floorDay := StartOfDay(msTime(p.st.Floor), p.cfg.Location); floorDay.After(from) {
+			from = floorDay
+		}
 	}
-	if !incremental {
-		// The window proper, not the days read once more before it: those are done with, and
-		// remembering them would make every later cycle read them in full again.
-		p.lastFull, p.lastFullFrom = now, window
+	if incremental {
+		p.incrementalSince = true // even if this cycle fails part-way: it may have read a day so
 	}
 	to := StartOfDay(now, p.cfg.Location)
 	if to.Before(from) {
@@ -304,6 +308,11 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 		}
 		return res, fmt.Errorf("stopped after %d of %d days: %w", res.Days, days, err)
 	}
+	if !incremental {
+		// The window proper, not the days read once more before it: those are done with, and
+		// remembering them would make every later cycle read them in full again.
+		p.lastFull, p.lastFullFrom, p.incrementalSince = now, window, false
+	}
 	return res, nil
 }
 
@@ -327,6 +336,7 @@ const prefetchDays = 2
 // With incremental set and a source that can (IncrementalSource), a day that already has published
 // records is read for what it gained only; otherwise in full.
 func (p *Poller) prefetch(ctx context.Context, from time.Time, days int, incremental bool) (_ <-chan fetched, done <-chan struct{}) {
+	ctx, stop := context.WithCancel(ctx) // stops the readers once the forwarder is done
 	out := make(chan fetched)
 	finished := make(chan struct{})
 	inc, _ := p.src.(IncrementalSource)
@@ -358,6 +368,10 @@ func (p *Poller) prefetch(ctx context.Context, from time.Time, days int, increme
 			case <-ctx.Done():
 				return
 			}
+			if err := ctx.Err(); err != nil { // select picks at random when both are ready
+				slot <- fetched{day: addDays(from, i), err: err}
+				return
+			}
 			readers.Go(func() { slot <- read(i) })
 		}
 	}()
@@ -365,12 +379,18 @@ func (p *Poller) prefetch(ctx context.Context, from time.Time, days int, increme
 		defer close(finished)
 		defer readers.Wait()
 		defer func() {
-			for range pending { // let the starter finish; readers end with ctx
+			stop() // after an error or the last day: start no more reads, end those under way
+			for range pending { // let the starter return
 			}
 		}()
 		defer close(out)
 		for slot := range pending {
-			f := <-slot
+			var f fetched
+			select {
+			case f = <-slot:
+			case <-ctx.Done():
+				return
+			}
 			select {
 			case out <- f:
 			case <-ctx.Done():
@@ -527,8 +547,10 @@ func wrapPublish(err error, n, acked int) error {
 // raiseFloor moves the floor up to FloorMargin before the start of the next window, forgetting the
 // ids below it, once the window has moved on.
 func (p *Poller) raiseFloor(ctx context.Context) error {
-	floor := StartOfDay(time.UnixMilli(p.st.Watermark).Add(-p.cfg.Lookback), p.cfg.Location).
-		Add(-p.cfg.FloorMargin).UnixMilli()
+	// On a day boundary, so that the whole day before the window stays above the floor even where
+	// a day lasts 25 hours (daylight saving time ends).
+	window := StartOfDay(time.UnixMilli(p.st.Watermark).Add(-p.cfg.Lookback), p.cfg.Location)
+	floor := StartOfDay(window.Add(-p.cfg.FloorMargin), p.cfg.Location).UnixMilli()
 	if floor <= p.st.Floor {
 		return nil
 	}

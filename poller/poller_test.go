@@ -770,3 +770,116 @@ func TestBackfillReadsTwoDaysAtOnceAndHoldsFewDays(t *testing.T) {
 		t.Fatalf("published out of order: %v", got)
 	}
 }
+
+func TestADayLeavingTheWindowIsReadOnceMoreAfterAFailedCycle(t *testing.T) {
+	// As above, but the cycle that reads the departed day once more fails: the next one must read
+	// it still, not just the window.
+	r := newRig(t, sh(t, 2024, 2, 8, 0, 30, 0, 0), nil)
+	inc := &incAPI{fakeAPI: r.api}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "2024-02-07", FullReadEvery: time.Hour}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle := func() error {
+		_, err := p.Cycle(context.Background())
+		return err
+	}
+	a := r.api.add(1, sh(t, 2024, 2, 7, 23, 0, 0, 0))
+	b := r.api.add(2, sh(t, 2024, 2, 7, 23, 10, 0, 0))
+	x := r.api.add(6, sh(t, 2024, 2, 7, 23, 40, 0, 0))
+	y := r.api.add(7, sh(t, 2024, 2, 7, 23, 50, 0, 0))
+	if err := cycle(); err != nil {
+		t.Fatal(err)
+	}
+	r.api.mu.Lock()
+	r.api.recs = slices.DeleteFunc(r.api.recs, func(x schema.Record) bool { return x.ID == a.ID })
+	r.api.mu.Unlock()
+	d := r.api.add(4, sh(t, 2024, 2, 7, 22, 30, 0, 0)) // masked by a's removal
+	e := r.api.add(5, sh(t, 2024, 2, 8, 1, 10, 0, 0))
+	r.clock.Set(sh(t, 2024, 2, 8, 1, 15, 0, 0))
+	if err := cycle(); err != nil {
+		t.Fatal(err)
+	}
+	if r.kafka.counts()[d.ID] != 0 {
+		t.Fatal("the incremental read saw d: the test proves nothing")
+	}
+	r.clock.Set(sh(t, 2024, 2, 8, 1, 16, 0, 0))
+	r.api.mu.Lock()
+	r.api.fail = errors.New("API down")
+	r.api.mu.Unlock()
+	if err := cycle(); err == nil {
+		t.Fatal("want the cycle to fail while the API is down")
+	}
+	r.api.mu.Lock()
+	r.api.fail = nil
+	r.api.mu.Unlock()
+	r.clock.Set(sh(t, 2024, 2, 8, 1, 17, 0, 0))
+	if err := cycle(); err != nil {
+		t.Fatal(err)
+	}
+	r.assertExactlyOnce(a, b, x, y, d, e)
+}
+
+func TestCyclesAfterABackfillDoNotReadItAgain(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	var all []schema.Record
+	for d := 5; d <= 7; d++ {
+		all = append(all, r.api.add(int64(d), sh(t, 2024, 2, d, 14, 0, 0, 0))) // after START_FROM, Feb 5 12:00
+	}
+	all = append(all, r.api.add(8, sh(t, 2024, 2, 8, 11, 0, 0, 0)))
+	inc := &incAPI{fakeAPI: r.api}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "72h", FullReadEvery: time.Hour,
+		Metrics: r.late}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		r.api.mu.Lock()
+		calls := len(r.api.calls)
+		r.api.mu.Unlock()
+		r.clock.Set(sh(t, 2024, 2, 8, 12, i, 0, 0))
+		if _, err := p.Cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r.api.mu.Lock()
+		read := slices.Clone(r.api.calls[calls:])
+		r.api.mu.Unlock()
+		if i > 0 && slices.Min(read) < "2024-02-07" {
+			t.Fatalf("cycle %d after the backfill read %v: days below the floor (Feb 7) again", i, read)
+		}
+		if i == 3 && !slices.Equal(read, []string{"2024-02-08..2024-02-08"}) {
+			t.Fatalf("cycle %d read %v, want only 2024-02-08", i, read)
+		}
+	}
+	r.assertExactlyOnce(all...)
+	if r.late.late != 0 {
+		t.Fatalf("%d records counted late: published ones read again below the floor", r.late.late)
+	}
+}
+
+func TestTheFloorKeepsAWholeDayWhereDaysLast25Hours(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 27 October 2024 lasts 25 hours in Berlin (summer time ends at 03:00).
+	at := func(d, h int) time.Time { return time.Date(2024, 10, d, h, 0, 0, 0, berlin) }
+	api := &fakeAPI{loc: berlin}
+	rec := api.add(1, at(28, 9))
+	p, err := poller.New(poller.Config{Location: berlin, Clock: func() time.Time { return at(28, 12) }, StartFrom: "2024-10-25"},
+		api, newKafka(), &pollertest.MemStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := at(27, 0).UnixMilli(); st.FloorMS != want {
+		t.Fatalf("floor %s after publishing id %d; want %s, the start of the day before the window",
+			st.Floor, rec.ID, time.UnixMilli(want).UTC().Format(time.RFC3339))
+	}
+}
