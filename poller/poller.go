@@ -379,7 +379,7 @@ func (p *Poller) prefetch(ctx context.Context, from time.Time, days int, increme
 		defer close(finished)
 		defer readers.Wait()
 		defer func() {
-			stop() // after an error or the last day: start no more reads, end those under way
+			stop()              // after an error or the last day: start no more reads, end those under way
 			for range pending { // let the starter return
 			}
 		}()
