@@ -98,6 +98,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if ctx.Err() != nil {
 			return nil // Ctrl-C during the check
 		}
+		if externalBrokers == "" {
+			return fmt.Errorf("demo: the embedded broker at %s does not answer: %w", cfg.KafkaBrokers, err)
+		}
 		return fmt.Errorf("demo: checking Kafka at FOLLOWPUB_KAFKA_BROKERS=%s: %w; check that a broker runs there and "+
 			"answers on that address (followpub check tests the configuration), or unset FOLLOWPUB_KAFKA_BROKERS to use the embedded broker",
 			cfg.KafkaBrokers, err)

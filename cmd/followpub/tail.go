@@ -102,6 +102,10 @@ func tailTopic(ctx context.Context, cfg *config, o tailOptions, w io.Writer) (in
 	msgs := make(chan kafka.Message)
 	errc := make(chan error, len(partitions))
 	var wg sync.WaitGroup
+	// On every return, also when positioning a later partition fails: stop the readers started,
+	// then wait for them.
+	defer wg.Wait()
+	defer cancel()
 	for _, p := range partitions {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers: cfg.brokers, Topic: cfg.KafkaTopic, Partition: p.ID, Dialer: dialer,
@@ -144,8 +148,6 @@ func tailTopic(ctx context.Context, cfg *config, o tailOptions, w io.Writer) (in
 			}
 		}()
 	}
-	defer wg.Wait()
-	defer cancel()
 	if o.started != nil {
 		o.started(len(partitions))
 	}
