@@ -21,8 +21,10 @@ KAFKA39_PKGS := $(foreach d,publisher internal/kafkatest,$(if $(wildcard $(d)),.
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/followpub with the version and commit stamped in
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/followpub ./cmd/followpub
+BIN ?= bin/followpub
+
+build: ## build bin/followpub (BIN=path elsewhere) with the version and commit stamped in
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/followpub
 
 test: ## go test -race ./... against a real Kafka (started here unless FOLLOWPUB_TEST_KAFKA_BROKERS is set)
 	scripts/kafka/with-broker.sh $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
@@ -45,7 +47,7 @@ fmt: ## format the Go sources
 	gofmt -w .
 
 demo: build ## simulator + broker + poller + live view, no set-up (Ctrl-C stops it)
-	bin/followpub demo
+	$(BIN) demo
 
 bench: ## benchmarks: testing.B (hot path and micro), then followpub-bench's tables against a real Kafka (docs/BENCHMARKS.md)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 -cpu 1,2 ./...

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -821,6 +822,23 @@ func TestEnvAndVersion(t *testing.T) {
 	}
 	if code, _ := e2etest.Run(t, 10*time.Second, e2etest.Env(), "frobnicate"); code != 2 {
 		t.Fatalf("an unknown command exited %d, want 2", code)
+	}
+}
+
+func TestMakeBuildStampsTheVersion(t *testing.T) {
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "followpub")
+	cmd := exec.Command("make", "-s", "build", "BIN="+bin, "VERSION=v9.9.9-stamp", "COMMIT=abc1234")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "followpub v9.9.9-stamp (commit abc1234)" {
+		t.Fatalf("followpub version from make build: %q, %v; want the version and commit make was given", out, err)
 	}
 }
 
