@@ -549,8 +549,7 @@ func wrapPublish(err error, n, acked int) error {
 func (p *Poller) raiseFloor(ctx context.Context) error {
 	// On a day boundary, so that the whole day before the window stays above the floor even where
 	// a day lasts 25 hours (daylight saving time ends).
-	window := StartOfDay(time.UnixMilli(p.st.Watermark).Add(-p.cfg.Lookback), p.cfg.Location)
-	floor := StartOfDay(window.Add(-p.cfg.FloorMargin), p.cfg.Location).UnixMilli()
+	floor := StartOfDay(p.windowStart(p.st).Add(-p.cfg.FloorMargin), p.cfg.Location).UnixMilli()
 	if floor <= p.st.Floor {
 		return nil
 	}
