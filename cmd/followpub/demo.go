@@ -25,8 +25,8 @@ import (
 // cmdDemo runs everything in one process with no set-up: the API simulator with live arrivals, a
 // broker (an embedded in-process one unless FOLLOWPUB_KAFKA_BROKERS is set), the poller, and a live
 // view of the events as they land. Ctrl-C (or --duration) stops it with status 0. A broker it
-// cannot reach, a poller that stops, or a topic it cannot read end it with a message that says what
-// failed and what to check, and status 1.
+// cannot reach, or a topic it cannot read (nothing published in time, or reading it fails), end it
+// with a message that says what failed and what to check, and status 1.
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	duration := fs.Duration("duration", 0, "stop after this long (0 = run until Ctrl-C)")
