@@ -13,8 +13,10 @@ import (
 
 // resetProxy is a loopback TCP proxy that resets some connections in the middle of a response:
 // each new connection is, with probability p, given a random budget of response bytes (below
-// 60 kB) after which
-// both sides are closed with an RST (SO_LINGER 0), as a middlebox or a crashing server would.
+// 60 kB) after which both sides are closed with an RST (SO_LINGER 0), as a middlebox or a
+// crashing server would. Until one connection has been reset, every new one gets a small budget
+// (1–3 kB, less than one answer of a page), so that every run resets at least one connection
+// mid-response.
 type resetProxy struct {
 	ln     net.Listener
 	target string
@@ -72,7 +74,10 @@ func (rp *resetProxy) serve() {
 		rp.conns.Add(1)
 		rp.mu.Lock()
 		cut := int64(-1)
-		if rp.rng.Float64() < rp.p {
+		switch {
+		case rp.resets.Load() == 0 && rp.p > 0:
+			cut = 1000 + rp.rng.Int64N(2000)
+		case rp.rng.Float64() < rp.p:
 			cut = rp.rng.Int64N(60000)
 		}
 		rp.mu.Unlock()
