@@ -753,10 +753,18 @@ func TestBackfillReadsTwoDaysAtOnceAndHoldsFewDays(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { _, err := p.Cycle(context.Background()); done <- err }()
+	counts := func() (started, peak int) {
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		return api.started, api.peak
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if started, _ := counts(); started >= 3 {
+			break
+		}
+	}
 	time.Sleep(300 * time.Millisecond) // ample for every day to be read if nothing held the reader back
-	api.mu.Lock()
-	started, peak := api.started, api.peak
-	api.mu.Unlock()
+	started, peak := counts()
 	// Day 1 is being published; days 2 and 3 are read and wait; no further day is read.
 	if started != 3 || peak != 2 {
 		t.Fatalf("while day 1 was published: %d days read (want 3: the one handled and two ahead), at most %d at once (want 2)", started, peak)
