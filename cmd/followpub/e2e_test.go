@@ -638,7 +638,7 @@ func TestRunLogFormatAutoAndLevel(t *testing.T) {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
 	noToken(t, out)
-	lines := jsonLogLines(t, out)
+	lines := e2etest.JSONLines(t, out)
 	levels := map[string]int{}
 	var start []map[string]any
 	for _, l := range lines {
@@ -665,28 +665,11 @@ func TestRunLogFormatAutoAndLevel(t *testing.T) {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
 	noToken(t, out)
-	for _, l := range jsonLogLines(t, out) {
+	for _, l := range e2etest.JSONLines(t, out) {
 		if l["level"] == "INFO" || l["level"] == "DEBUG" {
 			t.Fatalf("LOG_LEVEL=warn logged a %s line:\n%s", l["level"], out)
 		}
 	}
-}
-
-// jsonLogLines decodes every non-empty line of out as a JSON object, failing on any other line.
-func jsonLogLines(t *testing.T, out string) []map[string]any {
-	t.Helper()
-	var lines []map[string]any
-	for _, line := range strings.Split(out, "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("a line of LOG_FORMAT=auto output to a pipe is not JSON: %q\n%s", line, out)
-		}
-		lines = append(lines, m)
-	}
-	return lines
 }
 
 // documentedMetric is a row of README.md's metrics table.

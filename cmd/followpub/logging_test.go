@@ -7,24 +7,9 @@ import (
 	"os"
 	"strings"
 	"testing"
-)
 
-// jsonLines decodes every non-empty line of s as a JSON object, failing the test on any other line.
-func jsonLines(t *testing.T, s string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("a log line is not JSON: %q (%v)", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
+	"github.com/followpub/followpub/internal/e2etest"
+)
 
 func TestLogFormatAutoIsJSONWhenNotATerminal(t *testing.T) {
 	// A pipe is what stderr is under systemd, docker or a shell redirection.
@@ -42,7 +27,7 @@ func TestLogFormatAutoIsJSONWhenNotATerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := jsonLines(t, string(out))
+	lines := e2etest.JSONLines(t, string(out))
 	if len(lines) != 1 || lines[0]["msg"] != "hello" || lines[0]["level"] != "INFO" || lines[0]["n"] != float64(1) {
 		t.Fatalf("auto on a pipe wrote %q, want one JSON line", out)
 	}
@@ -60,7 +45,7 @@ func TestLogFormatAutoIsJSONWhenNotATerminal(t *testing.T) {
 	// Not a file at all: JSON too.
 	var b bytes.Buffer
 	newLogger(&b, "auto", "info", nil).Info("hello")
-	if lines := jsonLines(t, b.String()); len(lines) != 1 || lines[0]["msg"] != "hello" {
+	if lines := e2etest.JSONLines(t, b.String()); len(lines) != 1 || lines[0]["msg"] != "hello" {
 		t.Fatalf("auto on a buffer wrote %q, want one JSON line", b.String())
 	}
 
@@ -92,7 +77,7 @@ func TestLogLevel(t *testing.T) {
 			log.Warn("w")
 			log.Error("e")
 			var got []string
-			for _, l := range jsonLines(t, b.String()) {
+			for _, l := range e2etest.JSONLines(t, b.String()) {
 				got = append(got, l["level"].(string))
 			}
 			if strings.Join(got, ",") != strings.Join(tt.shown, ",") {
@@ -128,7 +113,7 @@ func TestStartLineShowsTheConfigurationWithSecretsMasked(t *testing.T) {
 			t.Fatalf("the start-up line shows the secret %q:\n%s", v, b.String())
 		}
 	}
-	lines := jsonLines(t, b.String())
+	lines := e2etest.JSONLines(t, b.String())
 	if len(lines) != 1 {
 		t.Fatalf("logStart wrote %d lines, want one:\n%s", len(lines), b.String())
 	}

@@ -3,6 +3,7 @@ package e2etest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -266,6 +267,24 @@ func Lines(s, sub string) []string {
 		if strings.Contains(l, sub) {
 			out = append(out, l)
 		}
+	}
+	return out
+}
+
+// JSONLines decodes every non-empty line of s (a JSON log) as a JSON object, failing the test on
+// any other line.
+func JSONLines(t testing.TB, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(s, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("a log line is not JSON: %q (%v)\n%s", line, err, s)
+		}
+		out = append(out, m)
 	}
 	return out
 }
