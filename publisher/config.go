@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -49,6 +50,10 @@ const (
 	DefaultBatchTimeout = time.Millisecond
 	// DefaultClientID is the client id the brokers see.
 	DefaultClientID = "followpub"
+	// DefaultMetadataTTL is how often the cached cluster metadata is refreshed (at a random
+	// moment within it): a leader that moved, or a broker back from a restart, is seen within it.
+	// kafka-go's 6 s would make a restarted broker's first write wait that long.
+	DefaultMetadataTTL = time.Second
 	// DefaultDialTimeout bounds connecting to a broker, TLS handshake and SASL included.
 	DefaultDialTimeout = 10 * time.Second
 )
@@ -104,6 +109,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics observes every Publish call. Nil: none.
 	Metrics Metrics
+
+	// metadataTTL overrides DefaultMetadataTTL; tests shorten it (export_test.go).
+	metadataTTL time.Duration
 }
 
 // SASLConfig configures SASL authentication.
@@ -326,9 +334,13 @@ func newTransport(cfg *Config) (*kafka.Transport, *kafka.Dialer, error) {
 		// Only our topic's metadata is fetched and cached; the metadata request never asks the
 		// broker to auto-create it.
 		MetadataTopics: []string{cfg.Topic},
-		ClientID:       cfg.ClientID,
-		TLS:            tlsConfig,
-		SASL:           mech,
+		// kafka-go refreshes metadata on this timer only, never because a write failed, and
+		// keeps what it had while the brokers are down: a broker that shut down leaves "no
+		// leader" cached, and Publish retries that until the next refresh after it is back.
+		MetadataTTL: cmp.Or(cfg.metadataTTL, DefaultMetadataTTL),
+		ClientID:    cfg.ClientID,
+		TLS:         tlsConfig,
+		SASL:        mech,
 	}
 	d := &kafka.Dialer{
 		ClientID:      cfg.ClientID,

@@ -11,8 +11,10 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 )
 
 // Sentinel errors that callers may branch on with errors.Is. The errors returned wrap one of them
@@ -159,10 +161,46 @@ func retriable(err error) bool {
 		return false
 	case errors.As(err, &kerr):
 		return kerr.Temporary() || kerr == kafka.BrokerNotAvailable
+	case errors.Is(err, protocol.ErrNoLeader), errors.Is(err, protocol.ErrNoPartition):
+		// kafka-go's own: its cached metadata has no leader for a partition, or not the
+		// partition yet (an election, a broker that shut down, a topic still propagating).
+		return true
 	case isUnreachable(err), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, os.ErrDeadlineExceeded):
 		return true
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// probeTimeout bounds probeBrokers.
+const probeTimeout = time.Second
+
+// probeBrokers opens a TCP connection to each broker, concurrently, within probeTimeout: nil as
+// soon as one answers, otherwise every dial error. A write to brokers that are down does not
+// always fail with a dial error: kafka-go keeps the metadata it had, so it fails with "no
+// leader" (cached from the broker's shutdown) or runs out of time. This tells those apart.
+func (p *Publisher) probeBrokers(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	errs := make(chan error, len(p.cfg.Brokers))
+	for _, addr := range p.cfg.Brokers {
+		go func() {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+	}
+	var all []error
+	for range p.cfg.Brokers {
+		err := <-errs
+		if err == nil {
+			return nil
+		}
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }

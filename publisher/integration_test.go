@@ -502,46 +502,73 @@ func TestWrongListener(t *testing.T) {
 
 // TestBrokerOutage stops a dedicated broker: Publish fails within WriteTimeout, naming the
 // brokers, with no record acknowledged; once the broker is back the next Publish succeeds, and
-// nothing acknowledged is lost.
+// nothing acknowledged is lost. kafka-go keeps the metadata it had while the broker is down:
+// either the leader it knew before the shutdown (the write's dial is refused), or, when it
+// refreshed during the shutdown, no leader at all (nothing is dialled). A metadata TTL of 20 ms
+// makes the second case certain.
 func TestBrokerOutage(t *testing.T) {
-	b := kafkatest.StartDedicated(t)
-	brokers := b.Addrs()
-	const timeout = 5 * time.Second
-	p := newPublisher(t, publisher.Config{Brokers: brokers, Topic: "outage", CreateTopic: true, Partitions: 3, Replication: 1, WriteTimeout: timeout})
-	first := records(t, 1000, 30)
-	mustPublish(t, p, first)
+	for _, tt := range []struct {
+		name     string
+		ttl      time.Duration
+		noLeader bool // the failure must come from "no leader" in the cached metadata
+	}{
+		{"default metadata TTL", 0, false},
+		{"no leader cached", 20 * time.Millisecond, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := kafkatest.StartDedicated(t)
+			brokers := b.Addrs()
+			const timeout = 5 * time.Second
+			cfg := publisher.Config{Brokers: brokers, Topic: "outage", CreateTopic: true, Partitions: 3, Replication: 1, WriteTimeout: timeout}
+			if tt.ttl > 0 {
+				cfg = publisher.WithMetadataTTL(cfg, tt.ttl)
+			}
+			p := newPublisher(t, cfg)
+			first := records(t, 1000, 30)
+			mustPublish(t, p, first)
 
-	b.Stop(t)
-	start := time.Now()
-	acked, err := p.Publish(context.Background(), records(t, 5000, 30))
-	took := time.Since(start)
-	if err == nil {
-		t.Fatal("Publish succeeded with the broker stopped")
-	}
-	if took > timeout+2*time.Second {
-		t.Errorf("Publish returned after %s, WriteTimeout is %s", took, timeout)
-	}
-	if !errors.Is(err, publisher.ErrBrokersUnreachable) || !strings.Contains(err.Error(), brokers[0]) {
-		t.Errorf("error is not ErrBrokersUnreachable naming the broker %s: %v", brokers[0], err)
-	}
-	// The broker was down for the whole call, so Kafka acknowledged none of the records, and
-	// Publish reports that as a nil acked: the poller must commit nothing of this batch.
-	if acked != nil {
-		t.Errorf("acked = %v with the broker stopped, want nil (nothing acknowledged)", acked)
-	}
-	t.Logf("with the broker down, after %s: %v", took.Round(time.Millisecond), err)
+			b.Stop(t)
+			start := time.Now()
+			acked, err := p.Publish(context.Background(), records(t, 5000, 30))
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("Publish succeeded with the broker stopped")
+			}
+			t.Logf("with the broker down, after %s: %v", took.Round(time.Millisecond), err)
+			if took > timeout+2*time.Second {
+				t.Errorf("Publish returned after %s, WriteTimeout is %s", took, timeout)
+			}
+			if !errors.Is(err, publisher.ErrBrokersUnreachable) || !strings.Contains(err.Error(), brokers[0]) {
+				t.Errorf("error is not ErrBrokersUnreachable naming the broker %s: %v", brokers[0], err)
+			}
+			if tt.noLeader && !strings.Contains(err.Error(), "no leader") {
+				t.Errorf("error does not come from the cached \"no leader\" this case is for: %v", err)
+			}
+			// The broker was down for the whole call, so Kafka acknowledged none of the records,
+			// and Publish reports that as a nil acked: the poller must commit nothing of this batch.
+			if acked != nil {
+				t.Errorf("acked = %v with the broker stopped, want nil (nothing acknowledged)", acked)
+			}
 
-	b.Start(t)
-	second := records(t, 9000, 30)
-	// The first Publish after the broker came back succeeds, every record acknowledged.
-	mustPublish(t, p, second)
-	// Both acknowledged batches are there (the failed one may be too: at-least-once).
-	want := map[string]bool{}
-	for _, r := range append(first, second...) {
-		want[strconv.FormatInt(r.ID, 10)] = true
+			b.Start(t)
+			second := records(t, 9000, 30)
+			// The first Publish after the broker came back succeeds, every record acknowledged.
+			mustPublish(t, p, second)
+			// Both acknowledged batches are there (the failed one may be too: at-least-once).
+			want := map[string]bool{}
+			for _, r := range append(first, second...) {
+				want[strconv.FormatInt(r.ID, 10)] = true
+			}
+			readBack(t, brokers, "outage", want)
+		})
 	}
-	seen := map[string]bool{}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("outage"),
+}
+
+// readBack consumes topic from the start until every key of want was read, or fails the test
+// after a minute.
+func readBack(t *testing.T, brokers []string, topic string, want map[string]bool) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -549,6 +576,7 @@ func TestBrokerOutage(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	seen := map[string]bool{}
 	for missing := len(want); missing > 0; {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,6 +216,12 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []
 	}
 	if errors.Is(werr, context.DeadlineExceeded) && parent.Err() == nil {
 		werr = fmt.Errorf("no acknowledgement within the write timeout of %s (KAFKA_WRITE_TIMEOUT): %w", p.cfg.WriteTimeout, werr)
+	}
+	if parent.Err() == nil && (retriable(werr) || errors.Is(werr, context.DeadlineExceeded)) && !isUnreachable(werr) {
+		if perr := p.probeBrokers(parent); perr != nil {
+			werr = fmt.Errorf("%w: tried %s: %w; the write failed with: %w",
+				ErrBrokersUnreachable, strings.Join(p.cfg.Brokers, ","), perr, werr)
+		}
 	}
 	return acked, fmt.Errorf("publishing %d records to topic %s: %d acknowledged: %w", len(recs), p.cfg.Topic, n, p.explain(werr))
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/protocol/produce"
 
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/schema"
@@ -40,6 +42,9 @@ func TestRetriable(t *testing.T) {
 		{"not enough replicas", kafka.NotEnoughReplicas, true},
 		{"request timed out", kafka.RequestTimedOut, true},
 		{"broker not available", kafka.BrokerNotAvailable, true},
+		{"no leader in kafka-go's metadata", produce.NewError(protocol.NewErrNoLeader("t", 1)), true},
+		{"no partition in kafka-go's metadata", protocol.NewErrNoPartition("t", 1), true},
+		{"write errors no leader", kafka.WriteErrors{produce.NewError(protocol.NewErrNoLeader("t", 1))}, true},
 		{"wrapped temporary", fmt.Errorf("x: %w", kafka.LeaderNotAvailable), true},
 		{"connection refused", dialRefused, true},
 		{"connection reset", syscall.ECONNRESET, true},
