@@ -128,7 +128,7 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 		limitRate, fpRate, cycleRate, ratio float64
 		limitBytes, fpBytes                 float64
 		rss, cpu                            float64
-		requests                            int
+		requests, busiest                   int // list requests in all, and in the busiest second
 	}
 	type key struct{ codec, bin string }
 	samples := map[key][]sample{}
@@ -150,6 +150,7 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 					limitRate: n / took.Seconds(), fpRate: n / r.wall.Seconds(), cycleRate: n / r.cycle.Seconds(),
 					limitBytes: float64(lbytes), fpBytes: float64(r.bytes),
 					rss: float64(r.usage.maxRSS), cpu: r.usage.cpu.Seconds(), requests: len(r.requests),
+					busiest: maxInWindow(r.requests, time.Second),
 				}
 				s.ratio = s.fpRate / s.limitRate
 				progress("  limit %.0f rec/s, %s %.0f rec/s (%.0f%%), cycle %s, peak RSS %.1f MiB, CPU %.2fs",
@@ -185,9 +186,13 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 			tp.add("followpub, the cycle alone (from its log)"+label(bin.name), med(def, bin.name, func(s sample) float64 { return s.cycleRate }),
 				pct(med(def, bin.name, func(s sample) float64 { return s.cycleRate / s.limitRate })), "")
 		}
-		tp.note("API_RATE_LIMIT=%g (does not bind: %d list requests), API_CONCURRENCY=4 (default), 3 partitions, acks=all, fresh topic and empty state each run. "+
+		busiest := 0
+		for _, s := range first {
+			busiest = max(busiest, s.busiest)
+		}
+		tp.note("API_RATE_LIMIT=%g, so that it does not bind: %d list requests, at most %d in any one second. API_CONCURRENCY=4 (default), 3 partitions, acks=all, fresh topic and empty state each run. "+
 			"The producer limit writes the same %d pre-built messages (publisher.Messages) in one WriteMessages call with the publisher's producer settings (murmur2, RequireAll, BatchSize %d, BatchBytes %d, BatchTimeout %s, codec, transport).",
-			d.opts.rateLimit, first[0].requests, d.opts.records, publisher.DefaultBatchSize, publisher.DefaultBatchBytes, publisher.DefaultBatchTimeout)
+			d.opts.rateLimit, first[0].requests, busiest, d.opts.records, publisher.DefaultBatchSize, publisher.DefaultBatchBytes, publisher.DefaultBatchTimeout)
 	}
 
 	tm := &table{title: "Goal 5 — peak RSS of the backfill (VmHWM of the followpub process)", head: []string{"KAFKA_COMPRESSION", "peak RSS MiB (median)", "max of runs", "CPU s per 1,000 records", "goal"}}

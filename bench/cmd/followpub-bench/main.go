@@ -54,7 +54,7 @@ func run() error {
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
 	flag.StringVar(&concList, "concurrency", "1,4,8", "API_CONCURRENCY values of the API-bound backfill")
-	flag.Float64Var(&o.rateLimit, "rate-limit", 1000, "API_RATE_LIMIT of the backfill (high enough not to bind)")
+	flag.Float64Var(&o.rateLimit, "rate-limit", 100_000, "API_RATE_LIMIT of the backfill (high enough not to bind: the table says how close the busiest second came)")
 	flag.Float64Var(&o.apiRate, "api-rate-limit", 500, "API_RATE_LIMIT of the API-bound backfill")
 	flag.DurationVar(&o.latency, "latency", 20*time.Millisecond, "API latency per request of the API-bound backfill and the steady state")
 	flag.DurationVar(&o.steady, "steady", 60*time.Second, "length of the steady-state run")
