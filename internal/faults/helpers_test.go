@@ -27,9 +27,9 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-// batchSize is the binary's publish batch (poller.Config.BatchSize's default; cmd does not change
-// it): the most a crash may leave published but not committed.
-const batchSize = 1000
+// batchSize is the binary's publish batch (cmd does not change poller.Config.BatchSize's
+// default): the most a crash may leave published but not committed.
+const batchSize = poller.DefaultBatchSize
 
 // Secrets the tests hand to followpub; none may ever appear in anything it prints or serves.
 const (
