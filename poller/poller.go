@@ -484,11 +484,16 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 	slices.SortFunc(fresh, schema.Compare)
 	fresh = slices.CompactFunc(fresh, func(a, b schema.Record) bool { return a.ID == b.ID })
 
+	// A record's Raw holds on to the whole page it was read from. Dropping each record once it is
+	// published, here and in recs (the Source gave it to us), lets the day's pages go as the day
+	// is published rather than after it: 3–5 MiB less peak RSS in a backfill (docs/BENCHMARKS.md).
+	clear(recs)
 	for len(fresh) > 0 {
 		n := min(len(fresh), p.cfg.BatchSize)
 		if err := p.publishBatch(ctx, fresh[:n], res); err != nil {
 			return err
 		}
+		clear(fresh[:n])
 		fresh = fresh[n:]
 		if len(fresh) > 0 && ctx.Err() != nil {
 			return fmt.Errorf("stopped with %d records of %s left: %w", len(fresh), day.Format(DateLayout), ctx.Err())

@@ -891,3 +891,54 @@ func TestTheFloorKeepsAWholeDayWhereDaysLast25Hours(t *testing.T) {
 			st.Floor, rec.ID, time.UnixMilli(want).UTC().Format(time.RFC3339))
 	}
 }
+
+// keepingAPI is a fakeAPI that remembers every slice it returned.
+type keepingAPI struct {
+	*fakeAPI
+	mu       sync.Mutex
+	returned [][]schema.Record
+}
+
+func (a *keepingAPI) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
+	recs, err := a.fakeAPI.Fetch(ctx, from, to)
+	a.mu.Lock()
+	a.returned = append(a.returned, recs)
+	a.mu.Unlock()
+	return recs, err
+}
+
+// TestPublishedRecordsAreLetGo: once a day is published the poller holds none of its records, in
+// the slice the Source returned either, so the pages they were read from can be freed during a
+// backfill; what Kafka received is whole.
+func TestPublishedRecordsAreLetGo(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	var all []schema.Record
+	for i := range 10 {
+		all = append(all, r.api.add(int64(100+i), sh(t, 2024, 2, 6+i%3, 13, i, 0, 0)))
+	}
+	api := &keepingAPI{fakeAPI: r.api}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "72h", BatchSize: 3}, api, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.assertExactlyOnce(all...)
+	for _, rec := range r.kafka.log {
+		if len(rec.Raw) == 0 {
+			t.Fatalf("id %d reached Kafka without its value", rec.ID)
+		}
+	}
+	held := 0
+	for _, recs := range api.returned {
+		for _, rec := range recs {
+			if rec.Raw != nil {
+				held++
+			}
+		}
+	}
+	if held > 0 || len(api.returned) == 0 {
+		t.Fatalf("after the cycle %d records of the %d slices the Source returned still hold their pages", held, len(api.returned))
+	}
+}
