@@ -108,13 +108,14 @@ func (b *builder) Publish(_ context.Context, recs []schema.Record) ([]bool, erro
 
 // BenchmarkHotPath measures the hot path per record, on one day of 10,000 simulated records
 // (100 pages of 100): decode (the API client reading every page of the day from memory: request,
-// answer, decoding), messages (building the Kafka messages of 1,000 records), and cycle: a whole
-// poller cycle over the day, which is decode → the client's paging checks and id deduplication
-// → deduplication against the state, ordering → messages, 1,000 at a time → commit to a state in
-// memory. cycle/new starts from an empty state (every record is published); cycle/seen repeats a
-// cycle whose records are all remembered (the steady state's re-read of today's window). Each
-// reports ns/record (wall), cpu-ns/record (the process's CPU time, GC included: steadier than the
-// wall time when other processes take the CPUs), B/record and allocs/record.
+// answer, decoding), messages (building the Kafka messages of one publish batch), and cycle: a
+// whole poller cycle over the day, which is decode → the client's paging checks and id
+// deduplication → deduplication against the state, ordering → messages, poller.DefaultBatchSize
+// at a time → commit to a state in memory. cycle/new starts from an empty state (every record is
+// published); cycle/seen repeats a cycle whose records are all remembered (the steady state's
+// re-read of today's window). Each reports ns/record (wall), cpu-ns/record (the process's CPU
+// time, GC included: steadier than the wall time when other processes take the CPUs), B/record
+// and allocs/record.
 func BenchmarkHotPath(b *testing.B) {
 	f := newFixture(b, dayRecords)
 	ctx := context.Background()
@@ -140,7 +141,7 @@ func BenchmarkHotPath(b *testing.B) {
 	})
 
 	b.Run("messages", func(b *testing.B) {
-		batch := f.recs[:1000]
+		batch := f.recs[:poller.DefaultBatchSize]
 		b.ReportAllocs()
 		pr := startPerRecord(b, len(batch))
 		for b.Loop() {
