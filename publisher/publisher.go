@@ -166,7 +166,9 @@ func complete(msgs []kafka.Message, err error) {
 // Temporary failures (a leader election, a broker restarting, a topic whose metadata is still
 // propagating) are retried with backoff within WriteTimeout, each time with the records still
 // unacknowledged; a retried record may land after records that followed it in recs. A record not
-// acknowledged may still have reached Kafka: delivery is at-least-once.
+// acknowledged may still have reached Kafka: delivery is at-least-once. A failure that may mean
+// the brokers are down is checked by dialling them (at most probeTimeout more): when none answers,
+// the error wraps ErrBrokersUnreachable.
 //
 // A record larger than Config.BatchBytes is not sent: the records before it are, and the error
 // wraps ErrRecordTooLarge. Before the first write Publish makes sure the topic exists, as
