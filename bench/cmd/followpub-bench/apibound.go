@@ -80,8 +80,8 @@ func (d *driver) apiBound(ctx context.Context) ([]*table, error) {
 	t.note("pages = %d: one list request per page of 100 records per day of the window, and one for a day without records (the window is every day from START_FROM through today). "+
 		"The cycle is the poller's own measure (its `cycle done` log line); the process adds start-up, topic creation and exit. "+
 		"Requests are counted and timed as the simulator received them. "+
-		"Latency as served: from a request's arrival at the simulator to the end of its answer, which exceeds the configured latency by the timer's overshoot "+
-		"and the simulator's own work; the bound as served is the sum of those times ÷ concurrency, the least a cycle can take against this API, "+
+		"Latency as served: from a request's arrival at the simulator to the end of its answer. The simulator begins the answer at arrival + latency, "+
+		"allowing for its timers' lateness, so this exceeds the configured latency by its own work (building and writing the page); the bound as served is the sum of those times ÷ concurrency, the least a cycle can take against this API, "+
 		"so its ratio is followpub's own overhead. The goal is judged against the nominal bound.", pages)
 	return []*table{t}, nil
 }
