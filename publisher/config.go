@@ -52,8 +52,10 @@ const (
 	DefaultClientID = "followpub"
 	// DefaultMetadataTTL is how often the cached cluster metadata is refreshed (at a random
 	// moment within it): a leader that moved, or a broker back from a restart, is seen within it.
-	// kafka-go's 6 s would make a restarted broker's first write wait that long.
-	DefaultMetadataTTL = time.Second
+	// kafka-go's 6 s would make a restarted broker's first write wait that long. kafka-go also
+	// gives each metadata request this long to answer, so it is not shorter than a slow
+	// cluster's round trip.
+	DefaultMetadataTTL = 2 * time.Second
 	// DefaultDialTimeout bounds connecting to a broker, TLS handshake and SASL included.
 	DefaultDialTimeout = 10 * time.Second
 )

@@ -220,7 +220,7 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []
 		werr = fmt.Errorf("no acknowledgement within the write timeout of %s (KAFKA_WRITE_TIMEOUT): %w", p.cfg.WriteTimeout, werr)
 	}
 	if parent.Err() == nil && (retriable(werr) || errors.Is(werr, context.DeadlineExceeded)) && !isUnreachable(werr) {
-		if perr := p.probeBrokers(parent); perr != nil {
+		if perr := p.probeBrokers(parent); perr != nil && parent.Err() == nil {
 			werr = fmt.Errorf("%w: tried %s: %w; the write failed with: %w",
 				ErrBrokersUnreachable, strings.Join(p.cfg.Brokers, ","), perr, werr)
 		}

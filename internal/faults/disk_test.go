@@ -219,7 +219,8 @@ func diskFlow(t *testing.T, f diskFault) {
 	f.fail(t, dir, p)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 	now := time.Now()
-	burst := make([]time.Time, 3000)
+	// More than one batch, so that publishing past the first failed commit would show.
+	burst := make([]time.Time, 2*batchSize)
 	for i := range burst {
 		burst[i] = now.Add(-time.Duration(rng.Int64N(int64(30 * time.Minute))))
 	}

@@ -807,7 +807,10 @@ const maxLateness = 2 * time.Millisecond
 // until the deadline less the timers' recent lateness, then yields until the deadline itself:
 // never sooner, and on average only a little later.
 func (l *lateness) sleepUntil(ctx context.Context, deadline time.Time) bool {
-	wake := deadline.Add(-time.Duration(l.avg.Load()))
+	// At most half the wait is left to yielding, so that a timer sleeps every time and the
+	// average keeps following the machine, whatever the latency.
+	lead := min(time.Duration(l.avg.Load()), time.Until(deadline)/2)
+	wake := deadline.Add(-lead)
 	if d := time.Until(wake); d > 0 {
 		if !sleep(ctx, d) {
 			return false
