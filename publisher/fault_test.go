@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -267,4 +269,103 @@ func TestPublishRetriesTemporaryErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPublishWaitsOutNoLeader: for a while the cluster's metadata says partition 0 has no leader,
+// as a broker's does during its controlled shutdown (kafka-go then caches that until its next
+// refresh: this failed CI on Kafka 3.9). Publish retries kafka-go's "no leader" until a refresh
+// shows the leader again, and succeeds; it used to fail at once.
+func TestPublishWaitsOutNoLeader(t *testing.T) {
+	const partitions = 3
+	const noLeaderFor = 600 * time.Millisecond
+	c := fakeCluster(t, partitions)
+	real := clusterMetadata(t, c)
+
+	var mu sync.Mutex
+	var until time.Time        // the metadata says "no leader" for partition 0 until then
+	var noLeaderServed int     // metadata answers without the leader
+	var firstProduce time.Time // of a produce request for partition 0
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Now().After(until) {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		noLeaderServed++
+		resp := *real
+		resp.Version = req.GetVersion()
+		resp.Topics = slices.Clone(real.Topics)
+		for i := range resp.Topics {
+			resp.Topics[i].Partitions = slices.Clone(real.Topics[i].Partitions)
+			for j := range resp.Topics[i].Partitions {
+				if p := &resp.Topics[i].Partitions[j]; p.Partition == 0 {
+					p.Leader, p.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+				}
+			}
+		}
+		return &resp, nil, true
+	})
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, rt := range req.(*kmsg.ProduceRequest).Topics {
+			for _, rp := range rt.Partitions {
+				if rp.Partition == 0 && firstProduce.IsZero() {
+					firstProduce = time.Now()
+				}
+			}
+		}
+		return nil, nil, false
+	})
+
+	mu.Lock()
+	until = time.Now().Add(noLeaderFor)
+	mu.Unlock()
+	p, err := New(Config{Brokers: c.ListenAddrs(), Topic: faultTopic, WriteTimeout: 10 * time.Second, metadataTTL: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	recs := faultRecords(3_000_000_019, 60)
+	acked, err := p.Publish(context.Background(), recs)
+	if err != nil {
+		t.Fatalf("Publish: %v (acked %v)", err, acked)
+	}
+	mu.Lock()
+	served, first, end := noLeaderServed, firstProduce, until
+	mu.Unlock()
+	if served == 0 {
+		t.Fatal("no metadata answer said partition 0 has no leader: the test did not test anything")
+	}
+	if !first.After(end) {
+		t.Fatalf("the first produce request for partition 0 came at %v, not after the metadata showed its leader again (%v)", first, end)
+	}
+	t.Logf("%d metadata answers without a leader; the first produce request for partition 0 came %s after they stopped",
+		served, first.Sub(end).Round(time.Millisecond))
+	got := topicKeys(t, c, len(recs))
+	for _, r := range recs {
+		if k := strconv.FormatInt(r.ID, 10); got[k] != 1 {
+			t.Errorf("id %s is on the topic %d times, want once", k, got[k])
+		}
+	}
+}
+
+// clusterMetadata returns c's metadata for faultTopic, as franz-go reads it.
+func clusterMetadata(t *testing.T, c *kfake.Cluster) *kmsg.MetadataResponse {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(faultTopic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatalf("metadata of %s: %v", faultTopic, err)
+	}
+	return resp
 }

@@ -504,17 +504,17 @@ func TestWrongListener(t *testing.T) {
 // brokers, with no record acknowledged; once the broker is back the next Publish succeeds, and
 // nothing acknowledged is lost. kafka-go keeps the metadata it had while the broker is down:
 // either the leader it knew before the shutdown (the write's dial is refused), or, when it
-// refreshed during the shutdown, no leader at all (nothing is dialled). A metadata TTL of 100 ms
-// makes the second case certain (it took one refresh of the default TTL in that window to fail CI
-// on Kafka 3.9); a TTL of a minute makes the first one likely.
+// refreshed during the shutdown, no leader at all (nothing is dialled; a refresh of the default
+// TTL in that window failed CI on Kafka 3.9). A TTL of a minute makes the first case likely; one
+// of 100 ms makes the second likely, not certain, so TestPublishWaitsOutNoLeader (kfake) proves
+// that one on cue.
 func TestBrokerOutage(t *testing.T) {
 	for _, tt := range []struct {
-		name     string
-		ttl      time.Duration
-		noLeader bool // the failure must come from "no leader" in the cached metadata
+		name string
+		ttl  time.Duration
 	}{
-		{"leader cached", time.Minute, false},
-		{"no leader cached", 100 * time.Millisecond, true},
+		{"metadata of before the outage", time.Minute},
+		{"metadata refreshed during the outage", 100 * time.Millisecond},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := kafkatest.StartDedicated(t)
@@ -539,9 +539,6 @@ func TestBrokerOutage(t *testing.T) {
 			}
 			if !errors.Is(err, publisher.ErrBrokersUnreachable) || !strings.Contains(err.Error(), brokers[0]) {
 				t.Errorf("error is not ErrBrokersUnreachable naming the broker %s: %v", brokers[0], err)
-			}
-			if tt.noLeader && !strings.Contains(err.Error(), "no leader") {
-				t.Errorf("error does not come from the cached \"no leader\" this case is for: %v", err)
 			}
 			// The broker was down for the whole call, so Kafka acknowledged none of the records,
 			// and Publish reports that as a nil acked: the poller must commit nothing of this batch.
