@@ -33,7 +33,7 @@ test-kafka39: ## the publisher and kafkatest tests against Kafka 3.9.1, always a
 	KAFKA_VERSION=$(KAFKA39_VERSION) FOLLOWPUB_KAFKA_FRESH=1 \
 		scripts/kafka/with-broker.sh $(GO) test -race -count=1 $(GOTESTFLAGS) $(KAFKA39_PKGS)
 
-fuzz: ## run every fuzz target briefly (FUZZTIME each, default 10s); failures land in testdata/fuzz
+fuzz: ## run every fuzz target briefly (FUZZTIME each, default 100000x inputs); failures land in testdata/fuzz
 	scripts/fuzz.sh
 
 lint: ## gofmt check, go vet, and golangci-lint when installed
