@@ -38,10 +38,11 @@ func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
 	return c
 }
 
-// fakePublisher returns a Publisher writing faultTopic on c, closed when the test ends.
-func fakePublisher(t *testing.T, c *kfake.Cluster, writeTimeout time.Duration) *Publisher {
+// fakePublisher returns a Publisher of cfg writing faultTopic on c, closed when the test ends.
+func fakePublisher(t *testing.T, c *kfake.Cluster, cfg Config) *Publisher {
 	t.Helper()
-	p, err := New(Config{Brokers: c.ListenAddrs(), Topic: faultTopic, WriteTimeout: writeTimeout})
+	cfg.Brokers, cfg.Topic = c.ListenAddrs(), faultTopic
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -136,7 +137,7 @@ func TestPublishPartialAcknowledgement(t *testing.T) {
 				Err:        tt.err,
 				Count:      -1,
 			})
-			p := fakePublisher(t, c, tt.writeTimeout)
+			p := fakePublisher(t, c, Config{WriteTimeout: tt.writeTimeout})
 
 			recs := faultRecords(1_000_000_007, 60)
 			want := make([]bool, len(recs))
@@ -229,7 +230,7 @@ func TestPublishRetriesTemporaryErrors(t *testing.T) {
 				Count:      -1,
 				Observe:    true,
 			})
-			p := fakePublisher(t, c, 30*time.Second)
+			p := fakePublisher(t, c, Config{WriteTimeout: 30 * time.Second})
 
 			recs := faultRecords(2_000_000_011, 60)
 			onFailing := 0
@@ -322,11 +323,7 @@ func TestPublishWaitsOutNoLeader(t *testing.T) {
 	mu.Lock()
 	until = time.Now().Add(noLeaderFor)
 	mu.Unlock()
-	p, err := New(Config{Brokers: c.ListenAddrs(), Topic: faultTopic, WriteTimeout: 10 * time.Second, metadataTTL: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := fakePublisher(t, c, Config{WriteTimeout: 10 * time.Second, metadataTTL: 50 * time.Millisecond})
 	recs := faultRecords(3_000_000_019, 60)
 	acked, err := p.Publish(context.Background(), recs)
 	if err != nil {
