@@ -14,6 +14,7 @@
 #       FOLLOWPUB_TEST_KAFKA_SASL_USER, FOLLOWPUB_TEST_KAFKA_SASL_PASSWORD
 #       FOLLOWPUB_TEST_KAFKA_CA_FILE        PEM certificate to trust for the SASL_SSL listener
 #       FOLLOWPUB_TEST_KAFKA_VERSION        the broker's version
+#       FOLLOWPUB_TEST_KAFKA_PID            the broker's process id
 #
 # A WORKDIR that already holds a formatted broker is restarted on the same ports and data (this is
 # how tests take a broker down and bring it back). A broker already running there is left alone.
@@ -258,6 +259,7 @@ started_ms=$(($(date +%s%N) / 1000000))
 ) </dev/null >"$log" 2>&1 &
 pid=$!
 echo "$pid" >"$pidfile"
+echo "export FOLLOWPUB_TEST_KAFKA_PID='$pid'" >>"$workdir/env" # the benchmarks read its CPU time
 
 # Optional watchdog: take the broker down with the process that asked for it.
 rm -f "$workdir/watchdog.pid"

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -44,12 +45,14 @@ func (d *driver) backfillVars(a *api, topic, state string) map[string]string {
 type backfillRun struct {
 	wall, cycle time.Duration
 	usage       usage
+	cpu         cpuSpent // from the start to the exit of the process; self is the simulator's
 	bytes       int64
 	requests    []request
 }
 
-// runBackfill runs `followpub run --once` from an empty state into a fresh topic with the extra
-// variables, checks that every record arrived once, and measures it.
+// runBackfill runs `followpub run --once` from an empty state into a fresh topic (of three
+// partitions, followpub's default) with the extra variables, checks that every record arrived
+// once, and measures it.
 func (d *driver) runBackfill(ctx context.Context, a *api, bin binary, extra map[string]string) (backfillRun, error) {
 	topic := topicName("followpub")
 	state := filepath.Join(d.tmp, topic+".state")
@@ -59,7 +62,16 @@ func (d *driver) runBackfill(ctx context.Context, a *api, bin binary, extra map[
 	for k, v := range extra {
 		vars[k] = v
 	}
+	// Created beforehand, as the producer limit's is: the broker's work of creating a topic (some
+	// 0.4 CPU s here) would otherwise run beside followpub's cycle and be charged to it.
+	if err := d.kafka.createTopic(ctx, topic, publisher.DefaultPartitions, nil); err != nil {
+		return backfillRun{}, err
+	}
 	a.takeRequests()
+	mark, err := markCPU()
+	if err != nil {
+		return backfillRun{}, err
+	}
 	p, err := startProc(bin.path, vars, "run", "--once")
 	if err != nil {
 		return backfillRun{}, err
@@ -68,6 +80,9 @@ func (d *driver) runBackfill(ctx context.Context, a *api, bin binary, extra map[
 		return backfillRun{}, err
 	}
 	r := backfillRun{wall: p.wall, cycle: p.cycleDuration(), usage: p.usage(), requests: a.takeRequests()}
+	if r.cpu, err = mark.since(); err != nil {
+		return r, err
+	}
 	n, err := d.kafka.count(ctx, topic)
 	if err != nil {
 		return r, err
@@ -82,26 +97,36 @@ func (d *driver) runBackfill(ctx context.Context, a *api, bin binary, extra map[
 }
 
 // limitRun writes msgs with the plain writer into a fresh topic of three partitions (followpub's
-// default) and measures it.
-func (d *driver) limitRun(ctx context.Context, codec string, msgs []kafka.Message) (time.Duration, int64, error) {
+// default) and measures it: the time and CPU the write took (self is the writer's), and the bytes
+// on the broker.
+func (d *driver) limitRun(ctx context.Context, codec string, msgs []kafka.Message) (cpuSpent, int64, error) {
 	topic := topicName("limit")
 	if err := d.kafka.createTopic(ctx, topic, publisher.DefaultPartitions, nil); err != nil {
-		return 0, 0, err
+		return cpuSpent{}, 0, err
 	}
 	defer d.kafka.deleteTopic(ctx, topic)
+	mark, err := markCPU()
+	if err != nil {
+		return cpuSpent{}, 0, err
+	}
 	took, err := producerLimit(ctx, d.kafka.addrs, topic, codec, msgs)
 	if err != nil {
-		return 0, 0, err
+		return cpuSpent{}, 0, err
 	}
+	spent, err := mark.since()
+	if err != nil {
+		return cpuSpent{}, 0, err
+	}
+	spent.wall = took
 	n, err := d.kafka.count(ctx, topic)
 	if err != nil {
-		return 0, 0, err
+		return cpuSpent{}, 0, err
 	}
 	if n != int64(len(msgs)) {
-		return 0, 0, fmt.Errorf("limit topic holds %d records, want %d", n, len(msgs))
+		return cpuSpent{}, 0, fmt.Errorf("limit topic holds %d records, want %d", n, len(msgs))
 	}
 	size, err := d.kafka.logBytes(ctx, topic)
-	return took, size, err
+	return spent, size, err
 }
 
 // backfill measures goals 2 (throughput against the producer limit), 5 (peak RSS of the backfill)
@@ -127,18 +152,20 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 	type sample struct {
 		limitRate, fpRate, cycleRate, ratio float64
 		limitBytes, fpBytes                 float64
-		rss, cpu                            float64
-		requests, busiest                   int // list requests in all, and in the busiest second
+		rss, cpu                            float64 // followpub's peak RSS (bytes) and CPU time (s)
+		requests, busiest                   int     // list requests in all, and in the busiest second
+		limitCPU, fpCPU                     cpuSpent
 	}
 	type key struct{ codec, bin string }
 	samples := map[key][]sample{}
 	for run := 1; run <= d.opts.runs; run++ {
 		for _, codec := range d.opts.codecs {
 			progress("backfill run %d/%d, %s: producer limit", run, d.opts.runs, codec)
-			took, lbytes, err := d.limitRun(ctx, codec, msgs)
+			lcpu, lbytes, err := d.limitRun(ctx, codec, msgs)
 			if err != nil {
 				return nil, err
 			}
+			took := lcpu.wall
 			for _, bin := range d.bins {
 				progress("backfill run %d/%d, %s: %s", run, d.opts.runs, codec, bin.name)
 				r, err := d.runBackfill(ctx, a, bin, map[string]string{"API_RATE_LIMIT": fmt.Sprint(d.opts.rateLimit), "KAFKA_COMPRESSION": codec})
@@ -150,7 +177,8 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 					limitRate: n / took.Seconds(), fpRate: n / r.wall.Seconds(), cycleRate: n / r.cycle.Seconds(),
 					limitBytes: float64(lbytes), fpBytes: float64(r.bytes),
 					rss: float64(r.usage.maxRSS), cpu: r.usage.cpu.Seconds(), requests: len(r.requests),
-					busiest: maxInWindow(r.requests, time.Second),
+					busiest:  maxInWindow(r.requests, time.Second),
+					limitCPU: lcpu, fpCPU: r.cpu,
 				}
 				s.ratio = s.fpRate / s.limitRate
 				progress("  limit %.0f rec/s, %s %.0f rec/s (%.0f%%), cycle %s, peak RSS %.1f MiB, CPU %.2fs",
@@ -190,9 +218,61 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 		for _, s := range first {
 			busiest = max(busiest, s.busiest)
 		}
-		tp.note("API_RATE_LIMIT=%g, so that it does not bind: %d list requests, at most %d in any one second. API_CONCURRENCY=4 (default), 3 partitions, acks=all, fresh topic and empty state each run. "+
+		tp.note("API_RATE_LIMIT=%g, so that it does not bind: %d list requests, at most %d in any one second. API_CONCURRENCY=4 (default), 3 partitions, acks=all, empty state and a fresh topic each run, created before the run as the limit's is. "+
 			"The producer limit writes the same %d pre-built messages (publisher.Messages) in one WriteMessages call with the publisher's producer settings (murmur2, RequireAll, BatchSize %d, BatchBytes %d, BatchTimeout %s, codec, transport).",
 			d.opts.rateLimit, first[0].requests, busiest, d.opts.records, publisher.DefaultBatchSize, publisher.DefaultBatchBytes, publisher.DefaultBatchTimeout)
+	}
+
+	tu := &table{
+		title: fmt.Sprintf("Goal 2 — where the CPU goes, KAFKA_COMPRESSION=%s: CPU ms per 1,000 records (medians)", def),
+		head: []string{"", fmt.Sprintf("CPUs busy (of %d)", runtime.NumCPU()), "whole machine", "the producer process",
+			"the simulator (driver)", "the broker", "the rest: kernel, other tenants"},
+	}
+	perK := func(t time.Duration) float64 { return 1000 * t.Seconds() * 1000 / float64(d.opts.records) }
+	addShares := func(name string, xs []cpuShares) {
+		m := func(f func(cpuShares) float64) float64 {
+			var v []float64
+			for _, x := range xs {
+				v = append(v, f(x))
+			}
+			return median(v)
+		}
+		broker := any("unknown")
+		if brokerPID > 0 {
+			broker = m(func(x cpuShares) float64 { return perK(x.broker) })
+		}
+		tu.add(name, m(func(x cpuShares) float64 { return x.busy }), m(func(x cpuShares) float64 { return perK(x.machine) }),
+			m(func(x cpuShares) float64 { return perK(x.producer) }), m(func(x cpuShares) float64 { return perK(x.simulator) }),
+			broker, m(func(x cpuShares) float64 { return perK(x.rest) }))
+	}
+	fpShares := func(s sample) cpuShares {
+		return s.fpCPU.shares(time.Duration(s.cpu*float64(time.Second)), s.fpCPU.self)
+	}
+	if first, ok := samples[key{def, d.bins[0].name}]; ok {
+		var limit []cpuShares
+		var bound, noSim, budget, others []float64
+		for _, s := range first {
+			limit = append(limit, s.limitCPU.shares(s.limitCPU.self, 0))
+			fp := fpShares(s)
+			bound = append(bound, s.limitCPU.machine.Seconds()/fp.machine.Seconds())
+			noSim = append(noSim, s.limitCPU.machine.Seconds()/(fp.machine-fp.simulator).Seconds())
+			// At 80 % of the limit's rate, with the CPUs as busy as in this run: CPU ms per 1,000
+			// records for the whole machine, and what the others took of it.
+			budget = append(budget, fp.busy*1e6/(0.8*s.limitRate))
+			others = append(others, perK(fp.machine-fp.producer))
+		}
+		addShares("producer limit (its writer runs in the driver)", limit)
+		for _, bin := range d.bins {
+			var fp []cpuShares
+			for _, s := range samples[key{def, bin.name}] {
+				fp = append(fp, fpShares(s))
+			}
+			addShares("followpub `run --once`"+label(bin.name), fp)
+		}
+		tu.note("Over the limit's WriteMessages call and over followpub's process from start to exit: the machine from /proc/stat (user, nice, system, irq, softirq of all CPUs), the driver from getrusage, followpub from its rusage, the broker from /proc/PID/stat (FOLLOWPUB_TEST_KAFKA_PID). "+
+			"Where both runs keep the CPUs busy, throughput goes as CPU time per record: the limit's machine CPU per record over followpub's is %s (median of runs), %s leaving out the simulator, which stands in for an API that runs elsewhere. "+
+			"At 80 %% of the limit, with the CPUs as busy as in followpub's runs, the machine has %.2f CPU ms per 1,000 records; the simulator, the broker and the rest took %.2f of them, which leaves followpub %.2f.",
+			pct(median(bound)), pct(median(noSim)), median(budget), median(others), median(budget)-median(others))
 	}
 
 	tm := &table{title: "Goal 5 — peak RSS of the backfill (VmHWM of the followpub process)", head: []string{"KAFKA_COMPRESSION", "peak RSS MiB (median)", "max of runs", "CPU s per 1,000 records", "goal"}}
@@ -220,5 +300,5 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 	}
 	tc.note("Broker bytes: the size of the topic's log segments (DescribeLogDirs) after the run: record batches with keys, headers and values, compressed. "+
 		"The values alone average %.0f bytes per record uncompressed.", float64(raw)/float64(d.opts.records))
-	return []*table{tp, tc, tm}, nil
+	return []*table{tp, tu, tc, tm}, nil
 }

@@ -93,3 +93,35 @@ func TestServed(t *testing.T) {
 		t.Fatalf("served(nil) = %v, want 0", got)
 	}
 }
+
+func TestBusyTime(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	got, err := busyTime("cpu  100 2 30 5000 40 5 6 700 9 0\ncpu0 50 1 15 2500 20 2 3 350 4 0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 143 * clockTick; got != want { // 100+2+30+5+6: not idle, iowait, steal or guest
+		t.Fatalf("busyTime = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "intr 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
+		if _, err := busyTime(bad); err == nil {
+			t.Errorf("busyTime(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func TestProcTime(t *testing.T) {
+	line := "2351 (java thread) S 1 2351 2351 0 -1 4194560 80000 0 12 0 1234 567 0 0 20 0 60 0 900 4000000000 90000\n"
+	got, err := procTime(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (1234 + 567) * clockTick; got != want {
+		t.Fatalf("procTime = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "2351 (java) S 1 2", "2351 (java) S 1 2351 2351 0 -1 4194560 80000 0 12 0 x 567 0"} {
+		if _, err := procTime(bad); err == nil {
+			t.Errorf("procTime(%q) succeeded, want an error", bad)
+		}
+	}
+}
