@@ -49,8 +49,9 @@ fmt: ## format the Go sources
 demo: build ## simulator + broker + poller + live view, no set-up (Ctrl-C stops it)
 	$(BIN) demo
 
+# -p 1: one package's benchmarks at a time; two at once would share the CPUs and skew both.
 bench: ## benchmarks: testing.B (hot path and micro), then followpub-bench's tables against a real Kafka (docs/BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 -cpu 1,2 ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count 5 -cpu 1,2 ./...
 	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -runs 3
 
 kafka-jars: ## pre-fetch the Kafka jars (4.x and 3.9) into ~/.cache/followpub/kafka

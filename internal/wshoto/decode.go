@@ -1,10 +1,12 @@
 package wshoto
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 
 	"github.com/followpub/followpub/schema"
 )
@@ -427,6 +429,17 @@ func (d *decoder) key() ([]byte, error) {
 func (d *decoder) str() (escaped bool, err error) {
 	b, i := d.b, d.i+1
 	for i < len(b) {
+		// Eight ordinary bytes at a time up to the next special one: most of a page is strings.
+		for i+8 <= len(b) {
+			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			i++
@@ -469,6 +482,18 @@ func (d *decoder) str() (escaped bool, err error) {
 	}
 	d.i = i
 	return false, d.errf("unterminated string")
+}
+
+// special marks, in the high bit of each of w's bytes, those that end a run of ordinary string
+// bytes: '"', '\\' and control characters (below 0x20). Bytes are in little-endian order, so the
+// lowest mark is the first such byte. Marks above the lowest may be false (a borrow carries into
+// the next byte), never the lowest one, which is all str uses. UTF-8 bytes (0x80 and up) are never
+// marked.
+func special(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (ones * '"')
+	s := w ^ (ones * '\\')
+	return ((q-ones)&^q | (s-ones)&^s | (w-ones*0x20)&^w) & highs
 }
 
 func isHex(c byte) bool {

@@ -2,8 +2,11 @@ package wshoto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,3 +228,53 @@ func TestReadBodyCap(t *testing.T) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// TestSpecialFindsTheFirstSpecialByte checks the eight-bytes-at-a-time scan of strings against a
+// byte-by-byte one: every byte value at every position over a background of ordinary bytes, and
+// random words biased towards the bytes around the boundaries (borrows are what could go wrong).
+func TestSpecialFindsTheFirstSpecialByte(t *testing.T) {
+	isSpecial := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' }
+	first := func(w [8]byte) int {
+		for i, c := range w {
+			if isSpecial(c) {
+				return i
+			}
+		}
+		return 8
+	}
+	check := func(w [8]byte) {
+		t.Helper()
+		got := 8
+		if m := special(binary.LittleEndian.Uint64(w[:])); m != 0 {
+			got = bits.TrailingZeros64(m) / 8
+		}
+		if want := first(w); got != want {
+			t.Fatalf("special(%q): first special byte at %d, want %d", w, got, want)
+		}
+	}
+	for pos := range 8 {
+		for c := range 256 {
+			for _, bg := range []byte{'a', 0x20, 0x21, 0x23, 0x5d, 0x7f, 0x80, 0xe4, 0xff} {
+				var w [8]byte
+				for i := range w {
+					w[i] = bg
+				}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	edges := []byte{0, 1, 0x1f, 0x20, 0x21, '"', 0x23, '\\', 0x5b, 0x5d, 0x7f, 0x80, 0x9f, 0xa0, 0xff}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		var w [8]byte
+		for i := range w {
+			if r.IntN(2) == 0 {
+				w[i] = edges[r.IntN(len(edges))]
+			} else {
+				w[i] = byte(r.IntN(256))
+			}
+		}
+		check(w)
+	}
+}
