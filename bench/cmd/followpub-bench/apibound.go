@@ -78,7 +78,7 @@ func (d *driver) apiBound(ctx context.Context) ([]*table, error) {
 		}
 	}
 	t.note("pages = %d: one list request per page of 100 records per day of the window, and one for a day without records (the window is every day from START_FROM through today). "+
-		"The cycle is the poller's own measure (its `cycle done` log line); the process adds start-up, topic creation and exit. "+
+		"The cycle is the poller's own measure (its `cycle done` log line); the process adds start-up (the topic exists already) and exit. "+
 		"Requests are counted and timed as the simulator received them. "+
 		"Latency as served: from a request's arrival at the simulator to the end of its answer. The simulator begins the answer at arrival + latency, "+
 		"allowing for its timers' lateness, so this exceeds the configured latency by its own work (building and writing the page); the bound as served is the sum of those times ÷ concurrency, the least a cycle can take against this API, "+
