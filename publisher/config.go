@@ -297,7 +297,7 @@ func validTopic(name string) error {
 		return fmt.Errorf("%d characters: at most 249", len(name))
 	}
 	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '.' && r != '_' && r != '-' {
 			return fmt.Errorf("%q: only ASCII letters, digits, '.', '_' and '-' are allowed", name)
 		}
 	}

@@ -189,7 +189,7 @@ func (p *Publisher) probeBrokers(ctx context.Context) error {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, "tcp", addr)
 			if err == nil {
-				c.Close()
+				_ = c.Close()
 			}
 			errs <- err
 		}()

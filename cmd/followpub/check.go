@@ -65,7 +65,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return publisherConfigError(err)
 	}
-	defer pub.Close()
+	defer func() { _ = pub.Close() }() // check publishes nothing
 	kctx, cancel := context.WithTimeout(ctx, cfg.KafkaWriteTimeout)
 	defer cancel()
 	info, err := pub.Describe(kctx)

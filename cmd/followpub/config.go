@@ -95,7 +95,7 @@ func loadConfig() (*config, error) {
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(k, envPrefix) && v == "" && !emptyMeansDisabled[k] {
-			os.Unsetenv(k)
+			_ = os.Unsetenv(k)
 		}
 	}
 	var c config

@@ -125,13 +125,13 @@ func tailTopic(ctx context.Context, cfg *config, o tailOptions, w io.Writer) (in
 			err = r.SetOffset(start.offset)
 		}
 		if err != nil {
-			r.Close()
+			_ = r.Close()
 			return 0, fmt.Errorf("positioning partition %d of %s: %w", p.ID, cfg.KafkaTopic, err)
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer r.Close()
+			defer func() { _ = r.Close() }() // a reader: nothing to flush
 			for {
 				m, err := r.ReadMessage(ctx)
 				if err != nil {
@@ -206,7 +206,7 @@ func lastOffset(ctx context.Context, dialer *kafka.Dialer, cfg *config, partitio
 		deadline, _ := lctx.Deadline()
 		_ = conn.SetDeadline(deadline)
 		end, err := conn.ReadLastOffset()
-		conn.Close()
+		_ = conn.Close()
 		if err != nil {
 			return 0, fmt.Errorf("reading the end of partition %d of %s: %w", partition, cfg.KafkaTopic, err)
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/followpub/followpub/poller"
 )
 
-func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("watermark", flag.ContinueOnError)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -43,7 +43,11 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer func() {
+		if cerr := store.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("closing state %s: %w", cfg.StatePath, cerr)
+		}
+	}()
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
 	pc := cfg.pollerConfig()
 	pc.Logger = log

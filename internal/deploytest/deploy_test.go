@@ -1139,7 +1139,7 @@ func (d *deployment) checkKafka() []string {
 			for _, l := range listeners {
 				ok = ok || (l.port == port && !controllers[l.name])
 			}
-			if err != nil || !(isLoopback(host) || host == kafkaService) || !ok {
+			if err != nil || !isLoopback(host) && host != kafkaService || !ok {
 				p.add("kafka: health check --bootstrap-server %s: want localhost:<a broker listener's port>", test[i+1])
 			}
 		}

@@ -141,7 +141,7 @@ var immutableFile = diskFault{
 		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
 			return fmt.Sprintf("chattr +i: %v %s", err, out)
 		}
-		defer exec.Command("chattr", "-i", path).Run()
+		defer func() { _ = exec.Command("chattr", "-i", path).Run() }()
 		if _, err := f.WriteAt([]byte("x"), 0); err == nil {
 			return "this file system lets an open descriptor write to an immutable file"
 		}

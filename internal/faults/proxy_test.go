@@ -57,13 +57,6 @@ func newResetProxy(t testing.TB, targetURL string, p float64) *resetProxy {
 // URL is the proxy's base URL.
 func (rp *resetProxy) URL() string { return "http://" + rp.ln.Addr().String() }
 
-// setP changes the probability for connections accepted from now on.
-func (rp *resetProxy) setP(p float64) {
-	rp.mu.Lock()
-	rp.p = p
-	rp.mu.Unlock()
-}
-
 func (rp *resetProxy) serve() {
 	defer rp.wg.Done()
 	for {

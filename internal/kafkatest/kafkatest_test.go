@@ -309,7 +309,7 @@ func TestTopicName(t *testing.T) {
 		t.Errorf("topic name %q does not show the test", a)
 	}
 	for _, r := range topicName(strings.Repeat("é/", 300)) {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '-' {
 			t.Fatalf("invalid rune %q in a topic name", r)
 		}
 	}
@@ -376,7 +376,7 @@ func TestShortFailsInCI(t *testing.T) {
 			t.Errorf("short=%v CI=%q: skipped=%v failed=%v, want skipped=%v failed=%v",
 				tc.short, tc.ci, f.skipped, f.failed, tc.skip, tc.fatal)
 		}
-		if tc.fatal && !(strings.Contains(f.msg, "-short") && strings.Contains(f.msg, "CI")) {
+		if tc.fatal && (!strings.Contains(f.msg, "-short") || !strings.Contains(f.msg, "CI")) {
 			t.Errorf("short=%v CI=%q: message %q does not say that -short under CI is the fault", tc.short, tc.ci, f.msg)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/followpub/followpub/poller"
 )
@@ -115,7 +116,7 @@ func openBolt(path string) (db *bolt.DB, err error) {
 	switch {
 	case err == nil:
 		return db, nil
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("opening state %s: %w (its file lock is held)", path, ErrLocked)
 	case errors.As(err, &pathErr):
 		return nil, fmt.Errorf("opening state %s: %w", path, err) // permissions, I/O: not the content
@@ -160,7 +161,7 @@ func checkLength(path string, size int64) error {
 	if err != nil {
 		return fmt.Errorf("opening state %s: %w", path, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	// A bbolt meta page: a 16-byte page header, then magic, version, page size (uint32 each),
 	// flags, the root bucket (16 bytes), the freelist page id, the high-water page id and the
 	// transaction id (uint64 each), little-endian.
@@ -237,7 +238,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // a directory, opened to sync it
 	return d.Sync()
 }
 

@@ -222,7 +222,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("Timeout %v: must not be negative", c.Timeout)
 	}
 	if c.Concurrency < 1 {
-		return fmt.Errorf("Concurrency %d: must be at least 1", c.Concurrency)
+		return fmt.Errorf("Concurrency %d: must be at least 1", c.Concurrency) //nolint:staticcheck // ST1005: the field's name
 	}
 	if c.MaxAttempts < 1 {
 		return fmt.Errorf("MaxAttempts %d: must be at least 1", c.MaxAttempts)

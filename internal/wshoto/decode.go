@@ -445,11 +445,11 @@ func (d *decoder) str() (escaped bool, err error) {
 			i++
 			continue
 		}
-		switch {
-		case c == '"':
+		switch c {
+		case '"':
 			d.i = i + 1
 			return escaped, nil
-		case c == '\\':
+		case '\\':
 			escaped = true
 			i++
 			if i >= len(b) {

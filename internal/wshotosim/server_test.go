@@ -653,7 +653,7 @@ func TestListenAndServe(t *testing.T) {
 	buf := make([]byte, 4096)
 	n, _ := pr.Read(buf)
 	banner := string(buf[:n])
-	go io.Copy(io.Discard, pr)
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if !strings.Contains(banner, "FOLLOWPUB_API_BASE_URL=http://127.0.0.1:") || !strings.Contains(banner, "FOLLOWPUB_API_APP_SECRET=shh") {
 		t.Errorf("banner:\n%s", banner)
 	}

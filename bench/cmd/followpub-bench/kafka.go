@@ -261,10 +261,14 @@ func producerLimit(ctx context.Context, brokers []string, topic, codec string, m
 		Compression:  codecs[codec],
 		Transport:    tr,
 	}
-	defer w.Close()
 	start := time.Now()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
+	err = w.WriteMessages(ctx, msgs...)
+	took := time.Since(start)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return 0, fmt.Errorf("producer limit (%s): %w", codec, err)
 	}
-	return time.Since(start), nil
+	return took, nil
 }

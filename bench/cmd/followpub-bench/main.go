@@ -45,7 +45,7 @@ type binary struct {
 	name, path string
 }
 
-func run() error {
+func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
@@ -134,7 +134,11 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
+		defer func() {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}()
 		out = io.MultiWriter(os.Stdout, f)
 	}
 	began := time.Now()

@@ -103,12 +103,16 @@ func (d *driver) memory(ctx context.Context) ([]*table, error) {
 }
 
 // buildState writes a state at path with n ids whose follow_times are spread over [floor, now).
-func buildState(ctx context.Context, path string, n int, floor, now time.Time) error {
+func buildState(ctx context.Context, path string, n int, floor, now time.Time) (err error) {
 	st, err := state.Open(path)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+	}()
 	lo, hi := floor.UnixMilli(), now.Add(-time.Minute).UnixMilli()
 	if err := st.Replace(ctx, lo, hi); err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -133,11 +132,6 @@ func (l logLine) str(k string) string {
 	return s
 }
 
-func (l logLine) num(k string) float64 {
-	f, _ := l[k].(float64)
-	return f
-}
-
 func (l logLine) time() time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, l.str("time"))
 	return t
@@ -234,9 +228,4 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// contextFor returns a context that ends after d.
-func contextFor(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }

@@ -106,5 +106,3 @@ func pct(x float64) string {
 	}
 	return fmt.Sprintf("%.0f%%", 100*x)
 }
-
-func seconds(d time.Duration) float64 { return d.Seconds() }
