@@ -17,6 +17,7 @@ type cpuMark struct {
 	machine time.Duration // busy time of all CPUs since boot (/proc/stat)
 	self    time.Duration // user + system time of this process
 	broker  time.Duration // user + system time of the broker; 0 when its pid is unknown
+	pid     int           // the broker's pid, 0 when unknown
 }
 
 // cpuSpent is the CPU time spent between two marks.
@@ -24,15 +25,32 @@ type cpuSpent struct {
 	wall, machine, self, broker time.Duration
 }
 
-// brokerPID is the broker's process id from FOLLOWPUB_TEST_KAFKA_PID (scripts/kafka/start.sh's env
-// file), 0 when it is not set.
-var brokerPID, _ = strconv.Atoi(os.Getenv("FOLLOWPUB_TEST_KAFKA_PID"))
+// brokerPID returns the broker's process id from FOLLOWPUB_TEST_KAFKA_PID (scripts/kafka/start.sh's
+// env file), or 0, saying why, when it is not set or names no running process: the broker's CPU
+// time is then reported as unknown.
+func brokerPID() int {
+	v := os.Getenv("FOLLOWPUB_TEST_KAFKA_PID")
+	if v == "" {
+		progress("FOLLOWPUB_TEST_KAFKA_PID is not set: the broker's CPU time is not measured")
+		return 0
+	}
+	pid, err := strconv.Atoi(v)
+	if err == nil {
+		_, err = os.Stat(fmt.Sprintf("/proc/%d/stat", pid))
+	}
+	if err != nil {
+		progress("FOLLOWPUB_TEST_KAFKA_PID=%s: %v; the broker's CPU time is not measured", v, err)
+		return 0
+	}
+	return pid
+}
 
 // clockTick is the unit of /proc/stat: USER_HZ, 100 on every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond
 
-func markCPU() (cpuMark, error) {
-	m := cpuMark{at: time.Now()}
+// markCPU reads the CPU time spent so far; broker is the broker's pid, 0 to leave it out.
+func markCPU(broker int) (cpuMark, error) {
+	m := cpuMark{at: time.Now(), pid: broker}
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return m, fmt.Errorf("reading the machine's CPU time: %w", err)
@@ -46,10 +64,10 @@ func markCPU() (cpuMark, error) {
 		return m, fmt.Errorf("reading the driver's CPU time: %w", err)
 	}
 	m.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	if brokerPID > 0 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", brokerPID))
+	if broker > 0 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", broker))
 		if err != nil {
-			return m, fmt.Errorf("reading the broker's CPU time (FOLLOWPUB_TEST_KAFKA_PID=%d): %w", brokerPID, err)
+			return m, fmt.Errorf("reading the broker's CPU time (FOLLOWPUB_TEST_KAFKA_PID=%d): %w", broker, err)
 		}
 		if m.broker, err = procTime(string(b)); err != nil {
 			return m, err
@@ -99,7 +117,7 @@ func busyTime(stat string) (time.Duration, error) {
 
 // since returns the CPU time spent from m to now.
 func (m cpuMark) since() (cpuSpent, error) {
-	now, err := markCPU()
+	now, err := markCPU(m.pid)
 	if err != nil {
 		return cpuSpent{}, err
 	}

@@ -126,13 +126,13 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	d := &driver{opts: o, bins: append([]binary{{name: "followpub", path: bin}}, o.variants...), tmp: tmp, kafka: kb, loc: loc}
+	d := &driver{opts: o, bins: append([]binary{{name: "followpub", path: bin}}, o.variants...), tmp: tmp, kafka: kb, loc: loc, brokerPID: brokerPID()}
 
 	var out io.Writer = os.Stdout
 	if o.out != "" {
-		f, err := os.Create(o.out)
-		if err != nil {
-			return err
+		f, ferr := os.Create(o.out)
+		if ferr != nil {
+			return ferr
 		}
 		defer func() {
 			if cerr := f.Close(); err == nil {
@@ -177,6 +177,8 @@ type driver struct {
 	tmp   string
 	kafka *broker
 	loc   *time.Location
+	// brokerPID is the broker's process id, for its CPU time; 0 when unknown.
+	brokerPID int
 }
 
 // machine prints what the figures were measured on.
