@@ -593,43 +593,49 @@ func parseInt(b []byte) (int64, bool) {
 
 // number scans a JSON number and reports whether it is an integer (no fraction, no exponent).
 func (d *decoder) number() (isInt bool, err error) {
+	// Scans in locals: through d, every byte would be a load and a store of d.i.
+	b, i := d.b, d.i
+	digits := func() {
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	}
+	fail := func(what string) (bool, error) {
+		d.i = i
+		return false, d.unexpected(what)
+	}
 	isInt = true
-	if d.i < len(d.b) && d.b[d.i] == '-' {
-		d.i++
+	if i < len(b) && b[i] == '-' {
+		i++
 	}
 	switch {
-	case d.i < len(d.b) && d.b[d.i] == '0':
-		d.i++
-	case d.i < len(d.b) && '1' <= d.b[d.i] && d.b[d.i] <= '9':
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-		}
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		digits()
 	default:
-		return false, d.unexpected("a digit")
+		return fail("a digit")
 	}
-	if d.i < len(d.b) && d.b[d.i] == '.' {
+	if i < len(b) && b[i] == '.' {
 		isInt = false
-		d.i++
-		if d.i >= len(d.b) || d.b[d.i] < '0' || d.b[d.i] > '9' {
-			return false, d.unexpected("a digit after '.'")
+		i++
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return fail("a digit after '.'")
 		}
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-		}
+		digits()
 	}
-	if d.i < len(d.b) && (d.b[d.i] == 'e' || d.b[d.i] == 'E') {
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		isInt = false
-		d.i++
-		if d.i < len(d.b) && (d.b[d.i] == '+' || d.b[d.i] == '-') {
-			d.i++
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
 		}
-		if d.i >= len(d.b) || d.b[d.i] < '0' || d.b[d.i] > '9' {
-			return false, d.unexpected("a digit in the exponent")
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			return fail("a digit in the exponent")
 		}
-		for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-			d.i++
-		}
+		digits()
 	}
+	d.i = i
 	return isInt, nil
 }
 
