@@ -8,3 +8,6 @@ func WithMetadataTTL(cfg Config, d time.Duration) Config {
 	cfg.metadataTTL = d
 	return cfg
 }
+
+// TopicMetadata is topicMetadata, for the external tests.
+var TopicMetadata = topicMetadata

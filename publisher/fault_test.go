@@ -280,7 +280,7 @@ func TestPublishWaitsOutNoLeader(t *testing.T) {
 	const partitions = 3
 	const noLeaderFor = 600 * time.Millisecond
 	c := fakeCluster(t, partitions)
-	real := clusterMetadata(t, c)
+	real := topicMetadata(t, c.ListenAddrs(), faultTopic)
 
 	var mu sync.Mutex
 	var until time.Time        // the metadata says "no leader" for partition 0 until then
@@ -348,21 +348,24 @@ func TestPublishWaitsOutNoLeader(t *testing.T) {
 	}
 }
 
-// clusterMetadata returns c's metadata for faultTopic, as franz-go reads it.
-func clusterMetadata(t *testing.T, c *kfake.Cluster) *kmsg.MetadataResponse {
+// topicMetadata returns the brokers' metadata for topic, as franz-go, a client independent of
+// kafka-go, reads it (publisher_test uses it through TopicMetadata).
+func topicMetadata(t *testing.T, brokers []string, topic string) *kmsg.MetadataResponse {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	req := kmsg.NewPtrMetadataRequest()
 	rt := kmsg.NewMetadataRequestTopic()
-	rt.Topic = kmsg.StringPtr(faultTopic)
+	rt.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		t.Fatalf("metadata of %s: %v", faultTopic, err)
+		t.Fatalf("metadata of %s: %v", topic, err)
 	}
 	return resp
 }
