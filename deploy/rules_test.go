@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/followpub/followpub/internal/tooltest"
 )
 
 // alertsFile is the shipped rules file, relative to this package.
@@ -229,7 +230,7 @@ func promtoolTests(t *testing.T, rulesPath string, alerts map[string]rule, cases
 // annotation that says what to check and a for: (but FollowpubLateRecords, whose trigger is a
 // count that never flaps back).
 func TestAlertRules(t *testing.T) {
-	promtool := tool(t, "promtool")
+	promtool := tooltest.Need(t, "promtool")
 	rules := loadRules(t, alertsFile)
 	alerts := rules.alerts()
 	if len(alerts) == 0 {
@@ -280,7 +281,7 @@ func TestAlertRules(t *testing.T) {
 // TestAlertRulesCatchBrokenExpectations makes sure a wrong expectation fails promtool, so that
 // TestAlertRules could fail at all.
 func TestAlertRulesCatchBrokenExpectations(t *testing.T) {
-	promtool := tool(t, "promtool")
+	promtool := tooltest.Need(t, "promtool")
 	abs, err := filepath.Abs(alertsFile)
 	if err != nil {
 		t.Fatal(err)
@@ -297,21 +298,4 @@ func TestAlertRulesCatchBrokenExpectations(t *testing.T) {
 			t.Errorf("case %q with fire=%v passed promtool:\n%s", c.name, c.fire, out)
 		}
 	}
-}
-
-// tool returns the path of a tool the tests need; without it the test is skipped, or fails
-// under CI (scripts/deploy/tools.sh installs it).
-func tool(t *testing.T, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("%s not found on PATH: run scripts/deploy/tools.sh (Debian packages prometheus, chromium)", strings.Join(names, " or "))
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }

@@ -56,6 +56,7 @@ func commands() []command {
 	return []command{
 		{"run", "poll forever (--once: one cycle, then exit)", cmdRun},
 		{"watermark", "show | set TIME | reset: inspect or move the state", cmdWatermark},
+		{"status", "print the status of a running instance (--addr, default FOLLOWPUB_HTTP_ADDR; --json)", cmdStatus},
 		{"check", "validate the configuration, get a token, read one page, reach Kafka and the topic", cmdCheck},
 		{"sim", "serve a simulated WeShoto API with generated data", cmdSim},
 		{"demo", "simulator + broker + poller + a live view of the events, no set-up", cmdDemo},
