@@ -298,6 +298,8 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	}
 
 	p := startPrometheus(t, httpAddr, scaledRules(t))
+	began := time.Now()
+	var phases []phase
 	// Healthy for long enough that every window of the rules holds only healthy data.
 	time.Sleep(25 * time.Second)
 	if !e2etest.WaitFor(10*time.Second, func() bool {
@@ -313,6 +315,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	if err := sim.SetFaults(wshotosim.Faults{HTTP500: 1}); err != nil {
 		t.Fatal(err)
 	}
+	phases = append(phases, phase{name: "API answers 500", from: time.Now()})
 	p.waitAlert("FollowpubNoSuccessfulCycle", nil, "firing", 30*time.Second)
 	p.waitAlert("FollowpubAPIErrors", map[string]string{"endpoint": "listForSystem", "outcome": "http_5xx"}, "pending", 30*time.Second)
 	p.waitAlert("FollowpubLagHigh", nil, "firing", 60*time.Second)
@@ -325,6 +328,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	if err := sim.SetFaults(wshotosim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
+	phases[len(phases)-1].to = time.Now()
 	p.waitResolved("FollowpubNoSuccessfulCycle", 60*time.Second)
 	p.waitResolved("FollowpubLagHigh", 60*time.Second)
 	p.waitResolved("FollowpubAPIErrors", 90*time.Second)
@@ -333,6 +337,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	if err := sim.SetFaults(wshotosim.Faults{Auth: 1}); err != nil {
 		t.Fatal(err)
 	}
+	phases = append(phases, phase{name: "token refused", from: time.Now()})
 	p.waitAlert("FollowpubAPICredentialsRefused", nil, "firing", 60*time.Second)
 	if slices.ContainsFunc(p.alerts(), func(a alert) bool { return a.Labels["alertname"] == "FollowpubAPIErrors" }) {
 		t.Errorf("auth errors are FollowpubAPICredentialsRefused's, yet FollowpubAPIErrors is raised: %s", describe(p.alerts()))
@@ -340,10 +345,12 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	if err := sim.SetFaults(wshotosim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
+	phases[len(phases)-1].to = time.Now()
 	p.waitResolved("FollowpubAPICredentialsRefused", 90*time.Second)
 	p.waitResolved("FollowpubNoSuccessfulCycle", 30*time.Second)
 
 	// The broker stops.
+	phases = append(phases, phase{name: "Kafka stopped", from: time.Now()})
 	broker.Stop(t)
 	p.waitAlert("FollowpubNoSuccessfulCycle", nil, "firing", 60*time.Second)
 	p.waitAlert("FollowpubKafkaWriteErrors", nil, "firing", 90*time.Second)
@@ -351,15 +358,32 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 		t.Errorf("Kafka is down, yet FollowpubStateCommitsFailing is raised: %s", describe(p.alerts()))
 	}
 	broker.Start(t)
+	phases[len(phases)-1].to = time.Now()
 	p.waitResolved("FollowpubKafkaWriteErrors", 90*time.Second)
 	p.waitResolved("FollowpubNoSuccessfulCycle", 60*time.Second)
 
 	// A record arrives with a follow_time below the floor, long after the start.
+	phases = append(phases, phase{name: "late record", from: time.Now(), to: time.Now()})
 	sim.Insert(startFrom.Add(-time.Minute))
 	p.waitAlert("FollowpubLateRecords", nil, "firing", 30*time.Second)
 
 	// The status page shows this tenant's state as the process has it.
 	checkStatusPage(t, "http://"+httpAddr)
+
+	// What healthy and broken look like, from Prometheus' own data.
+	shot := filepath.Join(t.TempDir(), "graphs.png")
+	if dir := os.Getenv("FOLLOWPUB_SCREENSHOT_DIR"); dir != "" {
+		shot = filepath.Join(dir, "prometheus-e2e-graphs.png")
+	}
+	time.Sleep(3 * time.Second)
+	plotRun(t, p, []chart{
+		{title: "Cycles by result", expr: `sum by (result) (rate(followpub_cycles_total[5s]))`, legend: "result", unit: "per s"},
+		{title: "Lag", expr: `followpub_lag_seconds`, unit: "s"},
+		{title: "API requests by outcome", expr: `sum by (outcome) (rate(followpub_api_requests_total[5s]))`, legend: "outcome", unit: "per s"},
+		{title: "Records published", expr: `rate(followpub_records_published_total[5s])`, unit: "per s"},
+		{title: "Kafka write errors", expr: `rate(followpub_kafka_write_errors_total[5s])`, unit: "per s"},
+		{title: "Alerts firing", expr: `count by (alertname) (ALERTS{alertstate="firing"})`, legend: "alertname", unit: "alerts", timeline: true},
+	}, phases, began, time.Now(), shot)
 
 	run.Signal(syscall.SIGTERM)
 	if code := run.Wait(20 * time.Second); code != 0 {
@@ -452,6 +476,11 @@ func checkStatusPage(t *testing.T, base string) {
 	if td.Tenant != "default" || td.Status != "RUNNING" || td.LastCycle.Result != "ok" || td.State.Seen == 0 || td.State.Watermark == "" {
 		t.Errorf("/status of a healthy process: %s", body)
 	}
+	code, out := e2etest.Run(t, 20*time.Second, e2etest.Env(), "status", "--addr", strings.TrimPrefix(base, "http://"))
+	if code != 0 || !strings.Contains(out, "tenant default: RUNNING") || !strings.Contains(out, "last cycle ok") {
+		t.Errorf("followpub status exited %d:\n%s", code, out)
+	}
+	t.Logf("followpub status:\n%s", out)
 	dom := tooltest.DumpDOM(t, base+"/")
 	for _, want := range []string{">default<", "RUNNING", td.State.Watermark} {
 		if !strings.Contains(dom, want) {

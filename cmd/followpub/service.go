@@ -83,8 +83,8 @@ func (s *service) close() {
 	}
 }
 
-// serveHTTP serves /healthz, /readyz, /metrics, /status and its page / on addr until ctx is done. It returns once the
-// listener is bound, so that a port in use is reported at start-up.
+// serveHTTP serves /healthz, /readyz, /metrics, /status and its page / on addr until ctx is done.
+// It returns once the listener is bound, so that a port in use is reported at start-up.
 func (s *service) serveHTTP(ctx context.Context, addr string) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

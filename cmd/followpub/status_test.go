@@ -99,6 +99,18 @@ func trackerWithCycles(t *testing.T) (*statusTracker, *fakeState) {
 	return tr, fs
 }
 
+// statusServer serves /status and / of a tracker from trackerWithCycles.
+func statusServer(t *testing.T) (*statusTracker, *httptest.Server) {
+	t.Helper()
+	tr, fs := trackerWithCycles(t)
+	mux := http.NewServeMux()
+	mux.Handle("GET /status", tr.handleStatus(fs))
+	mux.Handle("GET /{$}", tr.handlePage(fs))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return tr, srv
+}
+
 func TestStatusTracksCyclesAndState(t *testing.T) {
 	tr, fs := trackerWithCycles(t)
 	d := tr.snapshot(true)
@@ -160,10 +172,8 @@ func TestStatusTracksCyclesAndState(t *testing.T) {
 }
 
 func TestStatusEndpointServesJSON(t *testing.T) {
-	tr, fs := trackerWithCycles(t)
-	srv := httptest.NewServer(tr.handleStatus(fs))
-	t.Cleanup(srv.Close)
-	resp, err := http.Get(srv.URL)
+	_, srv := statusServer(t)
+	resp, err := http.Get(srv.URL + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +203,7 @@ func TestStatusEndpointServesJSON(t *testing.T) {
 }
 
 func TestStatusCommand(t *testing.T) {
-	tr, fs := trackerWithCycles(t)
-	mux := http.NewServeMux()
-	mux.Handle("GET /status", tr.handleStatus(fs))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	_, srv := statusServer(t)
 	addr := strings.TrimPrefix(srv.URL, "http://")
 
 	var out, errOut bytes.Buffer
@@ -262,11 +268,7 @@ func visibleText(dom string) string {
 // TestStatusPageInBrowser loads / in headless Chromium and reads what it shows. With
 // FOLLOWPUB_SCREENSHOT_DIR set, it leaves a screenshot there.
 func TestStatusPageInBrowser(t *testing.T) {
-	tr, fs := trackerWithCycles(t)
-	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", tr.handlePage(fs))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	tr, srv := statusServer(t)
 
 	text := visibleText(tooltest.DumpDOM(t, srv.URL+"/"))
 	want := sampleState(statusNow.Add(-90 * time.Second))
