@@ -48,8 +48,8 @@ type renderedChart struct {
 }
 
 type band struct {
-	X, W  float64
-	Label string
+	X, W, LabelY float64
+	Label        string
 }
 
 var palette = []string{"#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037", "#ad1457", "#9e9d24"}
@@ -121,9 +121,10 @@ func plotRun(t *testing.T, p *prom, charts []chart, phases []phase, from, to tim
 			}
 			rc.Lines = append(rc.Lines, line{Label: label, Color: color, Points: b.String()})
 		}
-		for _, ph := range phases {
+		for i, ph := range phases {
 			x := ph.from.Sub(from).Seconds() / span * w
-			rc.Bands = append(rc.Bands, band{X: x, W: max(2, ph.to.Sub(ph.from).Seconds()/span*w), Label: ph.name})
+			// Alternate rows, so that the labels of phases close together do not overlap.
+			rc.Bands = append(rc.Bands, band{X: x, W: max(2, ph.to.Sub(ph.from).Seconds()/span*w), LabelY: float64(12 + 13*(i%2)), Label: ph.name})
 		}
 		rendered = append(rendered, rc)
 	}
@@ -135,7 +136,7 @@ h2 { font-size: 14px; margin: 10px 0 2px; } .legend span { margin-right: 14px; }
 {{range .}}<h2>{{.Title}} <small style="color:#777">(max {{.Max}} {{.Unit}})</small></h2>
 <div class="legend">{{range .Lines}}<span style="color:{{.Color}}">■ {{.Label}}</span>{{end}}</div>
 <svg width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}">
-{{range .Bands}}<rect x="{{.X}}" y="0" width="{{.W}}" height="150" fill="#ffcdd2" opacity="0.6"/><text x="{{.X}}" y="12" font-size="11" fill="#b71c1c">{{.Label}}</text>{{end}}
+{{range .Bands}}<rect x="{{.X}}" y="0" width="{{.W}}" height="150" fill="#ffcdd2" opacity="0.6"/><text x="{{.X}}" y="{{.LabelY}}" font-size="11" fill="#b71c1c">{{.Label}}</text>{{end}}
 {{range .Lines}}{{$c := .Color}}{{if .Bars}}{{range .Bars}}<rect x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="{{$c}}"/>{{end}}{{else}}<polyline fill="none" stroke="{{.Color}}" stroke-width="1.6" points="{{.Points}}"/>{{end}}{{end}}
 </svg>{{end}}
 </body></html>`))

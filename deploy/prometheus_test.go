@@ -275,6 +275,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	}
 
 	httpAddr := e2etest.FreeAddr(t)
+	statePath := filepath.Join(t.TempDir(), "followpub.state")
 	run := e2etest.Start(t, e2etest.Env(
 		"FOLLOWPUB_API_BASE_URL="+simURL,
 		"FOLLOWPUB_API_ACCESS_TOKEN="+token,
@@ -283,7 +284,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 		"FOLLOWPUB_KAFKA_BROKERS="+strings.Join(brokers, ","),
 		"FOLLOWPUB_KAFKA_TOPIC="+topic,
 		"FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s",
-		"FOLLOWPUB_STATE_PATH="+filepath.Join(t.TempDir(), "followpub.state"),
+		"FOLLOWPUB_STATE_PATH="+statePath,
 		"FOLLOWPUB_HTTP_ADDR="+httpAddr,
 		"FOLLOWPUB_START_FROM="+startFrom.Format(time.RFC3339Nano),
 		fmt.Sprintf("FOLLOWPUB_POLL_INTERVAL=%v", 30*time.Second/timeScale),
@@ -367,6 +368,33 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	phases = append(phases, phase{name: "late record", from: time.Now(), to: time.Now()})
 	sim.Insert(startFrom.Add(-time.Minute))
 	p.waitAlert("FollowpubLateRecords", nil, "firing", 30*time.Second)
+
+	// The state file refuses writes: every commit fails, and the cycles after the first fail before
+	// they ask the API for anything.
+	if why := tooltest.ImmutableUnavailable(t); why != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("cannot make the state file immutable here (%s): the state-commit alert is untested", why)
+		}
+		t.Logf("not testing FollowpubStateCommitsFailing: cannot make the state file immutable here (%s)", why)
+	} else {
+		phases = append(phases, phase{name: "state refuses writes", from: time.Now()})
+		tooltest.Chattr(t, "+i", statePath)
+		t.Cleanup(func() { _ = exec.Command("chattr", "-i", statePath).Run() })
+		p.waitAlert("FollowpubNoSuccessfulCycle", nil, "firing", 30*time.Second)
+		p.waitAlert("FollowpubStateCommitsFailing", nil, "firing", 90*time.Second)
+		for _, a := range p.alerts() {
+			if n := a.Labels["alertname"]; n == "FollowpubKafkaWriteErrors" || n == "FollowpubAPIErrors" || n == "FollowpubAPICredentialsRefused" {
+				t.Errorf("the state does not save, yet %s is %s", n, a.State)
+			}
+		}
+		if _, body := e2etest.Get("http://" + httpAddr + "/status"); !strings.Contains(body, `"status": "FAILING"`) || !strings.Contains(body, "the state store") {
+			t.Errorf("/status while the state does not save: want FAILING and the state store named:\n%s", body)
+		}
+		tooltest.Chattr(t, "-i", statePath)
+		phases[len(phases)-1].to = time.Now()
+		p.waitResolved("FollowpubStateCommitsFailing", 60*time.Second)
+		p.waitResolved("FollowpubNoSuccessfulCycle", 60*time.Second)
+	}
 
 	// The status page shows this tenant's state as the process has it.
 	checkStatusPage(t, "http://"+httpAddr)

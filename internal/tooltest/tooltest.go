@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +79,35 @@ func Screenshot(t testing.TB, url, path string, width, height int) {
 	}
 	if len(b) < 8 || string(b[1:4]) != "PNG" {
 		t.Fatalf("tooltest: the screenshot of %s is not a PNG (%d bytes)", url, len(b))
+	}
+}
+
+// ImmutableUnavailable says why this machine cannot make a file immutable under a process that
+// holds it open (chattr +i needs CAP_LINUX_IMMUTABLE and a file system that checks the flag on
+// write, such as ext4 or xfs), or returns "" when it can.
+func ImmutableUnavailable(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "probe")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
+		return fmt.Sprintf("chattr +i: %v %s", err, out)
+	}
+	defer func() { _ = exec.Command("chattr", "-i", path).Run() }()
+	if _, err := f.WriteAt([]byte("x"), 0); err == nil {
+		return "this file system lets an open descriptor write to an immutable file"
+	}
+	return ""
+}
+
+// Chattr runs chattr flag path (+i makes every write to the file fail with EPERM, even through
+// a descriptor opened before).
+func Chattr(t testing.TB, flag, path string) {
+	t.Helper()
+	if out, err := exec.Command("chattr", flag, path).CombinedOutput(); err != nil {
+		t.Fatalf("tooltest: chattr %s %s: %v %s", flag, path, err, out)
 	}
 }
