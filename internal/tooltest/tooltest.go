@@ -92,7 +92,7 @@ func ImmutableUnavailable(t testing.TB) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
 		return fmt.Sprintf("chattr +i: %v %s", err, out)
 	}
