@@ -53,6 +53,7 @@ func newFixture(tb testing.TB, n int) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	publisher.RegisterCodecs() // as followpub's main does
 	f.pub, err = publisher.New(publisher.Config{Brokers: []string{"127.0.0.1:9"}})
 	if err != nil {
 		tb.Fatal(err)

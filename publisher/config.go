@@ -309,8 +309,8 @@ func validTopic(name string) error {
 // followpub client (the publisher, followpub tail) connects the same way. It fills defaults and
 // validates cfg as New does; it reads the TLS files but does not touch the network. The
 // Transport caches the metadata of cfg.Topic only (Transport.MetadataTopics): set that field to
-// use it for other topics. It installs the publisher's lz4 and zstd writers in kafka-go's codec
-// table (see codecs.go), so a Writer over this Transport compresses as the Publisher does.
+// use it for other topics. A Writer over it compresses as the Publisher does, with the writers of
+// kafka-go's codec table (see RegisterCodecs).
 func NewTransport(cfg Config) (*kafka.Transport, *kafka.Dialer, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -320,7 +320,6 @@ func NewTransport(cfg Config) (*kafka.Transport, *kafka.Dialer, error) {
 }
 
 func newTransport(cfg *Config) (*kafka.Transport, *kafka.Dialer, error) {
-	installCodecs()
 	tlsConfig, err := buildTLS(cfg.TLS)
 	if err != nil {
 		return nil, nil, err

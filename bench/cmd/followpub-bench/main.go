@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/publisher"
 )
 
 func main() {
@@ -46,6 +47,7 @@ type binary struct {
 }
 
 func run() (err error) {
+	publisher.RegisterCodecs() // the producer limit and followpub compress with the same writers
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
