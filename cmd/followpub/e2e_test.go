@@ -18,7 +18,7 @@ import (
 
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/schema"
 	"github.com/followpub/followpub/schema/schematest"
@@ -681,7 +681,7 @@ type documentedMetric struct {
 // readmeMetrics returns the metrics README.md's "Metrics and health" section lists.
 func readmeMetrics(t *testing.T) map[string]documentedMetric {
 	t.Helper()
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -809,7 +809,7 @@ func TestEnvAndVersion(t *testing.T) {
 }
 
 func TestMakeBuildStampsTheVersion(t *testing.T) {
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}

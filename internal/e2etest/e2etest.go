@@ -19,7 +19,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/modroot"
+	"github.com/followpub/followpub/internal/syncbuf"
 	"github.com/followpub/followpub/internal/wshotosim"
 )
 
@@ -33,7 +34,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := repo.Root()
+		root, err := modroot.Dir()
 		if err != nil {
 			buildErr = err
 			return
@@ -83,7 +84,7 @@ func FreeAddr(t testing.TB) string {
 type Proc struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	out  *repo.SyncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	exit int
 	sig  syscall.Signal // the signal that ended it, or 0
@@ -100,7 +101,7 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = env
-	out := &repo.SyncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting followpub %v: %v", args, err)

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/publisher"
 )
 
@@ -105,7 +105,7 @@ func run() (err error) {
 		}
 	}
 
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		return err
 	}
