@@ -183,7 +183,7 @@ func (d *driver) steadyOnce(ctx context.Context, bin binary) (steadySample, erro
 		var ft int64
 		for _, h := range r.Headers {
 			if h.Key == schema.HeaderTime {
-				ft, _ = schema.ParseTime(string(h.Value))
+				ft, _ = schema.ParseCETime(string(h.Value))
 			}
 		}
 		lat = append(lat, float64(r.Timestamp.UnixMilli()-ft)/1000)
