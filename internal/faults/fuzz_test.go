@@ -20,8 +20,9 @@ var fuzzNow = time.Date(2024, 2, 7, 17, 30, 0, 0, time.UTC) // 01:30 on 8 Februa
 
 // FuzzParseTimeOrDate feeds arbitrary strings to poller.ParseTimeOrDate (the argument of
 // `watermark set`) and poller.ParseStartFrom (FOLLOWPUB_START_FROM). Neither may panic. A time
-// ParseTimeOrDate accepts must survive a round trip through RFC 3339, and ParseStartFrom must give the same instant for it. A
-// duration START_FROM must be that long before now, never after it; a negative one is refused.
+// ParseTimeOrDate accepts must survive a round trip through RFC 3339, and ParseStartFrom must give
+// the same instant for it. A duration START_FROM must be that long before now, never after it; a
+// negative one is refused.
 // Seed corpus: testdata/fuzz/FuzzParseTimeOrDate.
 func FuzzParseTimeOrDate(f *testing.F) {
 	for _, s := range []string{"2024-02-07", "2024-02-07T08:00:00Z", "2024-02-07T08:00:00.123456789+08:00", " 2024-02-07 ",
