@@ -148,3 +148,17 @@ func BenchmarkAppendHeaders(b *testing.B) {
 		dst = AppendHeaders(dst[:0], r, DefaultSource)
 	}
 }
+
+func TestAPILocationIsShanghai(t *testing.T) {
+	loc := APILocation()
+	if loc.String() != APITimeZone {
+		t.Fatalf("APILocation() = %q, want %q", loc, APITimeZone)
+	}
+	// Shanghai has kept UTC+8 without daylight saving time since 1991: midnight there is 16:00 UTC.
+	for _, month := range []time.Month{time.January, time.July} {
+		midnight := time.Date(2024, month, 7, 0, 0, 0, 0, loc)
+		if got := midnight.UTC(); got.Hour() != 16 || got.Day() != 6 {
+			t.Errorf("midnight of %s 7 in %s is %v UTC, want 16:00 of the day before", month, loc, got)
+		}
+	}
+}

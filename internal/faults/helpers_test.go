@@ -19,7 +19,6 @@ import (
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
 	"github.com/followpub/followpub/internal/state"
-	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/schema"
@@ -446,7 +445,7 @@ func followTime(t testing.TB, value []byte) int64 {
 }
 
 // shanghai is the API's time zone (followpub's default FOLLOWPUB_API_TIMEZONE).
-var shanghai = wshoto.ShanghaiLocation()
+var shanghai = schema.APILocation()
 
 // pastDays returns the span of the days days before today (in the API's zone) up to the last
 // millisecond of yesterday. Initial records placed there lie in days that no longer change, so

@@ -25,7 +25,7 @@ import (
 
 var _ poller.Source = (*Client)(nil)
 
-var shanghai = ShanghaiLocation()
+var shanghai = schema.APILocation()
 
 // testNow is the simulators' "now": 2024-02-07 12:00 in Shanghai.
 var testNow = time.Date(2024, 2, 7, 12, 0, 0, 0, shanghai)

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/followpub/followpub/schema"
 )
 
 // Defaults used by New for zero Config fields.
@@ -27,7 +29,6 @@ const (
 	DefaultMaxElapsed  = 2 * time.Minute
 	DefaultMaxReads    = 5
 	DefaultMaxBodySize = 8 << 20
-	DefaultTimeZone    = "Asia/Shanghai"
 )
 
 // DefaultAuthErrorCodes are the `code` values that mean "the token is not valid": 10001, 10010 and
@@ -89,8 +90,7 @@ type Config struct {
 	// PageSize is `page_size`, 1–100. Default (0): 100.
 	PageSize int
 	// Location is the time zone in which `follow_time_start`/`follow_time_end` are formatted as
-	// yyyy-MM-dd. Default (nil): Asia/Shanghai (a fixed UTC+8 zone if the tz database is missing;
-	// Shanghai has had no daylight saving time since 1991).
+	// yyyy-MM-dd. Default (nil): schema.APILocation(), Asia/Shanghai.
 	Location *time.Location
 	// Timeout bounds one HTTP request, reading the body included. Default (0): 10s.
 	Timeout time.Duration
@@ -148,7 +148,7 @@ func (c *Config) setDefaults() {
 		c.PageSize = DefaultPageSize
 	}
 	if c.Location == nil {
-		c.Location = ShanghaiLocation()
+		c.Location = schema.APILocation()
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -249,13 +249,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// ShanghaiLocation returns Asia/Shanghai from the tz database, or a fixed UTC+8 zone named "CST"
-// when the database is not available (Shanghai has had no daylight saving time since 1991).
-func ShanghaiLocation() *time.Location {
-	if loc, err := time.LoadLocation(DefaultTimeZone); err == nil {
-		return loc
-	}
-	return time.FixedZone("CST", 8*3600)
 }

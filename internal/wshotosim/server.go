@@ -855,7 +855,7 @@ func (s *Server) Describe(baseURL string) string {
 	} else {
 		fmt.Fprintf(&b, "  FOLLOWPUB_API_APP_ID=%s\n  FOLLOWPUB_API_APP_SECRET=%s\n", s.cfg.AppID, s.cfg.AppSecret)
 	}
-	if s.cfg.Location.String() != "Asia/Shanghai" {
+	if s.cfg.Location.String() != schema.APITimeZone {
 		fmt.Fprintf(&b, "  FOLLOWPUB_API_TIMEZONE=%s\n", s.cfg.Location)
 	}
 	return b.String()

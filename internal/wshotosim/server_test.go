@@ -19,7 +19,7 @@ import (
 	"github.com/followpub/followpub/schema"
 )
 
-var shanghaiLoc = shanghai()
+var shanghaiLoc = schema.APILocation()
 
 // testNow is 2024-02-07 12:00 in Shanghai.
 var testNow = time.Date(2024, 2, 7, 12, 0, 0, 0, shanghaiLoc)

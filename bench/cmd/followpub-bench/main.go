@@ -13,6 +13,7 @@ import (
 
 	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/publisher"
+	"github.com/followpub/followpub/schema"
 )
 
 func main() {
@@ -124,10 +125,7 @@ func run() (err error) {
 		return err
 	}
 	defer kb.close()
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		return err
-	}
+	loc := schema.APILocation()
 	d := &driver{opts: o, bins: append([]binary{{name: "followpub", path: bin}}, o.variants...), tmp: tmp, kafka: kb, loc: loc, brokerPID: brokerPID()}
 
 	var out io.Writer = os.Stdout
