@@ -90,7 +90,7 @@ func parseFrom(s string, cfg *config) (startOffset, error) {
 func tailTopic(ctx context.Context, cfg *config, o tailOptions, w io.Writer) (int, error) {
 	_, dialer, err := publisher.NewTransport(cfg.publisherConfig())
 	if err != nil {
-		return 0, usagef("Kafka configuration: %v", err)
+		return 0, configError("Kafka configuration", err)
 	}
 	start, _ := parseFrom(o.from, cfg)
 	partitions, err := lookupPartitions(ctx, dialer, cfg)
