@@ -26,8 +26,8 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// exitCode maps an error to the exit status of docs/DESIGN.md §2 (0 success, 1 runtime failure, 2 bad usage
-// or configuration), printing it.
+// exitCode maps an error to the exit status of docs/DESIGN.md §2 (0 success, 1 runtime failure,
+// 2 bad usage or configuration), printing it.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
