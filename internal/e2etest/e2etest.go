@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/internal/syncbuf"
-	"github.com/followpub/followpub/internal/wshotosim"
 )
 
 var (
@@ -55,18 +53,6 @@ func Binary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-// Sim serves a simulator with cfg on a loopback port for the test's duration.
-func Sim(t testing.TB, cfg wshotosim.Config) (*wshotosim.Server, string) {
-	t.Helper()
-	sim, err := wshotosim.New(cfg)
-	if err != nil {
-		t.Fatalf("starting the simulator: %v", err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	return sim, srv.URL
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
