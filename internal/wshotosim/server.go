@@ -792,9 +792,8 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 }
 
 // lateness makes the answers of Config.Latency begin that long after the request arrived, not
-// that long plus the time a timer takes to wake on a busy machine: about a millisecond on the VM of
-// docs/BENCHMARKS.md, 5 % of a 20 ms latency, which the benchmarks' API bound does not allow for.
-// Its zero value is ready to use.
+// that long plus the time a timer takes to wake on a busy machine, which would skew the
+// benchmarks' API bound (docs/BENCHMARKS.md). Its zero value is ready to use.
 type lateness struct {
 	avg atomic.Int64 // moving average of how late the timers woke, in nanoseconds
 }
