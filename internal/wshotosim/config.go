@@ -1,6 +1,7 @@
 package wshotosim
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -118,48 +119,26 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.AppID == "" {
-		c.AppID = "sim-app"
-	}
-	if c.AppSecret == "" {
-		c.AppSecret = "sim-secret"
-	}
-	if c.Location == nil {
-		c.Location = schema.APILocation()
-	}
+	c.Seed = cmp.Or(c.Seed, 1)
+	c.AppID = cmp.Or(c.AppID, "sim-app")
+	c.AppSecret = cmp.Or(c.AppSecret, "sim-secret")
+	c.Location = cmp.Or(c.Location, schema.APILocation())
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
 	if c.End.IsZero() {
 		c.End = c.Clock()
 	}
-	if c.Span == 0 {
-		c.Span = 7 * 24 * time.Hour
-	}
+	c.Span = cmp.Or(c.Span, 7*24*time.Hour)
 	if c.Start.IsZero() {
 		c.Start = c.End.Add(-c.Span)
 	}
-	if c.Count == 0 {
-		c.Count = 1000
-	}
-	if c.LateBy == 0 {
-		c.LateBy = 30 * time.Minute
-	}
-	if c.Order == "" {
-		c.Order = OrderNewest
-	}
-	if c.TokenTTL == 0 {
-		c.TokenTTL = 7200 * time.Second
-	}
-	if c.HangFor == 0 {
-		c.HangFor = 2 * time.Minute
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Count = cmp.Or(c.Count, 1000)
+	c.LateBy = cmp.Or(c.LateBy, 30*time.Minute)
+	c.Order = cmp.Or(c.Order, OrderNewest)
+	c.TokenTTL = cmp.Or(c.TokenTTL, 7200*time.Second)
+	c.HangFor = cmp.Or(c.HangFor, 2*time.Minute)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
 func (c *Config) validate() error {
