@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/followpub/followpub/internal/retry"
 	"github.com/followpub/followpub/schema"
 )
 
@@ -190,6 +191,7 @@ func (c *Client) apiError(ep string, code int64, msg, subCode string) *APIError 
 // (ErrMalformed, *APIError) for decide to classify.
 func (c *Client) call(ctx context.Context, ep endpoint, body []byte, handle func([]byte) error) error {
 	start := time.Now()
+	policy := retry.New(c.cfg.BaseBackoff, c.cfg.MaxBackoff)
 	var stale string // a token the API refused
 	renewed := false
 	for attempt := 1; ; attempt++ {
@@ -233,18 +235,14 @@ func (c *Client) call(ctx context.Context, ep endpoint, body []byte, handle func
 		if attempt >= c.cfg.MaxAttempts {
 			return fmt.Errorf("giving up after %d attempts: %w", attempt, err)
 		}
-		sleep := backoff(attempt, c.cfg.BaseBackoff, c.cfg.MaxBackoff, retryAfter)
+		sleep := wait(policy, retryAfter, c.cfg.MaxBackoff)
 		if time.Since(start)+sleep > c.cfg.MaxElapsed {
 			return fmt.Errorf("giving up after %d attempts in %v: %w", attempt, time.Since(start).Round(time.Millisecond), err)
 		}
 		c.log.Debug("request failed; retrying", "endpoint", ep.name, "attempt", attempt,
 			"outcome", outcome, "error", err, "backoff", sleep)
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (while backing off after: %w)", ctx.Err(), err)
-		case <-t.C:
+		if serr := retry.Sleep(ctx, sleep); serr != nil {
+			return fmt.Errorf("%w (while backing off after: %w)", serr, err)
 		}
 	}
 }

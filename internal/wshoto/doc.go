@@ -14,8 +14,9 @@
 //     (some Java servers quote longs), `records: null` when total is 0, members in any order.
 //     Bytes inside strings are passed through as sent (invalid UTF-8 is not repaired).
 //   - Transient failures (HTTP 429 and 5xx, timeouts, connection errors, malformed bodies, non-zero
-//     `code` values) are retried with exponential backoff and full jitter, bounded in attempts and in
-//     time. Token failures (the configured auth codes, HTTP 401) renew the token and retry once.
+//     `code` values) are retried on the project's retry policy (internal/retry: exponential backoff with
+//     jitter), bounded in attempts and in time; a server's Retry-After is honoured up to
+//     Config.MaxBackoff. Token failures (the configured auth codes, HTTP 401) renew the token and retry once.
 //     The decision is made in one place, decide, which has a table test.
 //   - Requests are rate limited client side and bounded in number at once.
 //   - Tokens: a fixed one (Config.AccessToken), or fetched with app id and secret, cached, and
