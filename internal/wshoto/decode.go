@@ -32,8 +32,10 @@ type listBody struct {
 // expected number of records.
 //
 // The envelope must be an object with an integer `code`. When code is 0, `data` must be an object
-// with an integer `total` and `records`, an array of objects each with an `id` and a `follow_time`
-// (JSON integers, or strings of decimal digits); `records` may be null only when total is 0. When
+// with a `total` and `records`, an array of objects each with an `id` and a `follow_time`;
+// `records` may be null only when total is 0. The API's longs (`total`, `id`, `follow_time`, and
+// `create_time` when present and not null) follow one rule: a JSON integer or a string of decimal
+// digits, as Java back ends that quote longs send them. When
 // code is not 0, data is not looked at. Duplicate `id` or `follow_time` keys in one record are an
 // error: consumers would disagree about which one counts.
 func decodeList(body []byte, hint int) (listBody, error) {
@@ -211,7 +213,7 @@ func (d *decoder) data(out *listBody, hint int) error {
 				return errors.New("duplicate key data.total")
 			}
 			haveTotal = true
-			v, err := d.int64Value("data.total", false)
+			v, err := d.int64Value("data.total", true)
 			out.total = v
 			return err
 		case "records":
@@ -312,6 +314,14 @@ func (d *decoder) record(n int) (schema.Record, error) {
 			haveTime = true
 			v, err := d.int64Value("follow_time", true)
 			rec.FollowTime = v
+			return err
+		case "create_time":
+			// Not used, but a long like the others: held to the same rule, null allowed.
+			d.skipWS()
+			if d.i < len(d.b) && d.b[d.i] == 'n' {
+				return d.literal("null")
+			}
+			_, err := d.int64Value("create_time", true)
 			return err
 		default:
 			return d.skip(1)
@@ -537,7 +547,7 @@ func (d *decoder) int64Value(name string, allowString bool) (int64, error) {
 		}
 		v, ok := parseInt(d.b[start+1 : d.i-1])
 		if !ok {
-			return 0, fmt.Errorf("%s %s is not a decimal int64", name, d.b[start:d.i])
+			return 0, fmt.Errorf("%s %s is not a decimal int64 (a string must hold only digits, an optional leading minus, within int64)", name, d.b[start:d.i])
 		}
 		return v, nil
 	}

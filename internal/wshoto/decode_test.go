@@ -99,6 +99,52 @@ func TestDecodeListAcceptsDocumentedVariants(t *testing.T) {
 	}
 }
 
+func TestDecodeListLongsQuotedOrNot(t *testing.T) {
+	// total, id, follow_time and create_time: each a JSON integer or a string of decimal digits.
+	body := func(total, id, ft, ct string) string {
+		return `{"code":0,"data":{"total":` + total + `,"records":[{"id":` + id + `,"follow_time":` + ft +
+			`,"create_time":` + ct + `}]}}`
+	}
+	for _, quote := range []struct{ total, id, ft, ct bool }{
+		{}, {total: true}, {id: true}, {ft: true}, {ct: true}, {true, true, true, true},
+	} {
+		q := func(on bool, v string) string {
+			if on {
+				return `"` + v + `"`
+			}
+			return v
+		}
+		b := body(q(quote.total, "1"), q(quote.id, "9007199254740993"), q(quote.ft, "1707292800000"), q(quote.ct, "-5"))
+		got, err := decodeList([]byte(b), 1)
+		if err != nil {
+			t.Errorf("%s: %v", b, err)
+			continue
+		}
+		if got.total != 1 || len(got.records) != 1 || got.records[0].ID != 9007199254740993 || got.records[0].FollowTime != 1707292800000 {
+			t.Errorf("%s: total %d, records %+v", b, got.total, got.records)
+		}
+	}
+	if _, err := decodeList([]byte(`{"code":0,"data":{"total":1,"records":[{"id":1,"follow_time":2,"create_time":null}]}}`), 1); err != nil {
+		t.Errorf("create_time null: %v", err)
+	}
+	bad := []string{`"1e3"`, `""`, `"-"`, `"9223372036854775808"`, `"-9223372036854775809"`, `" 1"`, `"01"`, `"1.0"`, `"0x1"`}
+	for _, field := range []string{"total", "id", "follow_time", "create_time"} {
+		for _, v := range bad {
+			vals := map[string]string{"total": "1", "id": "1", "follow_time": "2", "create_time": "3"}
+			vals[field] = v
+			b := body(vals["total"], vals["id"], vals["follow_time"], vals["create_time"])
+			_, err := decodeList([]byte(b), 1)
+			name := field
+			if field == "total" {
+				name = "data.total"
+			}
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), name+" "+v+" is not a decimal int64") {
+				t.Errorf("%s %s: error %v; want ErrMalformed saying %s %s is not a decimal int64", field, v, err, name, v)
+			}
+		}
+	}
+}
+
 func TestDecodeListMalformed(t *testing.T) {
 	rec := func(s string) string { return `{"code":0,"data":{"total":1,"records":[` + s + `]}}` }
 	tests := []struct {

@@ -10,8 +10,9 @@
 //     code is 0, no `total`, `records` not an array, a record that is not an object or has no
 //     `id` or `follow_time`, a fraction or exponent where an integer belongs, duplicate `id` or
 //     `follow_time` keys, invalid JSON or trailing data, a body over Config.MaxBodySize.
-//     Accepted beyond the vendor's example: `id` and `follow_time` as strings of decimal digits
-//     (some Java servers quote longs), `records: null` when total is 0, members in any order.
+//     Accepted beyond the vendor's example: the longs `total`, `id`, `follow_time` and
+//     `create_time` as strings of decimal digits (Java back ends quote longs for JavaScript
+//     clients), `records: null` when total is 0, members in any order.
 //     Bytes inside strings are passed through as sent (invalid UTF-8 is not repaired).
 //   - Transient failures (HTTP 429 and 5xx, timeouts, connection errors, malformed bodies, non-zero
 //     `code` values) are retried on the project's retry policy (internal/retry: exponential backoff with
