@@ -19,7 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/followpub/followpub/internal/retry"
-	"github.com/followpub/followpub/schema"
+	"github.com/followpub/followpub/internal/wshoto/paging"
 )
 
 // Client calls the WeShoto open API. It is safe for concurrent use.
@@ -34,18 +34,14 @@ type Client struct {
 	log       *slog.Logger
 	tokens    *tokenSource // nil with a fixed token
 	pages     atomic.Int64 // list pages read, for progress reports
+	pager     *paging.Pager
 }
 
 // PagesRead returns how many list pages the client has read successfully. Safe for concurrent use.
 func (c *Client) PagesRead() int64 { return c.pages.Load() }
 
-// Page is one page of a list answer.
-type Page struct {
-	// Total is `data.total`, the number of records the query matches across all pages.
-	Total int64
-	// Records are the page's records in the order the API sent them.
-	Records []schema.Record
-}
+// Page is one page of a list answer: `data.total` and `data.records`.
+type Page = paging.Page
 
 // endpoint describes one API call.
 type endpoint struct {
@@ -100,6 +96,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.AccessToken == "" {
 		c.tokens = &tokenSource{c: c}
 	}
+	pager, err := paging.New(listReader{c}, paging.Config{
+		PageSize: cfg.PageSize, Concurrency: cfg.Concurrency, MaxReads: cfg.MaxReads,
+		Location: cfg.Location, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wshoto: %w", err)
+	}
+	c.pager = pager
 	return c, nil
 }
 
@@ -136,6 +140,11 @@ type listRequest struct {
 // A zero from or to leaves that bound out of the request. Failures are retried as documented on
 // the package.
 func (c *Client) ListPage(ctx context.Context, from, to time.Time, index int) (Page, error) {
+	return c.listPage(ctx, from, to, index, c.cfg.PageSize)
+}
+
+// listPage is ListPage with a page size of its own.
+func (c *Client) listPage(ctx context.Context, from, to time.Time, index, size int) (Page, error) {
 	if index < 1 {
 		return Page{}, fmt.Errorf("listing page %d: index must be at least 1", index)
 	}
@@ -143,7 +152,7 @@ func (c *Client) ListPage(ctx context.Context, from, to time.Time, index int) (P
 	req := listRequest{
 		TargetType: f.TargetType, TargetIDList: f.TargetIDs, IDList: f.IDs,
 		FollowUserIDs: f.FollowUserIDs, FollowDepIDs: f.FollowDepIDs, Title: f.Title,
-		CurrentIndex: index, PageSize: c.cfg.PageSize,
+		CurrentIndex: index, PageSize: size,
 	}
 	if !from.IsZero() {
 		req.FollowTimeStart = c.day(from)
@@ -157,7 +166,7 @@ func (c *Client) ListPage(ctx context.Context, from, to time.Time, index int) (P
 	}
 	var page Page
 	err = c.call(ctx, c.listEP, body, func(data []byte) error {
-		lb, err := decodeList(data, c.cfg.PageSize)
+		lb, err := decodeList(data, size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.listEP.name, err)
 		}
