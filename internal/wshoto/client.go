@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/followpub/followpub/internal/retry"
+	"github.com/followpub/followpub/internal/wshoto/jsonscan"
 	"github.com/followpub/followpub/internal/wshoto/paging"
 )
 
@@ -166,14 +167,14 @@ func (c *Client) listPage(ctx context.Context, from, to time.Time, index, size i
 	}
 	var page Page
 	err = c.call(ctx, c.listEP, body, func(data []byte) error {
-		lb, err := decodeList(data, size)
+		lb, err := jsonscan.DecodeList(data, size)
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.listEP.name, err)
+			return fmt.Errorf("%s: %w: %w", c.listEP.name, ErrMalformed, err)
 		}
-		if lb.code != 0 {
-			return c.apiError(c.listEP.name, lb.code, lb.msg, lb.subCode)
+		if lb.Code != 0 {
+			return c.apiError(c.listEP.name, lb.Code, lb.Msg, lb.SubCode)
 		}
-		page = Page{Total: lb.total, Records: lb.records}
+		page = Page{Total: lb.Total, Records: lb.Records}
 		c.pages.Add(1)
 		return nil
 	})
