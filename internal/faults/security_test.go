@@ -182,6 +182,8 @@ func TestSecretsNeverShown(t *testing.T) {
 		w.Sim.ExpireTokens()
 		time.Sleep(700 * time.Millisecond)
 	}
+	// The retries' backoff decides when the renewals happen: wait for them rather than for a time.
+	e2etest.WaitFor(30*time.Second, func() bool { return len(lines(p.Output(), "access token renewed")) >= 2 })
 	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
 		_, body := e2etest.Get("http://" + addr + path)
 		add(path, body)
