@@ -18,7 +18,7 @@ import (
 
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/syncbuf"
 	"github.com/followpub/followpub/internal/tooltest"
 	"github.com/followpub/followpub/internal/wshotosim"
 )
@@ -99,7 +99,7 @@ scrape_configs:
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr,
 		"--storage.tsdb.retention.time=1h", "--log.level=warn")
-	out := &repo.SyncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting prometheus: %v", err)
@@ -250,11 +250,7 @@ func (p *prom) assertQuiet(allowPending ...string) {
 func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	tooltest.Need(t, "prometheus")
 	broker := kafkatest.StartDedicated(t)
-	brokers := broker.Addrs()
-	topic := kafkatest.Topic(t, brokers, 3)
 
-	const token = "tok-deploy-e2e"
-	sim, simURL := e2etest.Sim(t, wshotosim.Config{StaticToken: token, Count: 300, Span: 6 * time.Hour, Rate: 3})
 	// A START_FROM inside today (API zone), so that records before it on the same day are below the
 	// floor: the late-records alert must stay silent for them just after the start, and fire for
 	// one that arrives later.
@@ -274,19 +270,14 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 		startFrom = dayStart.Add(time.Minute)
 	}
 
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 300, Span: 6 * time.Hour, Rate: 3}, startFrom, e2etest.WithBrokers(broker.Addrs()))
+	sim, statePath := w.Sim, w.State
 	httpAddr := e2etest.FreeAddr(t)
-	statePath := filepath.Join(t.TempDir(), "followpub.state")
-	run := e2etest.Start(t, e2etest.Env(
-		"FOLLOWPUB_API_BASE_URL="+simURL,
-		"FOLLOWPUB_API_ACCESS_TOKEN="+token,
+	run := e2etest.Start(t, w.Env(
 		"FOLLOWPUB_API_TIMEOUT=2s",
 		"FOLLOWPUB_API_RATE_LIMIT=100",
-		"FOLLOWPUB_KAFKA_BROKERS="+strings.Join(brokers, ","),
-		"FOLLOWPUB_KAFKA_TOPIC="+topic,
 		"FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s",
-		"FOLLOWPUB_STATE_PATH="+statePath,
 		"FOLLOWPUB_HTTP_ADDR="+httpAddr,
-		"FOLLOWPUB_START_FROM="+startFrom.Format(time.RFC3339Nano),
 		fmt.Sprintf("FOLLOWPUB_POLL_INTERVAL=%v", 30*time.Second/timeScale),
 		"FOLLOWPUB_SHUTDOWN_TIMEOUT=10s",
 	), "run")

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/followpub/followpub/publisher"
 )
 
 // Stamped by the Makefile (-ldflags "-X main.version=… -X main.commit=…").
@@ -24,8 +26,8 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// exitCode maps an error to the exit status of SPEC.md §2 (0 success, 1 runtime failure, 2 bad usage
-// or configuration), printing it.
+// exitCode maps an error to the exit status of docs/DESIGN.md §2 (0 success, 1 runtime failure,
+// 2 bad usage or configuration), printing it.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -67,6 +69,9 @@ func commands() []command {
 }
 
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The one process-wide setting: kafka-go's lz4 and zstd writers become the publisher's
+	// smaller-buffered ones, for every Kafka writer of every command.
+	publisher.RegisterCodecs()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		printUsage(stdout)
 		if len(args) == 0 {

@@ -50,13 +50,13 @@ func openService(cfg *config, log *slog.Logger) (*service, error) {
 	apiCfg.Logger, apiCfg.Metrics = log.With("component", "api"), s.status
 	if s.api, err = wshoto.New(apiCfg); err != nil {
 		s.close()
-		return nil, usagef("API configuration: %v", err)
+		return nil, configError("API configuration", err)
 	}
 	pubCfg := cfg.publisherConfig()
 	pubCfg.Logger, pubCfg.Metrics = log, s.status
 	if s.pub, err = publisher.New(pubCfg); err != nil {
 		s.close()
-		return nil, publisherConfigError(err)
+		return nil, configError("Kafka configuration", err)
 	}
 	pollCfg := cfg.pollerConfig()
 	pollCfg.Logger, pollCfg.Metrics = log.With("component", "poller"), s.status
@@ -115,27 +115,4 @@ func (s *service) serveHTTP(ctx context.Context, addr string) (stop func(), err 
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
-}
-
-// publisherVariables maps publisher.Config fields to the variables that set them.
-var publisherVariables = map[string]string{
-	"Brokers": "FOLLOWPUB_KAFKA_BROKERS", "Compression": "FOLLOWPUB_KAFKA_COMPRESSION",
-	"Partitions": "FOLLOWPUB_KAFKA_TOPIC_PARTITIONS", "Replication": "FOLLOWPUB_KAFKA_TOPIC_REPLICATION",
-	"SASL.Mechanism": "FOLLOWPUB_KAFKA_SASL_MECHANISM", "SASL.Username": "FOLLOWPUB_KAFKA_SASL_USERNAME",
-	"SASL.Password": "FOLLOWPUB_KAFKA_SASL_PASSWORD", "TLS.CAFile": "FOLLOWPUB_KAFKA_TLS_CA_FILE",
-	"TLS.CertFile": "FOLLOWPUB_KAFKA_TLS_CERT_FILE", "TLS.KeyFile": "FOLLOWPUB_KAFKA_TLS_KEY_FILE",
-	"TLS.InsecureSkipVerify": "FOLLOWPUB_KAFKA_TLS_INSECURE_SKIP_VERIFY", "WriteTimeout": "FOLLOWPUB_KAFKA_WRITE_TIMEOUT",
-	"Topic": "FOLLOWPUB_KAFKA_TOPIC",
-}
-
-// publisherConfigError turns the publisher's configuration error into a usage error that names
-// the variable at fault.
-func publisherConfigError(err error) error {
-	var ce *publisher.ConfigError
-	if errors.As(err, &ce) {
-		if v, ok := publisherVariables[ce.Field]; ok {
-			return usagef("%s: %v", v, ce.Err)
-		}
-	}
-	return usagef("Kafka configuration: %v", err)
 }

@@ -21,11 +21,11 @@ func TestBrokerOutage(t *testing.T) {
 	t.Parallel()
 	b := kafkatest.StartDedicated(t)
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 3000, Start: from, End: to, Rate: 5, LateFraction: 0.1, LateBy: 5 * time.Minute},
-		from.Add(-time.Minute), withBrokers(b.Addrs()))
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 3000, Start: from, End: to, Rate: 5, LateFraction: 0.1, LateBy: 5 * time.Minute},
+		from.Add(-time.Minute), e2etest.WithBrokers(b.Addrs()))
 	addr := e2etest.FreeAddr(t)
-	env := w.env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s", "FOLLOWPUB_POLL_INTERVAL=500ms")
-	ta := newTally(t, b.Addrs(), w.topic)
+	env := w.Env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s", "FOLLOWPUB_POLL_INTERVAL=500ms")
+	ta := newTally(t, b.Addrs(), w.Topic)
 
 	// gauge reads one metric; the endpoint must answer.
 	gauge := func(name string, labels ...string) float64 {
@@ -71,7 +71,7 @@ func TestBrokerOutage(t *testing.T) {
 	failedAtStart := gauge("followpub_cycles_total", `result="failed"`)
 	b.Start(t)
 	back := time.Now()
-	want := w.want()
+	want := w.Want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("after the broker came up, %d of %d records are still not published after 90 s:\n%s",
 			len(missing), len(want), tail(p.Output(), 30))
@@ -119,7 +119,7 @@ func TestBrokerOutage(t *testing.T) {
 	errorsDuring := gauge("followpub_kafka_write_errors_total") - errorsBefore
 	b.Start(t)
 	back = time.Now()
-	want = w.want()
+	want = w.Want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("after the outage, %d of %d records are still not published after 90 s:\n%s",
 			len(missing), len(want), tail(p.Output(), 30))
@@ -141,7 +141,7 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	noSecret(t, "the log", p.Output())
 
-	want = w.want()
+	want = w.Want()
 	finalRun(t, env)
 	ta.sync(t)
 	lost := ta.missing(want)
