@@ -18,7 +18,7 @@ KAFKA39_VERSION ?= 3.9.1
 # The packages test-kafka39 runs against the 3.9 line (those that exist).
 KAFKA39_PKGS := $(foreach d,publisher internal/kafkatest,$(if $(wildcard $(d)),./$(d)/...))
 
-.PHONY: help build test test-kafka39 fuzz lint fmt demo bench kafka-jars clean
+.PHONY: help build test test-kafka39 test-docker fuzz lint fmt demo bench kafka-jars clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,10 @@ test: ## go test -race ./... against a real Kafka (started here unless FOLLOWPUB
 test-kafka39: ## the publisher and kafkatest tests against Kafka 3.9.1, always a fresh broker
 	KAFKA_VERSION=$(KAFKA39_VERSION) FOLLOWPUB_KAFKA_FRESH=1 \
 		scripts/kafka/with-broker.sh $(GO) test -race -count=1 $(GOTESTFLAGS) $(KAFKA39_PKGS)
+
+# Root here (apt-get); no registry: every image is built locally. scripts/docker/test.sh says how.
+test-docker: ## build the images locally (own dockerd, no bridge), run the image, docker compose up/down and testcontainers tests
+	GO=$(GO) scripts/docker/test.sh
 
 fuzz: ## run every fuzz target briefly (FUZZTIME each, default 100000x inputs); failures land in testdata/fuzz
 	scripts/fuzz.sh

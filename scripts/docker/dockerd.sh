@@ -69,6 +69,10 @@ stop)
 		fi
 	fi
 	rm -f "$pidfile"
+	# Mounts the daemon may leave behind: its network namespace file, a bind mount of its data root.
+	awk -v run="$rundir/" -v data="$cache/data-root" \
+		'index($5, run) == 1 || $5 == data || index($5, data "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
 	echo "dockerd.sh: dockerd (pid $pid) stopped" >&2
 	;;
 *)
