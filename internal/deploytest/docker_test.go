@@ -340,7 +340,9 @@ func TestComposeUp(t *testing.T) {
 	}
 	scraped := metric(httpBase+"/metrics", "followpub_records_published_total")
 
-	// Stopped cleanly, followpub has published exactly what its cycles logged.
+	// Stopped cleanly, followpub has published exactly what its cycles logged. A second replica
+	// (the high-availability design) would be stopped and summed here too: Kafka must still hold
+	// each key once.
 	p.must(2*time.Minute, "stop", followpubService)
 	cycles, published := cycleLogs(t, p.must(time.Minute, "logs", "--no-color", "--no-log-prefix", followpubService))
 	if cycles < 3 || published == 0 || float64(published) < scraped {

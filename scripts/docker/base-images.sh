@@ -147,7 +147,7 @@ if [[ ! -f $tools/kafka-tools-$kafka_version.jar ]]; then
 		exit 1
 	fi
 fi
-kafka_key=$( (echo "$debian_key $kafka_version" && ls "$libs" "$tools" &&
+kafka_key=$( (echo "$debian_key $kafka_version" && (cd "$libs" && ls) && (cd "$tools" && ls) &&
 	cat "$here"/kafka/Dockerfile "$here"/kafka/*.sh "$here"/kafka/*.properties) | hash)
 if kept "$kafka" "$kafka_key"; then
 	echo "base-images.sh: kept  $kafka"

@@ -75,9 +75,15 @@ if [[ ! -x $plugin ]] || [[ $("$plugin" version --short 2>/dev/null) != "${compo
 	export GOMODCACHE=$cache/gomod GOFLAGS=-modcacherw
 	src=$(cd "$cache" && $GO mod download -json "github.com/docker/compose/v5@$compose_version" |
 		sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	(cd "$src" && CGO_ENABLED=0 $GO build -trimpath \
-		-ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" -o "$plugin.tmp" ./cmd)
+	if ! (cd "$src" && CGO_ENABLED=0 $GO build -trimpath \
+		-ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" \
+		-o "$plugin.tmp" ./cmd) >"$cache/compose-build.log" 2>&1; then
+		tail -n 30 "$cache/compose-build.log" >&2
+		echo "test-docker: building the compose plugin failed (log above)" >&2
+		exit 1
+	fi
 	mv "$plugin.tmp" "$plugin"
+	echo "test-docker: built $plugin ($(grep -c '^go: downloading' "$cache/compose-build.log" || true) modules downloaded)"
 	unset GOMODCACHE GOFLAGS
 fi
 echo "test-docker: $(docker compose version)"
