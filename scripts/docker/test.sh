@@ -72,10 +72,10 @@ if [[ ! -x $plugin ]] || [[ $("$plugin" version --short 2>/dev/null) != "${compo
 	step "building the compose plugin $compose_version from the Go module proxy (once)"
 	mkdir -p "$(dirname "$plugin")"
 	# Its own module cache, so that removing the cache directory removes it too.
-	export GOMODCACHE=$cache/gomod GOFLAGS=-modcacherw
-	src=$(cd "$cache" && $GO mod download -json "github.com/docker/compose/v5@$compose_version" |
+	modcache=(env GOMODCACHE="$cache/gomod" GOFLAGS=-modcacherw)
+	src=$(cd "$cache" && "${modcache[@]}" "$GO" mod download -json "github.com/docker/compose/v5@$compose_version" |
 		sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-	if ! (cd "$src" && CGO_ENABLED=0 $GO build -trimpath \
+	if ! (cd "$src" && "${modcache[@]}" CGO_ENABLED=0 "$GO" build -trimpath \
 		-ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" \
 		-o "$plugin.tmp" ./cmd) >"$cache/compose-build.log" 2>&1; then
 		tail -n 30 "$cache/compose-build.log" >&2
@@ -84,7 +84,6 @@ if [[ ! -x $plugin ]] || [[ $("$plugin" version --short 2>/dev/null) != "${compo
 	fi
 	mv "$plugin.tmp" "$plugin"
 	echo "test-docker: built $plugin ($(grep -c '^go: downloading' "$cache/compose-build.log" || true) modules downloaded)"
-	unset GOMODCACHE GOFLAGS
 fi
 echo "test-docker: $(docker compose version)"
 
@@ -94,7 +93,7 @@ proxy_pid=
 status=1
 # shellcheck disable=SC2317 # invoked by the trap
 cleanup() {
-	set +e
+	set +eu
 	if [[ -S $run/docker.sock ]]; then
 		local left
 		left=$(docker ps -aq)
@@ -103,7 +102,7 @@ cleanup() {
 			# shellcheck disable=SC2086 # a list of ids
 			docker rm -f -v $left >/dev/null
 		fi
-		docker image rm -f "$FOLLOWPUB_TEST_IMAGE" >/dev/null 2>&1
+		[[ -z ${FOLLOWPUB_TEST_IMAGE:-} ]] || docker image rm -f "$FOLLOWPUB_TEST_IMAGE" >/dev/null 2>&1
 		docker image prune -f >/dev/null
 		docker volume prune -f >/dev/null
 		"$FOLLOWPUB_DOCKER_BUILD_CLI" builder prune -f --keep-storage "$keep_cache" >/dev/null
@@ -127,19 +126,27 @@ step "starting a private dockerd"
 daemon_env=$("$here/dockerd.sh" start "$run")
 eval "$daemon_env"
 export DOCKER_HOST
+# A run that was killed may have left containers in the data root; the daemon restarts those with a
+# restart policy. None may run beside this run's.
+stale=$(docker ps -aq)
+if [[ -n $stale ]]; then
+	echo "test-docker: removing $(echo "$stale" | wc -l) containers an earlier run left"
+	# shellcheck disable=SC2086 # a list of ids
+	docker rm -f -v $stale >/dev/null
+fi
 
 # 3. The images.
 step "base images"
 "$here/base-images.sh"
 kafka_image=followpub-local/kafka:${KAFKA_VERSION:-4.4.0}
-golang_image=followpub-local/golang:$($GO env GOVERSION | sed 's/^go//')
+golang_image=followpub-local/golang:$("$GO" env GOVERSION | sed 's/^go//')
 static_image=followpub-local/static:bookworm
 
 # The Dockerfile's `go mod download` gets this machine's module cache, served on 127.0.0.1 (the
 # download directory is laid out as the module proxy protocol wants).
-$GO mod download
+"$GO" mod download
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 --directory "$($GO env GOMODCACHE)/cache/download" "$port" \
+python3 -m http.server --bind 127.0.0.1 --directory "$("$GO" env GOMODCACHE)/cache/download" "$port" \
 	>"$run/goproxy.log" 2>&1 &
 proxy_pid=$!
 
@@ -171,10 +178,10 @@ proxy_pid=
 export FOLLOWPUB_TEST_DOCKER=1 TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost
 unset FOLLOWPUB_TEST_KAFKA_BROKERS
 step "go test: the image, docker compose up/down, testcontainers"
-$GO test -race -count=1 -v -run '^(TestImage|TestComposeUp|TestComposeOverride)$' ./internal/deploytest/ \
+"$GO" test -race -count=1 -v -run '^(TestImage|TestComposeUp|TestComposeOverride)$' ./internal/deploytest/ \
 	2>&1 | grep -vE '^(=== RUN|=== PAUSE|=== CONT)'
 # testcontainers' own chatter (its banner, timestamped progress lines) left out.
-$GO test -race -count=1 -v -run '^TestContainerRoundTrip$' ./internal/kafkatest/ 2>&1 |
+"$GO" test -race -count=1 -v -run '^TestContainerRoundTrip$' ./internal/kafkatest/ 2>&1 |
 	grep -vE '^(=== RUN|=== PAUSE|=== CONT|[0-9]{4}/[0-9]{2}/[0-9]{2} )' | grep -vE '^  [A-Z][a-zA-Z ]+:'
 
 # 5. Nothing but host and none, ever: a bridge network would mean traffic off the loopback.
