@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # followpub: a static binary in a distroless image, running as a non-root user.
 #
 #   docker build -t followpub --build-arg VERSION=$(git describe --tags --always --dirty) \
@@ -11,15 +9,24 @@
 # non-root user: mount a named volume or a persistent disk there. /metrics, /healthz and /readyz
 # listen on 0.0.0.0:9464 inside the container (the binary's default is loopback).
 #
-# Not built in CI here (no container registry to pull the base images from); internal/deploytest
-# checks this file and docker-compose.yml against the binary.
+# Needs BuildKit (RUN --mount), which Docker's default builder is. No `# syntax=` line: the
+# builder's own Dockerfile frontend is enough, and nothing has to be pulled for it.
+# `make test-docker` builds this file with GO_IMAGE and RUNTIME_IMAGE pointing at base images made
+# locally (scripts/docker/base-images.sh), since it has no registry to pull from.
+
+# The two base images: the Go toolchain and the runtime.
+ARG GO_IMAGE=golang:1.26
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
 # Build on the builder's own platform and cross-compile for the target one (no emulation).
-FROM --platform=$BUILDPLATFORM golang:1.26 AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 WORKDIR /src
 
 # Modules first, so that a source change does not download them again.
 COPY go.mod go.sum ./
+# Empty unless given: then the go command's own defaults (or the builder's environment) apply.
+ARG GOPROXY
+ARG GOSUMDB
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 
 COPY . .
@@ -40,8 +47,9 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 # The state directory, created here because the final image has no shell.
 RUN mkdir -p /out/state
 
-# distroless/static: CA certificates, /etc/passwd with nonroot (65532), no shell, no package manager.
-FROM gcr.io/distroless/static-debian12:nonroot
+# distroless/static: CA certificates, time zone data, /etc/passwd with nonroot (65532), no shell, no
+# package manager.
+FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/followpub /followpub
 # Owned by nonroot: a fresh named volume mounted here takes this owner, so the store is writable.
 COPY --from=build --chown=65532:65532 /out/state /var/lib/followpub

@@ -18,7 +18,7 @@ KAFKA39_VERSION ?= 3.9.1
 # The packages test-kafka39 runs against the 3.9 line (those that exist).
 KAFKA39_PKGS := $(foreach d,publisher internal/kafkatest,$(if $(wildcard $(d)),./$(d)/...))
 
-.PHONY: help build test test-tools test-rules test-kubernetes test-kafka39 fuzz lint fmt demo bench kafka-jars clean
+.PHONY: help build test test-tools test-rules test-kubernetes test-kafka39 test-docker fuzz lint fmt demo bench kafka-jars clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,8 +28,12 @@ BIN ?= bin/followpub
 build: ## build bin/followpub (BIN=path elsewhere) with the version and commit stamped in
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/followpub
 
+# The tests that need a Docker daemon run in test-docker, which starts one; make test leaves them out
+# rather than showing them skipped.
+DOCKER_TESTS := ^(TestImage|TestComposeUp|TestContainerRoundTrip)$$
+
 test: test-tools ## go test -race ./... against a real Kafka (started here unless FOLLOWPUB_TEST_KAFKA_BROKERS is set), and deploy/kubernetes' own module
-	scripts/kafka/with-broker.sh $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+	scripts/kafka/with-broker.sh $(GO) test -race -count=1 -skip '$(DOCKER_TESTS)' $(GOTESTFLAGS) ./...
 	$(MAKE) --no-print-directory test-kubernetes
 
 test-tools: ## install promtool, prometheus and chromium (Debian packages) for the deploy/ tests, if missing
@@ -43,7 +47,11 @@ test-kubernetes: ## decode deploy/kubernetes/*.yaml strictly with the Kubernetes
 
 test-kafka39: ## the publisher and kafkatest tests against Kafka 3.9.1, always a fresh broker
 	KAFKA_VERSION=$(KAFKA39_VERSION) FOLLOWPUB_KAFKA_FRESH=1 \
-		scripts/kafka/with-broker.sh $(GO) test -race -count=1 $(GOTESTFLAGS) $(KAFKA39_PKGS)
+		scripts/kafka/with-broker.sh $(GO) test -race -count=1 -skip '$(DOCKER_TESTS)' $(GOTESTFLAGS) $(KAFKA39_PKGS)
+
+# Root here (apt-get); no registry: every image is built locally. scripts/docker/test.sh says how.
+test-docker: ## build the images locally (own dockerd, no bridge), run the image, docker compose up/down and testcontainers tests
+	GO=$(GO) scripts/docker/test.sh
 
 fuzz: ## run every fuzz target briefly (FUZZTIME each, default 100000x inputs); failures land in testdata/fuzz
 	scripts/fuzz.sh

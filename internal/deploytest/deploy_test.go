@@ -400,11 +400,19 @@ type instruction struct {
 }
 
 type stage struct {
-	base, name, platform string
-	instrs               []instruction
+	// base is the image FROM names, with a build argument replaced by its default; baseArg is
+	// that argument's name ("" when FROM names the image itself).
+	base, baseArg, name, platform string
+	instrs                        []instruction
 }
 
-type dockerfile struct{ stages []*stage }
+type dockerfile struct {
+	stages []*stage
+	args   map[string]string // the ARGs before the first FROM, with their defaults
+}
+
+// fromArgRE matches a FROM image given by a build argument: $NAME or ${NAME}.
+var fromArgRE = regexp.MustCompile(`^\$(?:\{(\w+)\}|(\w+))$`)
 
 func parseDockerfile(text string) (*dockerfile, error) {
 	var instrs []instruction
@@ -431,7 +439,7 @@ func parseDockerfile(text string) (*dockerfile, error) {
 	if inCont {
 		return nil, errors.New("Dockerfile ends in a line continuation")
 	}
-	d := &dockerfile{}
+	d := &dockerfile{args: map[string]string{}}
 	for _, in := range instrs {
 		if in.cmd == "FROM" {
 			st := &stage{}
@@ -446,6 +454,14 @@ func parseDockerfile(text string) (*dockerfile, error) {
 				return nil, fmt.Errorf("line %d: FROM without an image", in.line)
 			}
 			st.base = f[0]
+			if m := fromArgRE.FindStringSubmatch(f[0]); m != nil {
+				st.baseArg = m[1] + m[2]
+				def, ok := d.args[st.baseArg]
+				if !ok || def == "" {
+					return nil, fmt.Errorf("line %d: FROM %s: no ARG %s with a default before the first FROM", in.line, f[0], st.baseArg)
+				}
+				st.base = def
+			}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				st.name = f[2]
 			}
@@ -454,6 +470,8 @@ func parseDockerfile(text string) (*dockerfile, error) {
 		}
 		if len(d.stages) == 0 {
 			if in.cmd == "ARG" {
+				name, def, _ := strings.Cut(in.args, "=")
+				d.args[strings.TrimSpace(name)] = strings.Trim(strings.TrimSpace(def), `"`)
 				continue
 			}
 			return nil, fmt.Errorf("line %d: %s before FROM", in.line, in.cmd)
@@ -1322,6 +1340,7 @@ func (d *deployment) checkTail() []string {
 }
 
 var (
+	syntaxRE      = regexp.MustCompile(`(?m)^#\s*syntax\s*=`)
 	golangImageRE = regexp.MustCompile(`^golang:(\d+)\.(\d+)(?:\.(\d+))?(?:-\S+)?$`)
 	xFlagRE       = regexp.MustCompile(`-X\s*=?\s*main\.(\w+)=`)
 	tagsRE        = regexp.MustCompile(`-tags[=\s]+["']?([\w,]+)`)
@@ -1354,6 +1373,17 @@ func (d *deployment) checkDockerfile() []string {
 	if len(df.stages) < 2 {
 		p.add("Dockerfile: one stage: want a build stage and a runtime stage")
 		return p
+	}
+	// A `# syntax=` directive makes BuildKit pull a Dockerfile frontend image; the builder's own
+	// frontend is all this file needs, and make test-docker has no registry to pull from.
+	if syntaxRE.MatchString(d.dockerText) {
+		p.add("Dockerfile: a # syntax= line: BuildKit would pull its frontend image (the built-in one is enough)")
+	}
+	// Every base image is a build argument, so make test-docker can build with local ones.
+	for _, st := range df.stages {
+		if st.baseArg == "" && st.base != "scratch" && !slices.ContainsFunc(df.stages, func(o *stage) bool { return o.name == st.base }) {
+			p.add("Dockerfile: FROM %s is not a build argument: make test-docker cannot swap it for a local image", st.base)
+		}
 	}
 	final := df.final()
 	if !strings.HasPrefix(final.base, "gcr.io/distroless/static") && final.base != "scratch" {
@@ -1647,13 +1677,17 @@ func TestChecksCatchBreaks(t *testing.T) {
 		{"shell-form entrypoint", func(d *deployment) {
 			replaceDockerfile(d, `ENTRYPOINT ["/followpub"]`, "ENTRYPOINT /followpub")
 		}, "exec form"},
-		{"single stage", func(d *deployment) {
-			replaceDockerfile(d, "FROM gcr.io/distroless/static-debian12:nonroot", "")
-		}, "one stage"},
+		{"single stage", func(d *deployment) { replaceDockerfile(d, "FROM ${RUNTIME_IMAGE}", "") }, "one stage"},
 		{"fat final image", func(d *deployment) {
-			replaceDockerfile(d, "FROM gcr.io/distroless/static-debian12:nonroot", "FROM debian:12")
+			replaceDockerfile(d, "RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot", "RUNTIME_IMAGE=debian:12")
 		}, "final image debian:12"},
-		{"older Go", func(d *deployment) { replaceDockerfile(d, "golang:1.26 ", "golang:1.25 ") }, "go.mod says"},
+		{"older Go", func(d *deployment) { replaceDockerfile(d, "GO_IMAGE=golang:1.26", "GO_IMAGE=golang:1.25") }, "go.mod says"},
+		{"frontend pulled", func(d *deployment) {
+			d.setDockerfile(t, "# syntax=docker/dockerfile:1\n"+d.dockerText)
+		}, "# syntax="},
+		{"base image fixed", func(d *deployment) {
+			replaceDockerfile(d, "FROM ${RUNTIME_IMAGE}", "FROM gcr.io/distroless/static-debian12:nonroot")
+		}, "not a build argument"},
 		{"sources ignored", func(d *deployment) { d.dockerignore = append(d.dockerignore, "cmd") }, "cmd/followpub/main.go"},
 	}
 	baseline := load(t).check() // TestDeployment reports these

@@ -1,8 +1,8 @@
 // Package deploytest checks the deployment files at the root of the repository — Dockerfile,
-// .dockerignore and docker-compose.yml — without Docker.
+// .dockerignore and docker-compose.yml — first without Docker, then by running them.
 //
-// The machines this project is built on have no container registry, so `docker compose up` is never
-// run here. Instead the tests parse the files and hold them to what the binary and SPEC.md say:
+// Without Docker, the tests parse the files and hold them to what the binary and docs/DESIGN.md
+// say:
 //
 //   - every FOLLOWPUB_ variable named anywhere in docker-compose.yml or the Dockerfile is one the
 //     binary reads (the authoritative list is `followpub env`, from a binary built once per test run),
@@ -20,8 +20,19 @@
 //     broker listener);
 //   - the Dockerfile is a multi-stage, CGO-free, trimmed build of ./cmd/followpub whose -X flags name
 //     real variables, with a non-root final user, the time zone database, and the same port and
-//     state directory as the compose file.
+//     state directory as the compose file; its base images are build arguments and it has no
+//     `# syntax=` line, so it builds with base images made locally and no frontend image to pull;
+//   - scripts/docker/compose.test.yml, the override make test-docker runs docker-compose.yml with,
+//     swaps the images and puts every service on the host's network, and changes nothing else but
+//     the addresses that forces (TestComposeOverride).
 //
 // The checks are functions that return a list of problems, so the tests also feed them broken copies
 // of the real files and expect each break to be reported.
+//
+// With Docker — `make test-docker` builds the images on this machine (no registry is reachable) and
+// names them in FOLLOWPUB_TEST_IMAGE and FOLLOWPUB_TEST_KAFKA_IMAGE — TestImage runs the image
+// (stamped version, non-root user, time zone data, state on a fresh volume) and TestComposeUp runs
+// `docker compose up` and `down` (readiness, every published event in Kafka once with its key and
+// headers, the tail service, nothing left behind). Without an image or a daemon they are skipped,
+// unless FOLLOWPUB_TEST_DOCKER says make test-docker promised both: then they fail.
 package deploytest

@@ -5,7 +5,10 @@
 //
 //   - [Brokers] returns a PLAINTEXT bootstrap list: from FOLLOWPUB_TEST_KAFKA_BROKERS when set
 //     (make test sets it from a broker started by scripts/kafka/start.sh); otherwise, where a Docker
-//     daemon answers, from one testcontainers Kafka container per test binary.
+//     daemon answers, from one testcontainers Kafka container per test binary: apache/kafka, or the
+//     image FOLLOWPUB_TEST_KAFKA_IMAGE names (make test-docker's local one), on the host's network
+//     with its listeners on 127.0.0.1. [ContainerBrokers] takes that path whatever the environment
+//     says, for tests of the path itself.
 //   - [SASL] returns the SASL_SSL listener of the same broker (SCRAM-SHA-512, SCRAM-SHA-256 and
 //     PLAIN with start.sh), its credentials and the PEM file to trust, from the
 //     FOLLOWPUB_TEST_KAFKA_SASL_* variables.

@@ -1,6 +1,7 @@
 package kafkatest
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -43,8 +44,21 @@ func headerMap(hs []kafka.Header) map[string]string {
 
 // TestRoundTrip writes a keyed message with headers and reads it back through a consumer group
 // (JoinGroup is what old kafka-go versions got wrong on Kafka 4) and through a partition Conn.
-func TestRoundTrip(t *testing.T) {
-	brokers := Brokers(t)
+func TestRoundTrip(t *testing.T) { roundTrip(t, Brokers(t)) }
+
+// TestContainerRoundTrip does the same through the testcontainers path, whatever
+// FOLLOWPUB_TEST_KAFKA_BROKERS says: a broker in a container of FOLLOWPUB_TEST_KAFKA_IMAGE on the
+// host's network. make test-docker runs it against its locally built Kafka image.
+func TestContainerRoundTrip(t *testing.T) {
+	brokers := ContainerBrokers(t)
+	if len(brokers) != 1 || !isLoopback(brokers[0]) {
+		t.Fatalf("container brokers = %v, want one loopback address", brokers)
+	}
+	t.Logf("Kafka container of %s at %s", cmp.Or(os.Getenv(EnvImage), DefaultImage), brokers[0])
+	roundTrip(t, brokers)
+}
+
+func roundTrip(t *testing.T, brokers []string) {
 	const partitions = 3
 	topic := Topic(t, brokers, partitions)
 
