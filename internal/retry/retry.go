@@ -10,32 +10,30 @@ import (
 	"github.com/cenkalti/backoff/v5"
 )
 
-// Jitter is the randomization factor of every policy: each wait is drawn uniformly from
-// [d·(1−Jitter), d·(1+Jitter)], so that many instances or calls do not retry in step.
-const Jitter = 0.5
-
-// Policy is a retry schedule: the first wait is about Initial, each later one Multiplier times
-// the one before, never more than Max (jitter included). It is not safe for concurrent use;
-// create one per loop with New.
+// Policy is a retry schedule with full jitter: the n-th wait (from 0) is drawn uniformly from
+// [0, min(Initial·2ⁿ, Max)], so that many instances or calls do not retry in step and the mean wait
+// is half the ceiling. It is not safe for concurrent use; create one per loop with New.
 type Policy struct {
-	b *backoff.ExponentialBackOff
+	b       *backoff.ExponentialBackOff
+	ceiling time.Duration
 }
 
-// New returns a policy that starts near initial and grows to at most maxWait. A maxWait below
+// New returns a policy whose ceiling starts at initial and doubles up to maxWait. A maxWait below
 // initial is raised to initial.
 func New(initial, maxWait time.Duration) *Policy {
+	// backoff draws from [d·(1−f), d·(1+f)]; with f = 1 and d half the ceiling that is [0, ceiling].
 	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = initial
-	b.MaxInterval = max(maxWait, initial)
+	b.InitialInterval = initial / 2
+	b.MaxInterval = max(maxWait, initial) / 2
 	b.Multiplier = 2
-	b.RandomizationFactor = Jitter
+	b.RandomizationFactor = 1
 	b.Reset()
-	return &Policy{b: b}
+	return &Policy{b: b, ceiling: max(maxWait, initial)}
 }
 
-// Next returns the wait before the next attempt, at most Max.
+// Next returns the wait before the next attempt, at most the policy's maximum.
 func (p *Policy) Next() time.Duration {
-	return min(p.b.NextBackOff(), p.b.MaxInterval)
+	return min(p.b.NextBackOff(), p.ceiling)
 }
 
 // Reset starts the schedule over, after a success.

@@ -6,32 +6,52 @@ import (
 	"time"
 )
 
-func TestPolicyGrowsWithinItsBounds(t *testing.T) {
-	p := New(100*time.Millisecond, time.Second)
-	for n := range 20 {
-		d := p.Next()
-		base := min(100*time.Millisecond<<n, time.Second)
-		lo := time.Duration(float64(base) * (1 - Jitter))
-		if n < 3 && (d < lo || d > time.Duration(float64(base)*(1+Jitter))) {
-			t.Fatalf("wait %d = %v, want within ±%.0f%% of %v", n, d, Jitter*100, base)
+// TestPolicyIsFullJitter draws many schedules and checks each wait against its ceiling, and that the
+// waits fill [0, ceiling] rather than bunching at one end.
+func TestPolicyIsFullJitter(t *testing.T) {
+	const initial, maxWait = 100 * time.Millisecond, time.Second
+	const schedules = 400
+	for n := range 8 {
+		ceiling := min(initial<<n, maxWait)
+		var low, high int
+		for range schedules {
+			p := New(initial, maxWait)
+			var d time.Duration
+			for range n + 1 {
+				d = p.Next()
+			}
+			if d < 0 || d > ceiling {
+				t.Fatalf("wait %d = %v, want within [0, %v]", n, d, ceiling)
+			}
+			if d < ceiling/2 {
+				low++
+			} else {
+				high++
+			}
 		}
-		if d > time.Second || d <= 0 {
-			t.Fatalf("wait %d = %v, want in (0, 1s]", n, d)
+		if low < schedules/4 || high < schedules/4 {
+			t.Fatalf("wait %d: %d of %d below half the ceiling %v, %d above: not uniform", n, low, schedules, ceiling, high)
 		}
-	}
-	p.Reset()
-	if d := p.Next(); d > 150*time.Millisecond {
-		t.Fatalf("after Reset the first wait is %v, want ≤ 150ms", d)
 	}
 }
 
-func TestPolicyJitters(t *testing.T) {
-	seen := map[time.Duration]bool{}
-	for range 20 {
-		seen[New(time.Second, time.Minute).Next()] = true
+func TestPolicyResetStartsOver(t *testing.T) {
+	p := New(100*time.Millisecond, time.Minute)
+	for range 10 {
+		p.Next()
 	}
-	if len(seen) < 2 {
-		t.Fatalf("20 first waits were all equal (%v): no jitter", seen)
+	p.Reset()
+	if d := p.Next(); d > 100*time.Millisecond {
+		t.Fatalf("after Reset the first wait is %v, want ≤ 100ms", d)
+	}
+}
+
+func TestMaxBelowInitialIsRaised(t *testing.T) {
+	p := New(time.Second, time.Millisecond)
+	for range 5 {
+		if d := p.Next(); d > time.Second {
+			t.Fatalf("wait %v above the raised maximum of 1s", d)
+		}
 	}
 }
 

@@ -111,7 +111,7 @@ type Config struct {
 	// MaxAttempts bounds the attempts of one call (the first included). Default (0): 6.
 	MaxAttempts int
 	// BaseBackoff is the backoff before the first retry; it doubles per retry, and each sleep is
-	// drawn from ±50 % of it (internal/retry's policy). Default (0): 200ms.
+	// drawn uniformly from [0, backoff] (full jitter, internal/retry's policy). Default (0): 200ms.
 	BaseBackoff time.Duration
 	// MaxBackoff caps one backoff sleep (a Retry-After header included). Default (0): 10s.
 	MaxBackoff time.Duration
