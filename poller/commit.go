@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/followpub/followpub/internal/retry"
 	"github.com/followpub/followpub/schema"
 )
 
@@ -73,48 +74,157 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 	return p.raiseFloor(ctx)
 }
 
+// Retries of a batch whose write failed with a temporary error, each after the read-back that
+// settled the failed write.
+const (
+	publishAttempts = 5
+	publishRetryMin = 200 * time.Millisecond
+	publishRetryMax = 5 * time.Second
+)
+
 // publishBatch publishes recs and commits every record Kafka acknowledged, even when the publish
-// failed part-way. It is given ShutdownGrace beyond ctx to finish.
+// failed part-way. After a failed write it reads the topic back (settle) before anything is sent
+// again, and sends again only the records that did not land, while the failure is temporary. It is
+// given ShutdownGrace beyond ctx to finish.
 func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *CycleResult) error {
 	gctx, cancel := graceContext(ctx, p.cfg.ShutdownGrace)
 	defer cancel()
-	acked, perr := p.pub.Publish(gctx, recs)
-	var add []Published
-	for i, r := range recs {
-		if perr == nil || (i < len(acked) && acked[i]) {
-			add = append(add, Published{ID: r.ID, FollowTime: r.FollowTime})
+	policy := retry.New(publishRetryMin, publishRetryMax)
+	for attempt := 1; ; attempt++ {
+		w, perr := p.pub.Publish(gctx, recs)
+		var add []Published
+		for i, r := range recs {
+			if perr == nil || (i < len(w.Acked) && w.Acked[i]) {
+				add = append(add, Published{ID: r.ID, FollowTime: r.FollowTime})
+			}
 		}
+		var tail *Tail
+		if perr == nil {
+			t := p.st.Tail.Advance(w.Next)
+			tail = &t
+		} else {
+			p.settled = false
+		}
+		if err := p.commitPublished(gctx, add, tail); err != nil {
+			return errors.Join(wrapPublish(perr, len(recs), 0), err)
+		}
+		res.Published += len(add)
+		if perr == nil {
+			return nil
+		}
+		// The fate of the records not acknowledged is unknown: settle it before sending any again.
+		if _, err := p.settle(gctx); err != nil {
+			return errors.Join(wrapPublish(perr, len(recs), len(add)), err)
+		}
+		p.cfg.Metrics.AmbiguousWriteSettled()
+		rest := recs[:0:0]
+		for _, r := range recs {
+			if !p.published(r.ID) {
+				rest = append(rest, r)
+			}
+		}
+		res.Published += len(recs) - len(add) - len(rest)
+		if len(rest) == 0 {
+			return nil
+		}
+		if !temporary(perr) || attempt >= publishAttempts || gctx.Err() != nil {
+			return wrapPublish(perr, len(recs), len(recs)-len(rest))
+		}
+		wait := policy.Next()
+		p.cfg.Logger.Warn("publish failed; the read-back settled what landed, sending the rest again",
+			"err", perr, "records", len(recs), "landed", len(recs)-len(rest), "attempt", attempt, "retry_in", wait.Round(time.Millisecond))
+		if retry.Sleep(gctx, wait) != nil {
+			return wrapPublish(perr, len(recs), len(recs)-len(rest))
+		}
+		recs = rest
 	}
-	if err := p.commitPublished(gctx, add); err != nil {
-		return errors.Join(wrapPublish(perr, len(recs), 0), err)
-	}
-	res.Published += len(add)
-	return wrapPublish(perr, len(recs), len(add))
 }
 
-// commitPublished commits records Kafka acknowledged, together with any that an earlier commit
-// failed to save. When the commit fails, they are all kept in memory as unsaved: they count as
-// published for the dedupe (so a disk that refuses commits does not make every cycle publish the
-// same batch again) and are committed first thing next time. Only a crash loses them, and then
-// they are published once more.
-func (p *Poller) commitPublished(ctx context.Context, add []Published) error {
+// temporary reports whether err says that sending again may succeed (poller.Publisher).
+func temporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// published reports whether id is committed or kept unsaved as published.
+func (p *Poller) published(id int64) bool {
+	if _, ok := p.st.Seen[id]; ok {
+		return true
+	}
+	_, ok := p.unsavedIDs[id]
+	return ok
+}
+
+// settle reads the topic back from the recorded tail and commits this source's records found
+// there as published, with the tail read to: afterwards no write of this state has an unknown
+// fate. It runs before a process publishes for the first time (whatever ended the last one) and
+// after every failed write. It returns how many records it committed.
+func (p *Poller) settle(ctx context.Context) (int, error) {
+	began := p.cfg.Clock()
+	rb, err := p.pub.ReadBack(ctx, p.st.Tail)
+	if err != nil {
+		return 0, fmt.Errorf("reading the topic back before publishing again: %w", err)
+	}
+	var add []Published
+	found := map[int64]struct{}{}
+	for _, f := range rb.Found {
+		if _, dup := found[f.ID]; dup || f.FollowTime < p.st.Floor || p.published(f.ID) {
+			continue
+		}
+		found[f.ID] = struct{}{}
+		add = append(add, f)
+	}
+	if err := p.commitPublished(ctx, add, &rb.Tail); err != nil {
+		return 0, fmt.Errorf("committing %d records found by reading the topic back: %w", len(add), err)
+	}
+	p.settled = true
+	d := p.cfg.Clock().Sub(began)
+	p.cfg.Metrics.ReadBackDone(len(add), d)
+	p.cfg.Metrics.ReadBackAnomalies(rb.Removed, rb.Rewound, rb.Unrecognised)
+	log := p.cfg.Logger.With("read", rb.Read, "found", len(rb.Found), "committed", len(add), "foreign", rb.Foreign,
+		"unrecognised", rb.Unrecognised, "duration", d.Round(time.Millisecond))
+	switch {
+	case rb.Fresh:
+		log.Info("no tail recorded for the topic yet: accounting for it from its end now", "tail", rb.Tail.Next)
+	case len(add) > 0 || rb.Removed > 0 || rb.Rewound > 0:
+		log.Warn("the read-back found records of ours the state did not have, and committed them as published",
+			"removed_before_read", rb.Removed, "partitions_rewound", rb.Rewound)
+	default:
+		log.Debug("topic read back")
+	}
+	return len(add), nil
+}
+
+// commitPublished commits records that are in the topic (Kafka acknowledged them, or the read-back
+// found them) and tail (nil: unchanged), together with any that an earlier commit failed to save.
+// When the commit fails, they are all kept in memory as unsaved: they count as published for the
+// dedupe (so a disk that refuses commits does not make every cycle publish the same batch again)
+// and are committed first thing next time. A crash loses them from memory, not from the topic:
+// the next process finds them by reading the topic back.
+func (p *Poller) commitPublished(ctx context.Context, add []Published, tail *Tail) error {
 	add = append(p.unsaved, add...)
-	if len(add) == 0 {
+	if tail != nil && p.unsavedTail != nil {
+		t := p.unsavedTail.Advance(tail.Next)
+		tail = &t
+	} else if tail == nil {
+		tail = p.unsavedTail
+	}
+	if len(add) == 0 && tail == nil {
 		return nil
 	}
-	change := Change{Floor: p.st.Floor, Watermark: p.st.Watermark, Add: add}
+	change := Change{Floor: p.st.Floor, Watermark: p.st.Watermark, Add: add, Tail: tail}
 	for _, a := range add {
 		change.Watermark = max(change.Watermark, a.FollowTime)
 	}
 	if err := p.commit(ctx, change); err != nil {
-		p.unsaved = add
+		p.unsaved, p.unsavedTail = add, tail
 		for _, a := range add {
 			p.unsavedIDs[a.ID] = struct{}{}
 		}
 		return err
 	}
 	p.cfg.Metrics.RecordsPublished(len(add))
-	p.unsaved = nil
+	p.unsaved, p.unsavedTail = nil, nil
 	clear(p.unsavedIDs)
 	return nil
 }
@@ -159,6 +269,9 @@ func (p *Poller) commit(ctx context.Context, c Change) error {
 		clear(p.late)
 	}
 	p.st.Watermark = max(p.st.Watermark, c.Watermark)
+	if c.Tail != nil {
+		p.st.Tail = *c.Tail
+	}
 	p.st.UpdatedAt = p.cfg.Clock()
 	p.cfg.Metrics.StateCommitted(time.UnixMilli(p.st.Watermark), p.cfg.Clock().Sub(began))
 	return nil

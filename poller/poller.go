@@ -133,10 +133,13 @@ type Poller struct {
 	// history is what planCycle remembers of earlier cycles.
 	history readHistory
 
-	// unsaved holds records Kafka acknowledged whose commit failed (a full or read-only disk);
-	// unsavedIDs indexes them. See commitPublished.
-	unsaved    []Published
-	unsavedIDs map[int64]struct{}
+	// unsaved holds records Kafka acknowledged whose commit failed (a full or read-only disk), and
+	// unsavedTail the tail that commit carried; unsavedIDs indexes them. See commitPublished.
+	unsaved     []Published
+	unsavedTail *Tail
+	unsavedIDs  map[int64]struct{}
+	// settled is true once this process read the topic back (settle) and no write failed since.
+	settled bool
 
 	lastSuccess atomic.Int64 // unix nanoseconds of the last completed cycle; 0 = none yet
 }
@@ -236,8 +239,13 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	if err := p.ensureState(ctx); err != nil {
 		return res, err
 	}
-	if err := p.commitPublished(ctx, nil); err != nil {
+	if err := p.commitPublished(ctx, nil, nil); err != nil {
 		return res, fmt.Errorf("saving %d records published before the last commit failed: %w", len(p.unsaved), err)
+	}
+	if !p.settled || p.st.Tail.IsZero() {
+		if _, err := p.settle(ctx); err != nil {
+			return res, err
+		}
 	}
 	began := p.cfg.Clock()
 	_, canIncrement := p.src.(IncrementalSource)
