@@ -104,6 +104,7 @@ func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *Cy
 			tail = &t
 		} else {
 			p.settled = false
+			p.unsettled++
 		}
 		if err := p.commitPublished(gctx, add, tail); err != nil {
 			return errors.Join(wrapPublish(perr, len(recs), 0), err)
@@ -116,7 +117,6 @@ func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *Cy
 		if _, err := p.settle(gctx); err != nil {
 			return errors.Join(wrapPublish(perr, len(recs), len(add)), err)
 		}
-		p.cfg.Metrics.AmbiguousWriteSettled()
 		rest := recs[:0:0]
 		for _, r := range recs {
 			if !p.published(r.ID) {
@@ -178,6 +178,8 @@ func (p *Poller) settle(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("committing %d records found by reading the topic back: %w", len(add), err)
 	}
 	p.settled = true
+	p.cfg.Metrics.AmbiguousWritesSettled(p.unsettled)
+	p.unsettled = 0
 	d := p.cfg.Clock().Sub(began)
 	p.cfg.Metrics.ReadBackDone(len(add), d)
 	p.cfg.Metrics.ReadBackAnomalies(rb.Removed, rb.Rewound, rb.Unrecognised)

@@ -290,10 +290,10 @@ func (m *countingMetrics) ReadBackDone(found int, _ time.Duration) {
 	m.readBacks++
 	m.found += found
 }
-func (m *countingMetrics) AmbiguousWriteSettled() {
+func (m *countingMetrics) AmbiguousWritesSettled(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.settled++
+	m.settled += n
 }
 func (m *countingMetrics) ReadBackAnomalies(int64, int, int) {}
 

@@ -138,8 +138,10 @@ type Poller struct {
 	unsaved     []Published
 	unsavedTail *Tail
 	unsavedIDs  map[int64]struct{}
-	// settled is true once this process read the topic back (settle) and no write failed since.
-	settled bool
+	// settled is true once this process read the topic back (settle) and no write failed since;
+	// unsettled counts the writes that failed since the last read-back.
+	settled   bool
+	unsettled int
 
 	lastSuccess atomic.Int64 // unix nanoseconds of the last completed cycle; 0 = none yet
 }

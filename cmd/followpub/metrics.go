@@ -101,7 +101,7 @@ func (m *metrics) ReadBackDone(found int, d time.Duration) {
 	m.readBackSeconds.Observe(d.Seconds())
 }
 
-func (m *metrics) AmbiguousWriteSettled() { m.ambiguousSettled.Inc() }
+func (m *metrics) AmbiguousWritesSettled(n int) { m.ambiguousSettled.Add(float64(n)) }
 
 func (m *metrics) ReadBackAnomalies(removed int64, rewound, unrecognised int) {
 	m.removedBeforeReadBack.Add(float64(removed))
