@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Status is the state as `followpub watermark show` prints it (SPEC.md §5).
+// Status is the state as `followpub watermark show` prints it (docs/DESIGN.md §5).
 type Status struct {
 	// Exists is false when there is no state yet; the other fields then show where a run would start.
 	Exists      bool   `json:"exists"`

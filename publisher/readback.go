@@ -50,15 +50,19 @@ const fetchMaxBytes = 16 << 20
 // they could be read (retention, DeleteRecords) are counted in Removed and logged with their
 // range: their fate is unknown, so a record among them may be published again.
 func (p *Publisher) ReadBack(ctx context.Context, from poller.Tail) (rb poller.ReadBack, err error) {
+	// Reaching the brokers gets WriteTimeout, as a write does; waiting out the replication
+	// window and reading get replicationWait more.
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout+replicationWait)
 	defer cancel()
-	if err := p.awaitSettled(ctx); err != nil {
+	reach, cancelReach := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	defer cancelReach()
+	if err := p.awaitSettled(reach); err != nil {
 		return rb, err
 	}
-	if err := p.ensureTopicOnce(ctx); err != nil {
+	if err := p.ensureTopicOnce(reach); err != nil {
 		return rb, fmt.Errorf("reading topic %s back: %w", p.cfg.Topic, p.explain(err))
 	}
-	info, err := p.Describe(ctx)
+	info, err := p.Describe(reach)
 	if err != nil {
 		return rb, err
 	}
@@ -71,9 +75,9 @@ func (p *Publisher) ReadBack(ctx context.Context, from poller.Tail) (rb poller.R
 	}
 	ends, err := p.visibleEnds(ctx, parts)
 	// A leader moving, or a topic just created or re-created, answers with temporary errors for
-	// a moment: wait them out within the deadline.
+	// a moment: wait them out while the brokers may be reached.
 	for policy := retry.New(50*time.Millisecond, time.Second); err != nil && retriable(err); {
-		if retry.Sleep(ctx, policy.Next()) != nil {
+		if retry.Sleep(reach, policy.Next()) != nil {
 			break
 		}
 		ends, err = p.visibleEnds(ctx, parts)
