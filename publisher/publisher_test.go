@@ -28,51 +28,59 @@ import (
 
 var _ poller.Publisher = (*Publisher)(nil)
 
+// TestRetriable is the table of the publisher's two retry decisions: whether a failure may pass
+// when tried again (retriable), and whether Publish may send the batch again itself (notAppended).
 func TestRetriable(t *testing.T) {
 	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	tests := []struct {
 		name string
 		err  error
-		want bool
+		// want is retriable's answer, notAppended notAppended's: whether Publish itself may send
+		// the batch again (the brokers cannot have appended it).
+		want, notAppended bool
 	}{
-		{"nil", nil, false},
-		{"leader not available", kafka.LeaderNotAvailable, true},
-		{"not leader", kafka.NotLeaderForPartition, true},
-		{"unknown topic (metadata still propagating)", kafka.UnknownTopicOrPartition, true},
-		{"not enough replicas", kafka.NotEnoughReplicas, true},
-		{"request timed out", kafka.RequestTimedOut, true},
-		{"broker not available", kafka.BrokerNotAvailable, true},
-		{"no leader in kafka-go's metadata", produce.NewError(protocol.NewErrNoLeader("t", 1)), true},
-		{"no partition in kafka-go's metadata", protocol.NewErrNoPartition("t", 1), true},
-		{"write errors no leader", kafka.WriteErrors{produce.NewError(protocol.NewErrNoLeader("t", 1))}, true},
-		{"wrapped temporary", fmt.Errorf("x: %w", kafka.LeaderNotAvailable), true},
-		{"connection refused", dialRefused, true},
-		{"connection reset", syscall.ECONNRESET, true},
-		{"broken pipe", syscall.EPIPE, true},
-		{"unexpected EOF", io.ErrUnexpectedEOF, true},
-		{"i/o timeout", os.ErrDeadlineExceeded, true},
-		{"write errors all temporary", kafka.WriteErrors{nil, kafka.LeaderNotAvailable, dialRefused}, true},
-		{"write errors one final", kafka.WriteErrors{kafka.LeaderNotAvailable, kafka.TopicAuthorizationFailed}, false},
-		{"write errors none", kafka.WriteErrors{nil, nil}, false},
-		{"brief write errors temporary", brief(kafka.WriteErrors{nil, kafka.LeaderNotAvailable}), true},
-		{"brief write errors final", brief(kafka.WriteErrors{kafka.TopicAuthorizationFailed, nil}), false},
-		{"sasl failed", kafka.SASLAuthenticationFailed, false},
-		{"sasl mechanism", kafka.UnsupportedSASLMechanism, false},
-		{"topic authorization", kafka.TopicAuthorizationFailed, false},
-		{"invalid topic", kafka.InvalidTopic, false},
-		{"message too large", kafka.MessageTooLargeError{}, false},
-		{"message size too large (broker)", kafka.MessageSizeTooLarge, false},
-		{"unknown authority", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, false},
-		{"not TLS", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, false},
-		{"deadline", context.DeadlineExceeded, false},
-		{"canceled", context.Canceled, false},
-		{"closed", ErrClosed, false},
-		{"other", errors.New("boom"), false},
+		{"nil", nil, false, false},
+		{"leader not available", kafka.LeaderNotAvailable, true, true},
+		{"not leader", kafka.NotLeaderForPartition, true, true},
+		{"unknown topic (metadata still propagating)", kafka.UnknownTopicOrPartition, true, true},
+		{"not enough replicas", kafka.NotEnoughReplicas, true, true},
+		{"request timed out", kafka.RequestTimedOut, true, false},
+		{"not enough replicas after append", kafka.NotEnoughReplicasAfterAppend, true, false},
+		{"broker not available", kafka.BrokerNotAvailable, true, true},
+		{"no leader in kafka-go's metadata", produce.NewError(protocol.NewErrNoLeader("t", 1)), true, true},
+		{"no partition in kafka-go's metadata", protocol.NewErrNoPartition("t", 1), true, true},
+		{"write errors no leader", kafka.WriteErrors{produce.NewError(protocol.NewErrNoLeader("t", 1))}, true, true},
+		{"wrapped temporary", fmt.Errorf("x: %w", kafka.LeaderNotAvailable), true, true},
+		{"connection refused", dialRefused, true, true},
+		{"connection reset", syscall.ECONNRESET, true, false},
+		{"broken pipe", syscall.EPIPE, true, false},
+		{"unexpected EOF", io.ErrUnexpectedEOF, true, false},
+		{"i/o timeout", os.ErrDeadlineExceeded, true, false},
+		{"write errors all temporary", kafka.WriteErrors{nil, kafka.LeaderNotAvailable, dialRefused}, true, true},
+		{"write errors one final", kafka.WriteErrors{kafka.LeaderNotAvailable, kafka.TopicAuthorizationFailed}, false, false},
+		{"write errors none", kafka.WriteErrors{nil, nil}, false, false},
+		{"brief write errors temporary", brief(kafka.WriteErrors{nil, kafka.LeaderNotAvailable}), true, true},
+		{"brief write errors final", brief(kafka.WriteErrors{kafka.TopicAuthorizationFailed, nil}), false, false},
+		{"sasl failed", kafka.SASLAuthenticationFailed, false, false},
+		{"sasl mechanism", kafka.UnsupportedSASLMechanism, false, false},
+		{"topic authorization", kafka.TopicAuthorizationFailed, false, false},
+		{"invalid topic", kafka.InvalidTopic, false, false},
+		{"message too large", kafka.MessageTooLargeError{}, false, false},
+		{"message size too large (broker)", kafka.MessageSizeTooLarge, false, false},
+		{"unknown authority", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, false, false},
+		{"not TLS", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, false, false},
+		{"deadline", context.DeadlineExceeded, false, false},
+		{"canceled", context.Canceled, false, false},
+		{"closed", ErrClosed, false, false},
+		{"other", errors.New("boom"), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := retriable(tt.err); got != tt.want {
 				t.Errorf("retriable(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+			if got := notAppended(tt.err); got != tt.notAppended {
+				t.Errorf("notAppended(%v) = %v, want %v", tt.err, got, tt.notAppended)
 			}
 		})
 	}
@@ -471,40 +479,4 @@ func BenchmarkMessages(b *testing.B) {
 		p.messages(recs, c)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
-}
-
-// TestNotAppended is the table of the errors after which Publish sends a batch again itself: only
-// those where the brokers cannot have appended it.
-func TestNotAppended(t *testing.T) {
-	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"nil", nil, false},
-		{"not leader", kafka.NotLeaderForPartition, true},
-		{"leader not available", kafka.LeaderNotAvailable, true},
-		{"unknown topic or partition", kafka.UnknownTopicOrPartition, true},
-		{"not enough replicas (checked before the append)", kafka.NotEnoughReplicas, true},
-		{"no leader in kafka-go's metadata", produce.NewError(protocol.NewErrNoLeader("t", 1)), true},
-		{"dial refused", dialRefused, true},
-		{"write errors all refused", kafka.WriteErrors{nil, kafka.NotLeaderForPartition, dialRefused}, true},
-		{"write errors one ambiguous", kafka.WriteErrors{kafka.NotLeaderForPartition, kafka.RequestTimedOut}, false},
-		{"write errors none", kafka.WriteErrors{nil, nil}, false},
-		{"request timed out (appended, replicas late)", kafka.RequestTimedOut, false},
-		{"not enough replicas after append", kafka.NotEnoughReplicasAfterAppend, false},
-		{"connection reset", syscall.ECONNRESET, false},
-		{"unexpected EOF", io.ErrUnexpectedEOF, false},
-		{"i/o timeout", os.ErrDeadlineExceeded, false},
-		{"deadline", context.DeadlineExceeded, false},
-		{"final", kafka.InvalidRecord, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := notAppended(tt.err); got != tt.want {
-				t.Errorf("notAppended(%v) = %v, want %v", tt.err, got, tt.want)
-			}
-		})
-	}
 }
