@@ -400,3 +400,90 @@ func topicMetadata(t *testing.T, brokers []string, topic string) *kmsg.MetadataR
 	}
 	return resp
 }
+
+// TestReadBackWaitsOutTheReplicationWindow: for a while the leader reports a high watermark three
+// records short of its log end, as a leader does while its followers fetch what it appended. A
+// read-back to the high watermark would miss those records (and they would be sent again); it
+// must wait until the high watermark reaches the log end the leader reports for its epoch
+// (OffsetForLeaderEpoch), and find every record.
+func TestReadBackWaitsOutTheReplicationWindow(t *testing.T) {
+	const window = 800 * time.Millisecond
+	c := fakeCluster(t, 1)
+	p := NewTestPublisher(t, onCluster(c, Config{WriteTimeout: 10 * time.Second}))
+	start, err := p.ReadBack(context.Background(), poller.Tail{})
+	if err != nil {
+		t.Fatalf("ReadBack: %v", err)
+	}
+	recs := faultRecords(4_000_000_037, 10)
+	if _, err := p.Publish(context.Background(), recs); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	real := listLatest(t, c)
+
+	var mu sync.Mutex
+	until := time.Now().Add(window)
+	short := 0 // answers with the short high watermark
+	c.ControlKey(int16(kmsg.ListOffsets), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		r := req.(*kmsg.ListOffsetsRequest)
+		if time.Now().After(until) || len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 1 || r.Topics[0].Partitions[0].Timestamp != -1 {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		short++
+		resp := r.ResponseKind().(*kmsg.ListOffsetsResponse)
+		rt := kmsg.NewListOffsetsResponseTopic()
+		rt.Topic = r.Topics[0].Topic
+		rp := kmsg.NewListOffsetsResponseTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Timestamp = 0, real.Offset-3, real.LeaderEpoch, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	began := time.Now()
+	rb, err := p.ReadBack(context.Background(), start.Tail)
+	took := time.Since(began)
+	if err != nil {
+		t.Fatalf("ReadBack: %v", err)
+	}
+	mu.Lock()
+	n := short
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("no ListOffsets answer showed the short high watermark: the test tested nothing")
+	}
+	if len(rb.Found) != len(recs) || rb.Tail.Next[0] != real.Offset {
+		t.Fatalf("the read-back found %d of %d records, tail %v (log end %d): it did not wait for the replication window",
+			len(rb.Found), len(recs), rb.Tail.Next, real.Offset)
+	}
+	if took < window/2 {
+		t.Errorf("the read-back took %s, less than the window of %s it had to wait out", took, window)
+	}
+	t.Logf("%d answers with the high watermark 3 short; the read-back waited %s and found all %d records", n, took.Round(time.Millisecond), len(rb.Found))
+}
+
+// listLatest asks c for partition 0's high watermark and leader epoch, with franz-go.
+func listLatest(t *testing.T, c *kfake.Cluster) kmsg.ListOffsetsResponseTopicPartition {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = faultTopic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Topics[0].Partitions[0]
+}

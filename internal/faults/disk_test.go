@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/followpub/followpub/internal/e2etest"
@@ -396,6 +397,45 @@ func TestReadOnlyStateMount(t *testing.T) {
 	figures(t, "mechanism=%q exit=1 published_while_read_only=0 lost=0 duplicates=0", map[bool]string{true: "tmpfs remounted read-only", false: "chmod"}[mounted])
 }
 
+// usedLeafPage returns the id of a leaf page in use near the middle of the bbolt file state (free
+// pages, which zeroing would not harm, are skipped), from a copy opened with bbolt.
+func usedLeafPage(t *testing.T, state []byte, pageSize int) int {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "copy.state")
+	if err := os.WriteFile(path, state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pages := len(state) / pageSize
+	found := -1
+	err = db.View(func(tx *bolt.Tx) error {
+		for i := range pages {
+			for _, id := range []int{pages/2 + i, pages/2 - i} {
+				if id < 2 || id >= pages {
+					continue
+				}
+				info, err := tx.Page(id)
+				if err != nil {
+					return err
+				}
+				if info != nil && info.Type == "leaf" {
+					found = id
+					return nil
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil || found < 0 {
+		t.Fatalf("no leaf page in use in the state (%v)", err)
+	}
+	return found
+}
+
 // TestDamagedStateNeverRestarts damages a real state file (5 000 remembered ids, many pages) in
 // the ways disks and people damage files, and runs `run --once` and `watermark show` on it. Each
 // must exit 1 with a message naming the state file, publish nothing (a silent restart from
@@ -444,7 +484,7 @@ func TestDamagedStateNeverRestarts(t *testing.T) {
 			clear(b[:2*page])
 			return os.WriteFile(p, b, 0o600)
 		}, "corrupt"},
-		{"a middle page zeroed", func(p string) error { return os.WriteFile(p, zeroPage(len(good)/page/2), 0o600) }, "corrupt"},
+		{"a middle page zeroed", func(p string) error { return os.WriteFile(p, zeroPage(usedLeafPage(t, good, page)), 0o600) }, "corrupt"},
 		{"a directory", func(p string) error { return os.Mkdir(p, 0o700) }, "directory"},
 	}
 	for _, tt := range tests {

@@ -223,12 +223,12 @@ func (p *nopPublisher) Publish(_ context.Context, recs []schema.Record) (poller.
 	return poller.Written{}, nil
 }
 
-// published returns every id published so far, in order, copies included.
 // ReadBack finds nothing: what nopPublisher acknowledges it keeps to itself.
 func (p *nopPublisher) ReadBack(context.Context, poller.Tail) (poller.ReadBack, error) {
 	return poller.ReadBack{Tail: poller.Tail{Topic: "nop", Next: map[int]int64{0: 0}}}, nil
 }
 
+// published returns every id published so far, in order, copies included.
 func (p *nopPublisher) published() []int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -237,6 +237,19 @@ func (p *nopPublisher) published() []int64 {
 
 // staticSource returns the same records for every day they fall on.
 type staticSource struct{ recs []schema.Record }
+
+// gatedSource is src that returns nothing until open is set.
+type gatedSource struct {
+	src  staticSource
+	open *atomic.Bool
+}
+
+func (g gatedSource) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
+	if !g.open.Load() {
+		return nil, nil
+	}
+	return g.src.Fetch(ctx, from, to)
+}
 
 func (s staticSource) Fetch(_ context.Context, from, to time.Time) ([]schema.Record, error) {
 	var out []schema.Record
@@ -250,8 +263,9 @@ func (s staticSource) Fetch(_ context.Context, from, to time.Time) ([]schema.Rec
 }
 
 // TestDiskFaultPublishesOneBatchPerOutage makes every commit fail (a full disk) for eight
-// consecutive cycles while 2 500 records are due, with a batch size of 1 000. The first cycle
-// publishes one batch, which Kafka acknowledges and the store cannot commit. The poller used to
+// consecutive cycles while 2 500 records are due, with a batch size of 1 000 (after a first
+// cycle that found nothing due and read the topic back, as every process does before it
+// publishes). The first failed cycle publishes one batch, which Kafka acknowledges and the store cannot commit. The poller used to
 // forget those records and publish the same batch again every failed cycle, so the duplicates grew
 // with the length of the outage. Now: that one batch is the only thing published for the whole
 // outage (each later failed cycle publishes nothing and the state does not move), and once the disk
@@ -270,7 +284,11 @@ func TestDiskFaultPublishesOneBatchPerOutage(t *testing.T) {
 	}
 	pub := &nopPublisher{}
 	store := &pollertest.MemStore{}
-	p, err := poller.New(poller.Config{StartFrom: "24h", BatchSize: batch}, staticSource{recs}, pub, store)
+	var open atomic.Bool
+	// The clock moves on past the first cycle's readiness (three intervals) once it is done.
+	var shift atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
+	p, err := poller.New(poller.Config{StartFrom: "24h", BatchSize: batch, Clock: clock}, gatedSource{staticSource{recs}, &open}, pub, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +299,11 @@ func TestDiskFaultPublishesOneBatchPerOutage(t *testing.T) {
 	if err := p.SetWatermark(ctx, now.Add(-24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.Cycle(ctx); err != nil { // nothing due yet: the read-back, and its commit
+		t.Fatal(err)
+	}
+	open.Store(true)
+	shift.Store(int64(2 * time.Minute))
 	before, err := p.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
