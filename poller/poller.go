@@ -31,7 +31,7 @@ type Config struct {
 	// StartFrom is where a run with no state begins (see ParseStartFrom). Default: "today".
 	StartFrom string
 	// BatchSize is the number of records published, then committed, at a time: the most a crash
-	// can duplicate. Default: DefaultBatchSize.
+	// leaves in the topic uncommitted, for the next start to read back. Default: DefaultBatchSize.
 	BatchSize int
 	// FloorMargin is how far the floor trails the window start, so that a record the API returns
 	// just outside the window is still recognised, and the day that just left the window, which

@@ -21,9 +21,10 @@ type Source interface {
 // Publisher writes records to Kafka, and reads back what landed when a write's fate is unknown.
 // Its methods are called one at a time by the Poller.
 type Publisher interface {
-	// Publish writes recs in the given order, once: it never re-sends a record on its own. It
-	// blocks until Kafka acknowledged or failed each of them (writes still in flight when ctx ends
-	// are waited for as far as possible), and returns nil when every record was acknowledged.
+	// Publish writes recs in the given order, once: it never re-sends a record that may have
+	// landed (only one the brokers refused before appending it). It blocks until Kafka
+	// acknowledged or failed each of them (writes still in flight when ctx ends are waited for as
+	// far as possible), and returns nil when every record was acknowledged, with Written.Next.
 	// Otherwise it returns an error, and Written.Acked[i] reports whether Kafka acknowledged
 	// recs[i] (Acked is nil when none was); a record not acknowledged may still have reached
 	// Kafka, so the caller calls ReadBack before it publishes anything again. An error that may
