@@ -18,7 +18,7 @@ KAFKA39_VERSION ?= 3.9.1
 # The packages test-kafka39 runs against the 3.9 line (those that exist).
 KAFKA39_PKGS := $(foreach d,publisher internal/kafkatest,$(if $(wildcard $(d)),./$(d)/...))
 
-.PHONY: help build test test-kafka39 fuzz lint fmt demo bench kafka-jars clean
+.PHONY: help build test test-tools test-rules test-kubernetes test-kafka39 fuzz lint fmt demo bench kafka-jars clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,8 +28,18 @@ BIN ?= bin/followpub
 build: ## build bin/followpub (BIN=path elsewhere) with the version and commit stamped in
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/followpub
 
-test: ## go test -race ./... against a real Kafka (started here unless FOLLOWPUB_TEST_KAFKA_BROKERS is set)
+test: test-tools ## go test -race ./... against a real Kafka (started here unless FOLLOWPUB_TEST_KAFKA_BROKERS is set), and deploy/kubernetes' own module
 	scripts/kafka/with-broker.sh $(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+	$(MAKE) --no-print-directory test-kubernetes
+
+test-tools: ## install promtool, prometheus and chromium (Debian packages) for the deploy/ tests, if missing
+	scripts/deploy/tools.sh
+
+test-rules: test-tools ## promtool check and unit tests of deploy/prometheus/alerts.yml (also part of make test)
+	$(GO) test -count=1 -run 'TestAlertRules' ./deploy/
+
+test-kubernetes: ## decode deploy/kubernetes/*.yaml strictly with the Kubernetes API types (its own Go module)
+	cd deploy/kubernetes && $(GO) test -count=1 ./...
 
 test-kafka39: ## the publisher and kafkatest tests against Kafka 3.9.1, always a fresh broker
 	KAFKA_VERSION=$(KAFKA39_VERSION) FOLLOWPUB_KAFKA_FRESH=1 \
@@ -38,10 +48,11 @@ test-kafka39: ## the publisher and kafkatest tests against Kafka 3.9.1, always a
 fuzz: ## run every fuzz target briefly (FUZZTIME each, default 100000x inputs); failures land in testdata/fuzz
 	scripts/fuzz.sh
 
-lint: ## gofmt check, go vet, and golangci-lint (.golangci.yml; built from the Go module proxy on first use)
+lint: ## gofmt check, go vet (deploy/kubernetes' module too), and golangci-lint (.golangci.yml; built from the Go module proxy on first use)
 	@unformatted=$$(gofmt -l .); \
 	if [ -n "$$unformatted" ]; then echo "gofmt: these files need formatting (make fmt):"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	cd deploy/kubernetes && $(GO) vet ./...
 	$(GOLANGCI_LINT) run ./...
 
 fmt: ## format the Go sources

@@ -32,10 +32,7 @@ type fixture struct {
 
 func newFixture(tb testing.TB, n int) *fixture {
 	tb.Helper()
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	loc := schema.APILocation()
 	day := time.Date(2024, 2, 7, 0, 0, 0, 0, loc)
 	now := day.Add(36 * time.Hour)
 	sim, err := wshotosim.New(wshotosim.Config{
@@ -53,6 +50,7 @@ func newFixture(tb testing.TB, n int) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	publisher.RegisterCodecs() // as followpub's main does
 	f.pub, err = publisher.New(publisher.Config{Brokers: []string{"127.0.0.1:9"}})
 	if err != nil {
 		tb.Fatal(err)

@@ -9,12 +9,13 @@ import (
 	"github.com/followpub/followpub/bench"
 	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/internal/wshotosim"
+	"github.com/followpub/followpub/schema"
 )
 
 // TestPagesAnswersAsTheSimulator reads a day through Pages twice: the first read asks the
 // simulator, the second is answered from memory alone, and both return every record of the day.
 func TestPagesAnswersAsTheSimulator(t *testing.T) {
-	loc := time.FixedZone("CST", 8*3600)
+	loc := schema.APILocation()
 	day := time.Date(2024, 2, 7, 0, 0, 0, 0, loc)
 	sim, err := wshotosim.New(wshotosim.Config{
 		Count: 450, Start: day, End: day.Add(23 * time.Hour), StaticToken: "t0ken-for-pages",

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/followpub/followpub/internal/clocktest"
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/poller/pollertest"
 	"github.com/followpub/followpub/schema"
@@ -165,24 +166,6 @@ func (k *fakeKafka) counts() map[int64]int {
 	return c
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 // rig wires a poller over the fakes.
 type rig struct {
 	t     *testing.T
@@ -190,7 +173,7 @@ type rig struct {
 	api   *fakeAPI
 	kafka *fakeKafka
 	store *pollertest.MemStore
-	clock *clock
+	clock *clocktest.Clock
 	p     *poller.Poller
 	late  *countingMetrics
 }
@@ -198,7 +181,7 @@ type rig struct {
 func newRig(t *testing.T, now time.Time, mod func(*poller.Config)) *rig {
 	t.Helper()
 	loc := mustShanghai(t)
-	r := &rig{t: t, loc: loc, api: &fakeAPI{loc: loc}, kafka: newKafka(), store: &pollertest.MemStore{}, clock: &clock{now: now}, late: &countingMetrics{}}
+	r := &rig{t: t, loc: loc, api: &fakeAPI{loc: loc}, kafka: newKafka(), store: &pollertest.MemStore{}, clock: clocktest.New(now), late: &countingMetrics{}}
 	r.p = r.newPoller(mod)
 	return r
 }

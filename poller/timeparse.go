@@ -10,9 +10,9 @@ import (
 // DateLayout is the API's date filter format, yyyy-MM-dd.
 const DateLayout = "2006-01-02"
 
-// ParseTime parses a point in time given as RFC 3339 or as a date (yyyy-MM-dd, the start of that day
-// in loc). It is the argument of `watermark set`.
-func ParseTime(s string, loc *time.Location) (time.Time, error) {
+// ParseTimeOrDate parses a point in time given as RFC 3339 or as a date (yyyy-MM-dd, the start of
+// that day in loc): the argument of `watermark set` and `tail --from`.
+func ParseTimeOrDate(s string, loc *time.Location) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.ParseInLocation(DateLayout, s, loc); err == nil {
 		return t, nil
@@ -33,7 +33,7 @@ func ParseStartFrom(s string, now time.Time, loc *time.Location) (time.Time, err
 	case "now":
 		return now, nil
 	}
-	if t, err := ParseTime(s, loc); err == nil {
+	if t, err := ParseTimeOrDate(s, loc); err == nil {
 		return t, nil
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(s))

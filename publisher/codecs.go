@@ -11,20 +11,26 @@ import (
 	kafkazstd "github.com/segmentio/kafka-go/compress/zstd"
 )
 
-// kafka-go compresses produce requests with the writers of its global codec table, sized for long
-// streams: an lz4 writer holds 4 MiB blocks, a zstd encoder an 8 MiB window, one per partition
-// being written, and both are kept in pools. A produce request of this publisher holds at most
-// BatchBytes (1 MiB) per partition, so those buffers are mostly empty, yet they were the largest
-// part of the backfill's heap (lz4: 16 MiB of 34 MiB live; zstd pushed the peak RSS above
-// 100 MiB; docs/BENCHMARKS.md).
+// kafka-go compresses produce requests with the writers of its global codec table
+// (compress.Codecs): a Writer names a codec by its number only, so the writers cannot be chosen per
+// Writer. Its own writers are sized for long streams (an lz4 writer holds 4 MiB blocks, a zstd
+// encoder an 8 MiB window, one per partition being written, kept in pools), while a produce request
+// of this publisher holds at most BatchBytes per partition: most of those buffers stay empty, and
+// they dominate the heap of a backfill (docs/BENCHMARKS.md).
+
+// RegisterCodecs replaces the lz4 and zstd writers of kafka-go's global codec table with ones that
+// produce the same formats with smaller buffers: lz4 frames of 64 KiB blocks (the Java client's
+// block size; an lz4 match never reaches further back than 64 KiB anyway) and zstd frames with a
+// window of DefaultBatchBytes, which spans a whole produce request, so the ratio does not change.
+// Decompression stays with kafka-go's readers, which read any block or window size.
 //
-// installCodecs replaces the lz4 and zstd writers of kafka-go's table with ones that produce the
-// same formats with smaller buffers: lz4 frames of 64 KiB blocks (the Java client's block size; an
-// lz4 match never reaches further back than 64 KiB anyway) and zstd frames with a window of
-// 1 MiB, which spans a whole produce request, so the ratio does not change. Decompression is left
-// to kafka-go's readers, which read any block or window size. The table is global: this affects
-// every kafka-go writer in the process, in the same compatible way.
-var installCodecs = sync.OnceFunc(func() {
+// The table is process-wide, so this changes every kafka-go writer in the process, in the same
+// compatible way. Call it once at start, before the first Writer writes (followpub's main does);
+// without it, publishing works the same, with kafka-go's larger buffers. It is safe to call more
+// than once and from several goroutines.
+func RegisterCodecs() { registerCodecs() }
+
+var registerCodecs = sync.OnceFunc(func() {
 	compress.Codecs[compress.Lz4] = &lz4Codec{}
 	compress.Codecs[compress.Zstd] = &zstdCodec{}
 })

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,8 +30,7 @@ const (
 	// DefaultReplication asks the broker for its default.replication.factor.
 	DefaultReplication = -1
 	// DefaultCompression is the codec of produced batches, chosen by measurement
-	// (docs/BENCHMARKS.md): of the codecs, lz4 publishes fastest with the least memory; zstd
-	// stores fewer bytes but publishes slower, gzip slower still.
+	// (docs/BENCHMARKS.md): of the codecs, lz4 keeps the most throughput for the bytes it saves.
 	DefaultCompression = "lz4"
 	// DefaultWriteTimeout bounds one Publish call (KAFKA_WRITE_TIMEOUT).
 	DefaultWriteTimeout = 30 * time.Second
@@ -43,8 +43,8 @@ const (
 	// It never splits the records of one call: kafka-go queues a call's messages for a partition
 	// under that partition's lock, before the batch timer can take the batch. The poller publishes
 	// one call at a time, so every call waits this long for its last batch per partition and
-	// nothing joins it, so it is as short as can be: kafka-go's default of one second would stall
-	// every cycle.
+	// nothing joins it: kafka-go's default of one second would stall every cycle, and every
+	// millisecond more slows a backfill (docs/BENCHMARKS.md).
 	DefaultBatchTimeout = time.Millisecond
 	// DefaultClientID is the client id the brokers see.
 	DefaultClientID = "followpub"
@@ -154,14 +154,20 @@ type Metrics interface {
 var ErrInvalidConfig = errors.New("invalid publisher configuration")
 
 // ConfigError is a configuration error. Field names the Config field at fault (for example
-// "TLS.CAFile"), so a caller can name its own flag or variable.
+// "TLS.CAFile") and Related, when set, the other field the broken rule ties it to (for example
+// "TLS.Enabled"), so a caller can name its own flags or variables instead.
 type ConfigError struct {
-	Field string
-	Err   error
+	Field   string
+	Related string
+	Err     error
 }
 
 func (e *ConfigError) Error() string {
-	return "invalid kafka configuration: " + e.Field + ": " + e.Err.Error()
+	msg := "invalid kafka configuration: " + e.Field + ": " + e.Err.Error()
+	if e.Related != "" {
+		msg += " (see " + e.Related + ")"
+	}
+	return msg
 }
 
 // Unwrap returns ErrInvalidConfig and the cause.
@@ -169,6 +175,10 @@ func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err}
 
 func configErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+func relatedErr(field, related, format string, args ...any) error {
+	return &ConfigError{Field: field, Related: related, Err: fmt.Errorf(format, args...)}
 }
 
 // compressions maps KAFKA_COMPRESSION values to kafka-go codecs.
@@ -182,38 +192,25 @@ var compressions = map[string]kafka.Compression{
 
 // setDefaults fills the zero fields of c.
 func (c *Config) setDefaults() {
-	if c.Topic == "" {
-		c.Topic = DefaultTopic
-	}
-	if c.Partitions == 0 {
-		c.Partitions = DefaultPartitions
-	}
-	if c.Replication == 0 {
-		c.Replication = DefaultReplication
-	}
-	c.Compression = strings.ToLower(strings.TrimSpace(c.Compression))
-	if c.Compression == "" {
-		c.Compression = DefaultCompression
-	}
+	c.Topic = cmp.Or(c.Topic, DefaultTopic)
+	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
+	c.Replication = cmp.Or(c.Replication, DefaultReplication)
+	c.Compression = cmp.Or(strings.ToLower(strings.TrimSpace(c.Compression)), DefaultCompression)
 	c.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(c.SASL.Mechanism))
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.BatchBytes == 0 {
-		c.BatchBytes = DefaultBatchBytes
-	}
-	if c.BatchTimeout == 0 {
-		c.BatchTimeout = DefaultBatchTimeout
-	}
-	if c.Source == "" {
-		c.Source = schema.DefaultSource
-	}
-	if c.ClientID == "" {
-		c.ClientID = DefaultClientID
-	}
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.BatchBytes = cmp.Or(c.BatchBytes, DefaultBatchBytes)
+	c.BatchTimeout = cmp.Or(c.BatchTimeout, DefaultBatchTimeout)
+	c.Source = cmp.Or(c.Source, schema.DefaultSource)
+	c.ClientID = cmp.Or(c.ClientID, DefaultClientID)
+}
+
+// Validate reports what New would refuse in c, after filling the same defaults, without reading
+// the TLS files or touching the network: a caller can check a configuration at start-up, before
+// it builds anything. Errors are *ConfigError.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validate()
 }
 
 // validate reports the first invalid field of a defaulted c.
@@ -222,9 +219,8 @@ func (c *Config) validate() error {
 		return configErr("Brokers", "no bootstrap server given")
 	}
 	for _, b := range c.Brokers {
-		host, port, err := net.SplitHostPort(b)
-		if err != nil || host == "" || port == "" {
-			return configErr("Brokers", "%q is not host:port", b)
+		if !validBroker(b) {
+			return configErr("Brokers", "%q is not host:port with a port from 1 to 65535", b)
 		}
 	}
 	if err := validTopic(c.Topic); err != nil {
@@ -246,27 +242,27 @@ func (c *Config) validate() error {
 		}
 	case MechanismPlain, MechanismSCRAMSHA256, MechanismSCRAMSHA512:
 		if c.SASL.Username == "" {
-			return configErr("SASL.Username", "empty, but SASL mechanism %s needs one", c.SASL.Mechanism)
+			return relatedErr("SASL.Username", "SASL.Mechanism", "empty, but SASL mechanism %s needs one", c.SASL.Mechanism)
 		}
 		if c.SASL.Password == "" {
-			return configErr("SASL.Password", "empty, but SASL mechanism %s needs one", c.SASL.Mechanism)
+			return relatedErr("SASL.Password", "SASL.Mechanism", "empty, but SASL mechanism %s needs one", c.SASL.Mechanism)
 		}
 	default:
 		return configErr("SASL.Mechanism", "%q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASL.Mechanism)
 	}
 	if !c.TLS.Enabled {
-		for field, v := range map[string]string{"TLS.CAFile": c.TLS.CAFile, "TLS.CertFile": c.TLS.CertFile,
-			"TLS.KeyFile": c.TLS.KeyFile, "TLS.ServerName": c.TLS.ServerName} {
-			if v != "" {
-				return configErr(field, "set, but TLS is not enabled")
+		for _, f := range []struct{ field, value string }{{"TLS.CAFile", c.TLS.CAFile}, {"TLS.CertFile", c.TLS.CertFile},
+			{"TLS.KeyFile", c.TLS.KeyFile}, {"TLS.ServerName", c.TLS.ServerName}} {
+			if f.value != "" {
+				return relatedErr(f.field, "TLS.Enabled", "set, but TLS is not enabled")
 			}
 		}
 		if c.TLS.InsecureSkipVerify {
-			return configErr("TLS.InsecureSkipVerify", "set, but TLS is not enabled")
+			return relatedErr("TLS.InsecureSkipVerify", "TLS.Enabled", "set, but TLS is not enabled")
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return configErr("TLS.CertFile", "a client certificate needs both a certificate file and a key file")
+		return relatedErr("TLS.CertFile", "TLS.KeyFile", "a client certificate needs both a certificate file and a key file")
 	}
 	if c.WriteTimeout < 0 {
 		return configErr("WriteTimeout", "%s is negative", c.WriteTimeout)
@@ -281,6 +277,16 @@ func (c *Config) validate() error {
 		return configErr("BatchTimeout", "%s is negative", c.BatchTimeout)
 	}
 	return nil
+}
+
+// validBroker reports whether b is host:port with a host and a port from 1 to 65535.
+func validBroker(b string) bool {
+	host, port, err := net.SplitHostPort(b)
+	if err != nil || host == "" {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // validTopic applies Kafka's rules for topic names.
@@ -307,8 +313,8 @@ func validTopic(name string) error {
 // followpub client (the publisher, followpub tail) connects the same way. It fills defaults and
 // validates cfg as New does; it reads the TLS files but does not touch the network. The
 // Transport caches the metadata of cfg.Topic only (Transport.MetadataTopics): set that field to
-// use it for other topics. It installs the publisher's lz4 and zstd writers in kafka-go's codec
-// table (see codecs.go), so a Writer over this Transport compresses as the Publisher does.
+// use it for other topics. A Writer over it compresses as the Publisher does, with the writers of
+// kafka-go's codec table (see RegisterCodecs).
 func NewTransport(cfg Config) (*kafka.Transport, *kafka.Dialer, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -318,7 +324,6 @@ func NewTransport(cfg Config) (*kafka.Transport, *kafka.Dialer, error) {
 }
 
 func newTransport(cfg *Config) (*kafka.Transport, *kafka.Dialer, error) {
-	installCodecs()
 	tlsConfig, err := buildTLS(cfg.TLS)
 	if err != nil {
 		return nil, nil, err

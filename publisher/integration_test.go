@@ -33,7 +33,11 @@ import (
 	"github.com/followpub/followpub/schema/schematest"
 )
 
-func TestMain(m *testing.M) { kafkatest.Main(m) }
+// TestMain registers the publisher's codecs as followpub's main does, so the tests publish as it does.
+func TestMain(m *testing.M) {
+	publisher.RegisterCodecs()
+	kafkatest.Main(m)
+}
 
 // testSource is the ce_source of the tests' publishers: the default, as they set none.
 const testSource = schema.DefaultSource

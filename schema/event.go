@@ -81,9 +81,9 @@ func AppendTime(dst []byte, ms int64) []byte {
 	return time.UnixMilli(ms).UTC().AppendFormat(dst, TimeLayout)
 }
 
-// ParseTime parses a ce_time value (RFC 3339; any offset and precision are accepted) and returns
+// ParseCETime parses a ce_time value (RFC 3339; any offset and precision are accepted) and returns
 // it in epoch milliseconds, truncating finer precision.
-func ParseTime(s string) (int64, error) {
+func ParseCETime(s string) (int64, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return 0, fmt.Errorf("parsing ce_time %q: %w", s, err)

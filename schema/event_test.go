@@ -28,9 +28,9 @@ func TestFormatTime(t *testing.T) {
 			if got := string(AppendTime([]byte("x"), tt.ms)); got != "x"+tt.want {
 				t.Errorf("AppendTime = %q, want %q", got, "x"+tt.want)
 			}
-			back, err := ParseTime(tt.want)
+			back, err := ParseCETime(tt.want)
 			if err != nil || back != tt.ms {
-				t.Errorf("ParseTime(%q) = %d, %v; want %d", tt.want, back, err, tt.ms)
+				t.Errorf("ParseCETime(%q) = %d, %v; want %d", tt.want, back, err, tt.ms)
 			}
 			// The same instant as the standard library's RFC 3339 would read it.
 			p, err := time.Parse(time.RFC3339Nano, tt.want)
@@ -52,13 +52,13 @@ func TestFormatTimeIsUTCWhateverTheLocalZone(t *testing.T) {
 
 func TestParseTimeRejectsGarbage(t *testing.T) {
 	for _, s := range []string{"", "2024-02-07", "2024-02-07 08:00:00Z", "yesterday"} {
-		if _, err := ParseTime(s); err == nil {
-			t.Errorf("ParseTime(%q): no error", s)
+		if _, err := ParseCETime(s); err == nil {
+			t.Errorf("ParseCETime(%q): no error", s)
 		}
 	}
 	// Other offsets and precisions are accepted and converted.
-	if ms, err := ParseTime("2024-02-07T16:00:00.5+08:00"); err != nil || ms != 1707292800500 {
-		t.Errorf("ParseTime with offset = %d, %v", ms, err)
+	if ms, err := ParseCETime("2024-02-07T16:00:00.5+08:00"); err != nil || ms != 1707292800500 {
+		t.Errorf("ParseCETime with offset = %d, %v", ms, err)
 	}
 }
 
@@ -146,5 +146,19 @@ func BenchmarkAppendHeaders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		dst = AppendHeaders(dst[:0], r, DefaultSource)
+	}
+}
+
+func TestAPILocationIsShanghai(t *testing.T) {
+	loc := APILocation()
+	if loc.String() != APITimeZone {
+		t.Fatalf("APILocation() = %q, want %q", loc, APITimeZone)
+	}
+	// Shanghai has kept UTC+8 without daylight saving time since 1991: midnight there is 16:00 UTC.
+	for _, month := range []time.Month{time.January, time.July} {
+		midnight := time.Date(2024, month, 7, 0, 0, 0, 0, loc)
+		if got := midnight.UTC(); got.Hour() != 16 || got.Day() != 6 {
+			t.Errorf("midnight of %s 7 in %s is %v UTC, want 16:00 of the day before", month, loc, got)
+		}
 	}
 }

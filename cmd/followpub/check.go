@@ -41,7 +41,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	apiCfg.MaxAttempts = 2 // a check reports, it does not wait out an outage
 	api, err := wshoto.New(apiCfg)
 	if err != nil {
-		return usagef("API configuration: %v", err)
+		return configError("API configuration", err)
 	}
 	actx, cancel := context.WithTimeout(ctx, 2*cfg.APITimeout)
 	_, err = api.Token(actx)
@@ -63,7 +63,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pubCfg.Logger = log
 	pub, err := publisher.New(pubCfg)
 	if err != nil {
-		return publisherConfigError(err)
+		return configError("Kafka configuration", err)
 	}
 	defer func() { _ = pub.Close() }() // check publishes nothing
 	kctx, cancel := context.WithTimeout(ctx, cfg.KafkaWriteTimeout)

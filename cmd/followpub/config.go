@@ -1,14 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -22,49 +24,61 @@ import (
 // envPrefix starts the name of every variable followpub reads.
 const envPrefix = "FOLLOWPUB_"
 
-// config is every FOLLOWPUB_ variable of SPEC.md §3. Tags carry the full name so that envconfig
-// reads that name only (with a prefix, a field with an explicit name falls back to the unprefixed
-// one: a stray KAFKA_BROKERS in the environment would be picked up silently).
+// config is every FOLLOWPUB_ variable (docs/DESIGN.md §3): the one table from the environment to
+// the components' settings. Per field, `envconfig` is the variable's full name (so that envconfig
+// reads that name only: given a prefix, it falls back to the unprefixed name, and a stray
+// KAFKA_BROKERS would be picked up silently), `default` and `desc` are what followpub env prints,
+// and `field` names the package Config field the variable sets. Fields without `field` are read by
+// this command itself or by the poller, and checked in validate.
+//
+// The package that uses a setting owns its default and its validation; this table only maps
+// variables to fields. A package reports a bad value as a *ConfigError naming its field, which
+// configError turns into an error naming the variable through the `field` tags.
+//
+// Adding a setting to a component takes two places: the field in that package's Config (with its
+// default and its check in the package's validate), and a field here (variable, default, meaning,
+// `field`) with its line in apiConfig or publisherConfig. followpub env then lists it, and a bad
+// value exits 2 naming it; README.md's table documents it.
 type config struct {
-	APIBaseURL        string        `envconfig:"FOLLOWPUB_API_BASE_URL" default:"https://open.wshoto.com" desc:"API origin; plain http:// only for loopback hosts unless API_ALLOW_INSECURE=true"`
-	APIAllowInsecure  bool          `envconfig:"FOLLOWPUB_API_ALLOW_INSECURE" default:"false" desc:"allow plain http:// to a non-loopback API host"`
-	APIAccessToken    string        `envconfig:"FOLLOWPUB_API_ACCESS_TOKEN" desc:"a fixed access token; when set, no token is fetched (secret)"`
-	APIAppID          string        `envconfig:"FOLLOWPUB_API_APP_ID" desc:"app id for the token endpoint (used when no fixed token)"`
-	APIAppSecret      string        `envconfig:"FOLLOWPUB_API_APP_SECRET" desc:"app secret for the token endpoint (secret)"`
-	APIPageSize       int           `envconfig:"FOLLOWPUB_API_PAGE_SIZE" default:"100" desc:"records per page, 1-100"`
-	APITimezone       string        `envconfig:"FOLLOWPUB_API_TIMEZONE" default:"Asia/Shanghai" desc:"time zone of the API's yyyy-MM-dd date filter"`
-	APITimeout        time.Duration `envconfig:"FOLLOWPUB_API_TIMEOUT" default:"10s" desc:"bound on one HTTP request"`
-	APIRateLimit      float64       `envconfig:"FOLLOWPUB_API_RATE_LIMIT" default:"10" desc:"API requests per second, client side"`
-	APIConcurrency    int           `envconfig:"FOLLOWPUB_API_CONCURRENCY" default:"4" desc:"pages fetched at once"`
-	APIAuthErrorCodes string        `envconfig:"FOLLOWPUB_API_AUTH_ERROR_CODES" default:"10001,10010,10011" desc:"code values that mean: refresh the token and retry once"`
+	APIBaseURL        string        `envconfig:"FOLLOWPUB_API_BASE_URL" default:"https://open.wshoto.com" desc:"API origin; plain http:// only for loopback hosts unless API_ALLOW_INSECURE=true" field:"wshoto.BaseURL"`
+	APIAllowInsecure  bool          `envconfig:"FOLLOWPUB_API_ALLOW_INSECURE" default:"false" desc:"allow plain http:// to a non-loopback API host" field:"wshoto.AllowInsecure"`
+	APIAccessToken    string        `envconfig:"FOLLOWPUB_API_ACCESS_TOKEN" desc:"a fixed access token; when set, no token is fetched (secret)" field:"wshoto.AccessToken"`
+	APIAppID          string        `envconfig:"FOLLOWPUB_API_APP_ID" desc:"app id for the token endpoint (used when no fixed token)" field:"wshoto.AppID"`
+	APIAppSecret      string        `envconfig:"FOLLOWPUB_API_APP_SECRET" desc:"app secret for the token endpoint (secret)" field:"wshoto.AppSecret"`
+	APIPageSize       int           `envconfig:"FOLLOWPUB_API_PAGE_SIZE" default:"100" desc:"records per page, 1-100" field:"wshoto.PageSize"`
+	APITimezone       string        `envconfig:"FOLLOWPUB_API_TIMEZONE" default:"Asia/Shanghai" desc:"time zone of the API's yyyy-MM-dd date filter" field:"wshoto.Location"`
+	APITimeout        time.Duration `envconfig:"FOLLOWPUB_API_TIMEOUT" default:"10s" desc:"bound on one HTTP request" field:"wshoto.Timeout"`
+	APIRateLimit      float64       `envconfig:"FOLLOWPUB_API_RATE_LIMIT" default:"10" desc:"API requests per second, client side" field:"wshoto.RateLimit"`
+	APIConcurrency    int           `envconfig:"FOLLOWPUB_API_CONCURRENCY" default:"4" desc:"pages fetched at once" field:"wshoto.Concurrency"`
+	APIAuthErrorCodes string        `envconfig:"FOLLOWPUB_API_AUTH_ERROR_CODES" default:"10001,10010,10011" desc:"code values that mean: refresh the token and retry once" field:"wshoto.AuthErrorCodes"`
 
-	FilterTargetType    string `envconfig:"FOLLOWPUB_FILTER_TARGET_TYPE" desc:"target_type filter (1 customer, 3 opportunity, 4 clue, 9 order, 10 group, 11 contact, 12 company)"`
-	FilterTargetIDs     string `envconfig:"FOLLOWPUB_FILTER_TARGET_IDS" desc:"target_id_list filter, comma-separated"`
-	FilterFollowUserIDs string `envconfig:"FOLLOWPUB_FILTER_FOLLOW_USER_IDS" desc:"follow_user_ids filter, comma-separated"`
-	FilterFollowDepIDs  string `envconfig:"FOLLOWPUB_FILTER_FOLLOW_DEP_IDS" desc:"follow_dep_ids filter, comma-separated integers"`
-	FilterTitle         string `envconfig:"FOLLOWPUB_FILTER_TITLE" desc:"title filter"`
+	FilterTargetType    string `envconfig:"FOLLOWPUB_FILTER_TARGET_TYPE" desc:"target_type filter (1 customer, 3 opportunity, 4 clue, 9 order, 10 group, 11 contact, 12 company)" field:"wshoto.Filter.TargetType"`
+	FilterTargetIDs     string `envconfig:"FOLLOWPUB_FILTER_TARGET_IDS" desc:"target_id_list filter, comma-separated" field:"wshoto.Filter.TargetIDs"`
+	FilterFollowUserIDs string `envconfig:"FOLLOWPUB_FILTER_FOLLOW_USER_IDS" desc:"follow_user_ids filter, comma-separated" field:"wshoto.Filter.FollowUserIDs"`
+	FilterFollowDepIDs  string `envconfig:"FOLLOWPUB_FILTER_FOLLOW_DEP_IDS" desc:"follow_dep_ids filter, comma-separated integers" field:"wshoto.Filter.FollowDepIDs"`
+	FilterTitle         string `envconfig:"FOLLOWPUB_FILTER_TITLE" desc:"title filter" field:"wshoto.Filter.Title"`
 
 	PollInterval  time.Duration `envconfig:"FOLLOWPUB_POLL_INTERVAL" default:"30s" desc:"time between cycle starts"`
 	Lookback      time.Duration `envconfig:"FOLLOWPUB_LOOKBACK" default:"1h" desc:"how far behind the newest published follow_time a record may still arrive and be published"`
 	FullReadEvery time.Duration `envconfig:"FOLLOWPUB_FULL_READ_EVERY" default:"5m" desc:"how often every day of the window is read in full although an incremental read would do (0 = every cycle: strictest, most requests)"`
 	StartFrom     string        `envconfig:"FOLLOWPUB_START_FROM" default:"today" desc:"where a run with no state begins: RFC 3339, yyyy-MM-dd, today, now, or a duration back (72h)"`
 
-	KafkaBrokers          string        `envconfig:"FOLLOWPUB_KAFKA_BROKERS" default:"localhost:9092" desc:"comma-separated bootstrap servers"`
-	KafkaTopic            string        `envconfig:"FOLLOWPUB_KAFKA_TOPIC" default:"wshoto.crm.follow.system" desc:"output topic"`
-	KafkaCreateTopic      bool          `envconfig:"FOLLOWPUB_KAFKA_CREATE_TOPIC" default:"true" desc:"create the topic if missing"`
-	KafkaTopicPartitions  int           `envconfig:"FOLLOWPUB_KAFKA_TOPIC_PARTITIONS" default:"3" desc:"partitions of a created topic"`
-	KafkaTopicReplication int           `envconfig:"FOLLOWPUB_KAFKA_TOPIC_REPLICATION" default:"-1" desc:"replication factor of a created topic; -1 = broker default"`
-	KafkaCompression      string        `envconfig:"FOLLOWPUB_KAFKA_COMPRESSION" default:"lz4" desc:"none, gzip, snappy, lz4 or zstd (default chosen by benchmark: docs/BENCHMARKS.md)"`
-	KafkaSASLMechanism    string        `envconfig:"FOLLOWPUB_KAFKA_SASL_MECHANISM" desc:"PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty = no SASL"`
-	KafkaSASLUsername     string        `envconfig:"FOLLOWPUB_KAFKA_SASL_USERNAME" desc:"SASL user"`
-	KafkaSASLPassword     string        `envconfig:"FOLLOWPUB_KAFKA_SASL_PASSWORD" desc:"SASL password (secret)"`
-	KafkaTLS              bool          `envconfig:"FOLLOWPUB_KAFKA_TLS" default:"false" desc:"TLS to the brokers"`
-	KafkaTLSCAFile        string        `envconfig:"FOLLOWPUB_KAFKA_TLS_CA_FILE" desc:"PEM file of the CAs to trust; empty = system roots"`
-	KafkaTLSCertFile      string        `envconfig:"FOLLOWPUB_KAFKA_TLS_CERT_FILE" desc:"PEM client certificate"`
-	KafkaTLSKeyFile       string        `envconfig:"FOLLOWPUB_KAFKA_TLS_KEY_FILE" desc:"PEM client key"`
-	KafkaTLSInsecureSkip  bool          `envconfig:"FOLLOWPUB_KAFKA_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"accept any broker certificate (tests only)"`
-	KafkaWriteTimeout     time.Duration `envconfig:"FOLLOWPUB_KAFKA_WRITE_TIMEOUT" default:"30s" desc:"bound on one publish attempt"`
-	EventSource           string        `envconfig:"FOLLOWPUB_EVENT_SOURCE" default:"https://open.wshoto.com/openapi/crm/follow/listForSystem" desc:"the CloudEvents source (ce_source)"`
+	KafkaBrokers          string        `envconfig:"FOLLOWPUB_KAFKA_BROKERS" default:"localhost:9092" desc:"comma-separated bootstrap servers" field:"publisher.Brokers"`
+	KafkaTopic            string        `envconfig:"FOLLOWPUB_KAFKA_TOPIC" default:"wshoto.crm.follow.system" desc:"output topic" field:"publisher.Topic"`
+	KafkaCreateTopic      bool          `envconfig:"FOLLOWPUB_KAFKA_CREATE_TOPIC" default:"true" desc:"create the topic if missing" field:"publisher.CreateTopic"`
+	KafkaTopicPartitions  int           `envconfig:"FOLLOWPUB_KAFKA_TOPIC_PARTITIONS" default:"3" desc:"partitions of a created topic" field:"publisher.Partitions"`
+	KafkaTopicReplication int           `envconfig:"FOLLOWPUB_KAFKA_TOPIC_REPLICATION" default:"-1" desc:"replication factor of a created topic; -1 = broker default" field:"publisher.Replication"`
+	KafkaCompression      string        `envconfig:"FOLLOWPUB_KAFKA_COMPRESSION" default:"lz4" desc:"none, gzip, snappy, lz4 or zstd (default chosen by benchmark: docs/BENCHMARKS.md)" field:"publisher.Compression"`
+	KafkaSASLMechanism    string        `envconfig:"FOLLOWPUB_KAFKA_SASL_MECHANISM" desc:"PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty = no SASL" field:"publisher.SASL.Mechanism"`
+	KafkaSASLUsername     string        `envconfig:"FOLLOWPUB_KAFKA_SASL_USERNAME" desc:"SASL user" field:"publisher.SASL.Username"`
+	KafkaSASLPassword     string        `envconfig:"FOLLOWPUB_KAFKA_SASL_PASSWORD" desc:"SASL password (secret)" field:"publisher.SASL.Password"`
+	KafkaTLS              bool          `envconfig:"FOLLOWPUB_KAFKA_TLS" default:"false" desc:"TLS to the brokers" field:"publisher.TLS.Enabled"`
+	KafkaTLSCAFile        string        `envconfig:"FOLLOWPUB_KAFKA_TLS_CA_FILE" desc:"PEM file of the CAs to trust; empty = system roots" field:"publisher.TLS.CAFile"`
+	KafkaTLSCertFile      string        `envconfig:"FOLLOWPUB_KAFKA_TLS_CERT_FILE" desc:"PEM client certificate" field:"publisher.TLS.CertFile"`
+	KafkaTLSKeyFile       string        `envconfig:"FOLLOWPUB_KAFKA_TLS_KEY_FILE" desc:"PEM client key" field:"publisher.TLS.KeyFile"`
+	KafkaTLSInsecureSkip  bool          `envconfig:"FOLLOWPUB_KAFKA_TLS_INSECURE_SKIP_VERIFY" default:"false" desc:"accept any broker certificate (tests only)" field:"publisher.TLS.InsecureSkipVerify"`
+	KafkaWriteTimeout     time.Duration `envconfig:"FOLLOWPUB_KAFKA_WRITE_TIMEOUT" default:"30s" desc:"bound on one publish attempt" field:"publisher.WriteTimeout"`
+	EventSource           string        `envconfig:"FOLLOWPUB_EVENT_SOURCE" default:"https://open.wshoto.com/openapi/crm/follow/listForSystem" desc:"the CloudEvents source (ce_source)" field:"publisher.Source"`
 	StatePath             string        `envconfig:"FOLLOWPUB_STATE_PATH" default:"followpub.state" desc:"the watermark store (a file on local disk)"`
 	HTTPAddr              string        `envconfig:"FOLLOWPUB_HTTP_ADDR" default:"127.0.0.1:9464" desc:"address of /metrics, /healthz, /readyz; empty disables"`
 	LogFormat             string        `envconfig:"FOLLOWPUB_LOG_FORMAT" default:"auto" desc:"auto (coloured text on a terminal, JSON otherwise), text or json"`
@@ -87,10 +101,11 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
-// loadConfig reads the environment. A variable set to the empty string counts as unset, so its
-// default applies (envconfig alone would take the empty string and defeat the default), except
-// FOLLOWPUB_HTTP_ADDR, where empty disables the endpoints as SPEC.md says. Only FOLLOWPUB_ names
-// are read.
+// loadConfig reads the environment and validates all of it, the components' settings included, so
+// that a bad value exits 2 before any command touches the state, the API or Kafka. A variable set
+// to the empty string counts as unset, so its default applies (envconfig alone would take the
+// empty string and defeat the default), except FOLLOWPUB_HTTP_ADDR, where empty disables the
+// endpoints. Only FOLLOWPUB_ names are read.
 func loadConfig() (*config, error) {
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -122,24 +137,8 @@ func unwrapParse(err error) error {
 
 // validate checks every value up front and fills the parsed forms; each error names its variable.
 func (c *config) validate() error {
-	loc, err := time.LoadLocation(c.APITimezone)
-	if err != nil {
-		return usagef("FOLLOWPUB_API_TIMEZONE=%q: unknown time zone", c.APITimezone)
-	}
-	c.location = loc
-	u, err := url.Parse(c.APIBaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("FOLLOWPUB_API_BASE_URL: want an http:// or https:// URL")
-	}
-	if u.User != nil {
-		bare := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path} // the user part may be a secret too
-		return usagef("FOLLOWPUB_API_BASE_URL=%q: must not carry credentials (user[:password]@); the API authenticates with FOLLOWPUB_API_APP_ID and FOLLOWPUB_API_APP_SECRET", bare.String())
-	}
-	if u.Scheme == "http" && !c.APIAllowInsecure && !isLoopbackHost(u.Hostname()) {
-		return usagef("FOLLOWPUB_API_BASE_URL=%q: plain http:// is allowed only to loopback hosts; use https:// or set FOLLOWPUB_API_ALLOW_INSECURE=true", c.APIBaseURL)
-	}
-	if c.APIAccessToken == "" && (c.APIAppID == "") != (c.APIAppSecret == "") {
-		return usagef("FOLLOWPUB_API_APP_ID and FOLLOWPUB_API_APP_SECRET go together: set both (or FOLLOWPUB_API_ACCESS_TOKEN)")
+	if err := c.parse(); err != nil {
+		return err
 	}
 	checks := []struct {
 		ok   bool
@@ -147,19 +146,14 @@ func (c *config) validate() error {
 		val  any
 		want string
 	}{
-		{c.APIPageSize >= 1 && c.APIPageSize <= 100, "FOLLOWPUB_API_PAGE_SIZE", c.APIPageSize, "1 to 100"},
-		{c.APITimeout > 0, "FOLLOWPUB_API_TIMEOUT", c.APITimeout, "a positive duration"},
+		// The service always limits its request rate (the client's negative "no limit" is for
+		// benchmarks).
 		{c.APIRateLimit > 0, "FOLLOWPUB_API_RATE_LIMIT", c.APIRateLimit, "a positive number of requests per second"},
-		{c.APIConcurrency >= 1 && c.APIConcurrency <= 64, "FOLLOWPUB_API_CONCURRENCY", c.APIConcurrency, "1 to 64"},
+		// The poller's settings: its errors name no field, so they are checked here.
 		{c.PollInterval > 0, "FOLLOWPUB_POLL_INTERVAL", c.PollInterval, "a positive duration"},
 		{c.Lookback >= 0, "FOLLOWPUB_LOOKBACK", c.Lookback, "a duration of 0 or more"},
 		{c.FullReadEvery >= 0, "FOLLOWPUB_FULL_READ_EVERY", c.FullReadEvery, "a duration of 0 or more"},
-		{c.KafkaTopic != "", "FOLLOWPUB_KAFKA_TOPIC", c.KafkaTopic, "a topic name"},
-		{c.KafkaTopicPartitions >= 1 || c.KafkaTopicPartitions == -1, "FOLLOWPUB_KAFKA_TOPIC_PARTITIONS", c.KafkaTopicPartitions, "1 or more (-1 = broker default)"},
-		{c.KafkaTopicReplication >= 1 || c.KafkaTopicReplication == -1, "FOLLOWPUB_KAFKA_TOPIC_REPLICATION", c.KafkaTopicReplication, "1 or more (-1 = broker default)"},
-		{oneOf(c.KafkaCompression, "none", "gzip", "snappy", "lz4", "zstd"), "FOLLOWPUB_KAFKA_COMPRESSION", c.KafkaCompression, "none, gzip, snappy, lz4 or zstd"},
-		{c.KafkaSASLMechanism == "" || oneOf(strings.ToUpper(c.KafkaSASLMechanism), "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"), "FOLLOWPUB_KAFKA_SASL_MECHANISM", c.KafkaSASLMechanism, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"},
-		{c.KafkaWriteTimeout > 0, "FOLLOWPUB_KAFKA_WRITE_TIMEOUT", c.KafkaWriteTimeout, "a positive duration"},
+		// What this command reads itself.
 		{c.StatePath != "", "FOLLOWPUB_STATE_PATH", c.StatePath, "a file path"},
 		{oneOf(c.LogFormat, "auto", "text", "json"), "FOLLOWPUB_LOG_FORMAT", c.LogFormat, "auto, text or json"},
 		{oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), "FOLLOWPUB_LOG_LEVEL", c.LogLevel, "debug, info, warn or error"},
@@ -170,25 +164,36 @@ func (c *config) validate() error {
 			return usagef("%s=%v: want %s", ch.name, ch.val, ch.want)
 		}
 	}
-	if c.KafkaSASLMechanism != "" && (c.KafkaSASLUsername == "" || c.KafkaSASLPassword == "") {
-		return usagef("FOLLOWPUB_KAFKA_SASL_MECHANISM=%s needs FOLLOWPUB_KAFKA_SASL_USERNAME and FOLLOWPUB_KAFKA_SASL_PASSWORD", c.KafkaSASLMechanism)
-	}
-	if !c.KafkaTLS && (c.KafkaTLSCAFile != "" || c.KafkaTLSCertFile != "" || c.KafkaTLSKeyFile != "" || c.KafkaTLSInsecureSkip) {
-		return usagef("FOLLOWPUB_KAFKA_TLS_* is set but FOLLOWPUB_KAFKA_TLS is not true")
-	}
-	if (c.KafkaTLSCertFile == "") != (c.KafkaTLSKeyFile == "") {
-		return usagef("FOLLOWPUB_KAFKA_TLS_CERT_FILE and FOLLOWPUB_KAFKA_TLS_KEY_FILE go together: set both or neither")
-	}
 	if c.HTTPAddr != "" && !validHostPort(c.HTTPAddr, 0) {
 		return usagef("FOLLOWPUB_HTTP_ADDR=%q: want host:port with a port from 0 to 65535 (or empty to disable)", c.HTTPAddr)
 	}
-	start, err := poller.ParseStartFrom(c.StartFrom, time.Now(), loc)
+	start, err := poller.ParseStartFrom(c.StartFrom, time.Now(), c.location)
 	if err != nil {
 		return usagef("FOLLOWPUB_START_FROM=%q: %v", c.StartFrom, err)
 	}
 	if err := plausibleTime(start, time.Now()); err != nil {
 		return usagef("FOLLOWPUB_START_FROM=%q: %v", c.StartFrom, err)
 	}
+	// The components' settings, each checked by the package that uses it.
+	if err := c.refuseZeros(); err != nil {
+		return err
+	}
+	if err := c.apiConfig().Validate(); err != nil {
+		return configError("API configuration", err)
+	}
+	if err := c.publisherConfig().Validate(); err != nil {
+		return configError("Kafka configuration", err)
+	}
+	return nil
+}
+
+// parse fills the parsed forms of the values that are not plain strings, numbers or durations.
+func (c *config) parse() error {
+	loc, err := time.LoadLocation(c.APITimezone)
+	if err != nil {
+		return usagef("FOLLOWPUB_API_TIMEZONE=%q: unknown time zone", c.APITimezone)
+	}
+	c.location = loc
 	for _, s := range splitList(c.APIAuthErrorCodes) {
 		n, err := strconv.Atoi(s)
 		if err != nil {
@@ -198,7 +203,7 @@ func (c *config) validate() error {
 	}
 	if c.FilterTargetType != "" {
 		n, err := strconv.Atoi(c.FilterTargetType)
-		if err != nil || n < 0 {
+		if err != nil {
 			return usagef("FOLLOWPUB_FILTER_TARGET_TYPE=%q: want a target type number (1, 3, 4, 9, 10, 11, 12)", c.FilterTargetType)
 		}
 		c.targetType = &n
@@ -211,15 +216,60 @@ func (c *config) validate() error {
 		c.depIDs = append(c.depIDs, n)
 	}
 	c.brokers = splitList(c.KafkaBrokers)
-	if len(c.brokers) == 0 {
-		return usagef("FOLLOWPUB_KAFKA_BROKERS=%q: want host:port[,host:port…]", c.KafkaBrokers)
-	}
-	for _, b := range c.brokers {
-		if !validHostPort(b, 1) {
-			return usagef("FOLLOWPUB_KAFKA_BROKERS=%q: %q is not host:port with a port from 1 to 65535", c.KafkaBrokers, b)
+	return nil
+}
+
+// refuseZeros refuses a component's number set to 0: the packages read 0 as "the default", which
+// a variable gets by being unset, so a 0 given on purpose is a mistake rather than a wish for it.
+func (c *config) refuseZeros() error {
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		switch f.Type.Kind() {
+		case reflect.Int, reflect.Int64, reflect.Float64:
+			if f.Tag.Get("field") != "" && v.Field(i).IsZero() {
+				return usagef("%s=0: want a value other than 0 (unset the variable for the default, %s)", f.Tag.Get("envconfig"), f.Tag.Get("default"))
+			}
 		}
 	}
 	return nil
+}
+
+// variables maps each package field a variable sets ("publisher.TLS.CAFile") to the variable
+// (FOLLOWPUB_KAFKA_TLS_CA_FILE), from the `field` tags of config.
+var variables = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Tag.Get("field") != "" {
+			m[f.Tag.Get("field")] = f.Tag.Get("envconfig")
+		}
+	}
+	return m
+})
+
+// configError turns a component's configuration error into a usage error that names the
+// variables behind the fields at fault; what says which configuration it was, for any other error.
+func configError(what string, err error) error {
+	var pe *publisher.ConfigError
+	if errors.As(err, &pe) {
+		return fieldError("publisher", pe.Field, pe.Related, pe.Err)
+	}
+	var we *wshoto.ConfigError
+	if errors.As(err, &we) {
+		return fieldError("wshoto", we.Field, we.Related, we.Err)
+	}
+	return usagef("%s: %v", what, err)
+}
+
+// fieldError names the variables that set pkg's field and related (or the fields themselves, for
+// one no variable sets).
+func fieldError(pkg, field, related string, err error) error {
+	name := func(f string) string { return cmp.Or(variables()[pkg+"."+f], pkg+"."+f) }
+	if related != "" {
+		return usagef("%s: %v (see %s)", name(field), err, name(related))
+	}
+	return usagef("%s: %v", name(field), err)
 }
 
 // apiConfig is the API client's part of the configuration.
@@ -360,12 +410,4 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }

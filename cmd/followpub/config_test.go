@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/publisher"
+	"github.com/followpub/followpub/schema"
 )
 
 func TestUnprefixedVariablesAreIgnored(t *testing.T) {
@@ -109,7 +112,7 @@ func TestEnvListsEverySpecVariable(t *testing.T) {
 	if err := printEnv(&b); err != nil {
 		t.Fatal(err)
 	}
-	// SPEC.md §3, in full.
+	// docs/DESIGN.md §3, in full.
 	for _, v := range strings.Fields(`API_BASE_URL API_ACCESS_TOKEN API_APP_ID API_APP_SECRET API_PAGE_SIZE API_TIMEZONE
 		API_TIMEOUT API_RATE_LIMIT API_CONCURRENCY API_AUTH_ERROR_CODES API_ALLOW_INSECURE FILTER_TARGET_TYPE FILTER_TARGET_IDS
 		FILTER_FOLLOW_USER_IDS FILTER_FOLLOW_DEP_IDS FILTER_TITLE POLL_INTERVAL LOOKBACK START_FROM KAFKA_BROKERS KAFKA_TOPIC
@@ -122,10 +125,127 @@ func TestEnvListsEverySpecVariable(t *testing.T) {
 	}
 }
 
-func TestCompressionDefaultIsThePublishers(t *testing.T) {
-	f, _ := reflect.TypeOf(config{}).FieldByName("KafkaCompression")
-	if got := f.Tag.Get("default"); got != publisher.DefaultCompression {
-		t.Fatalf("FOLLOWPUB_KAFKA_COMPRESSION defaults to %q, the publisher to %q", got, publisher.DefaultCompression)
+// TestFieldTagsNameRealFields: every `field` tag names a field of the package's Config, so that
+// configError can name the variable behind it, and no two variables set the same field.
+func TestFieldTagsNameRealFields(t *testing.T) {
+	targets := map[string]reflect.Type{"publisher": reflect.TypeFor[publisher.Config](), "wshoto": reflect.TypeFor[wshoto.Config]()}
+	seen := map[string]string{}
+	ct := reflect.TypeFor[config]()
+	for i := range ct.NumField() {
+		f := ct.Field(i)
+		path := f.Tag.Get("field")
+		if path == "" {
+			continue
+		}
+		pkg, rest, _ := strings.Cut(path, ".")
+		typ, ok := targets[pkg]
+		if !ok {
+			t.Errorf("%s: field %q: unknown package %q", f.Name, path, pkg)
+			continue
+		}
+		for _, name := range strings.Split(rest, ".") {
+			sf, ok := typ.FieldByName(name)
+			if !ok {
+				t.Errorf("%s: field %q: %s has no field %s", f.Name, path, typ, name)
+				break
+			}
+			typ = sf.Type
+		}
+		if other, dup := seen[path]; dup {
+			t.Errorf("%s and %s both set %s", other, f.Name, path)
+		}
+		seen[path] = f.Name
+	}
+	if len(seen) < 30 {
+		t.Fatalf("only %d variables map to a package field", len(seen))
+	}
+}
+
+// TestEnvDefaultsAreThePackagesDefaults: the defaults followpub env prints are the ones the
+// packages apply.
+func TestEnvDefaultsAreThePackagesDefaults(t *testing.T) {
+	want := map[string]any{
+		"APIBaseURL": wshoto.DefaultBaseURL, "APIPageSize": wshoto.DefaultPageSize, "APITimeout": wshoto.DefaultTimeout,
+		"APIRateLimit": wshoto.DefaultRateLimit, "APIConcurrency": wshoto.DefaultConcurrency, "APITimezone": schema.APITimeZone,
+		"APIAuthErrorCodes": wshoto.DefaultAuthErrorCodes, "KafkaTopic": publisher.DefaultTopic,
+		"KafkaTopicPartitions": publisher.DefaultPartitions, "KafkaTopicReplication": publisher.DefaultReplication,
+		"KafkaCompression": publisher.DefaultCompression, "KafkaWriteTimeout": publisher.DefaultWriteTimeout,
+		"EventSource": schema.DefaultSource,
+	}
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := reflect.ValueOf(*c)
+	for name, def := range want {
+		got := v.FieldByName(name).Interface()
+		if name == "APIAuthErrorCodes" {
+			got = c.authCodes
+		}
+		if !reflect.DeepEqual(fmt.Sprint(got), fmt.Sprint(def)) {
+			t.Errorf("%s defaults to %v in followpub env, to %v in its package", name, got, def)
+		}
+	}
+}
+
+// TestPackageErrorsNameTheVariables: a rule a package checks is reported with the variables of
+// the fields it concerns.
+func TestPackageErrorsNameTheVariables(t *testing.T) {
+	tests := []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"FOLLOWPUB_KAFKA_TLS_INSECURE_SKIP_VERIFY=true"}, []string{"FOLLOWPUB_KAFKA_TLS_INSECURE_SKIP_VERIFY", "FOLLOWPUB_KAFKA_TLS)"}},
+		{[]string{"FOLLOWPUB_KAFKA_SASL_MECHANISM=PLAIN", "FOLLOWPUB_KAFKA_SASL_PASSWORD=p"}, []string{"FOLLOWPUB_KAFKA_SASL_USERNAME", "FOLLOWPUB_KAFKA_SASL_MECHANISM"}},
+		{[]string{"FOLLOWPUB_KAFKA_SASL_USERNAME=u"}, []string{"FOLLOWPUB_KAFKA_SASL_MECHANISM"}},
+		{[]string{"FOLLOWPUB_KAFKA_TLS=true", "FOLLOWPUB_KAFKA_TLS_CERT_FILE=c.pem"}, []string{"FOLLOWPUB_KAFKA_TLS_CERT_FILE", "FOLLOWPUB_KAFKA_TLS_KEY_FILE"}},
+		{[]string{"FOLLOWPUB_KAFKA_TOPIC_REPLICATION=40000"}, []string{"FOLLOWPUB_KAFKA_TOPIC_REPLICATION", "32767"}},
+		{[]string{"FOLLOWPUB_KAFKA_TOPIC=a/b"}, []string{"FOLLOWPUB_KAFKA_TOPIC"}},
+		{[]string{"FOLLOWPUB_KAFKA_BROKERS=:9092"}, []string{"FOLLOWPUB_KAFKA_BROKERS", `":9092"`}},
+		{[]string{"FOLLOWPUB_API_CONCURRENCY=65"}, []string{"FOLLOWPUB_API_CONCURRENCY", "1 to 64"}},
+		{[]string{"FOLLOWPUB_API_BASE_URL=http://10.0.0.1"}, []string{"FOLLOWPUB_API_BASE_URL", "loopback", "FOLLOWPUB_API_ALLOW_INSECURE"}},
+		{[]string{"FOLLOWPUB_API_APP_SECRET=s"}, []string{"FOLLOWPUB_API_APP_ID", "FOLLOWPUB_API_APP_SECRET"}},
+		{[]string{"FOLLOWPUB_FILTER_TARGET_TYPE=-3"}, []string{"FOLLOWPUB_FILTER_TARGET_TYPE"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
+			for _, kv := range tt.env {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+			_, err := loadConfig()
+			var ue *usageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("error %v, want a usage error", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+	t.Run("allowed insecure", func(t *testing.T) {
+		t.Setenv("FOLLOWPUB_API_BASE_URL", "http://10.0.0.1")
+		t.Setenv("FOLLOWPUB_API_ALLOW_INSECURE", "true")
+		if _, err := loadConfig(); err != nil {
+			t.Fatalf("FOLLOWPUB_API_ALLOW_INSECURE=true: %v", err)
+		}
+	})
+}
+
+// TestConfigErrorOfNewNamesTheVariable: the credentials rule is New's alone (commands that never
+// call the API need none), and its error names the variables too.
+func TestConfigErrorOfNewNamesTheVariable(t *testing.T) {
+	t.Setenv("FOLLOWPUB_STATE_PATH", t.TempDir()+"/s")
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatalf("no credentials at all must load (watermark show needs none): %v", err)
+	}
+	_, err = openService(c, newLogger(&bytes.Buffer{}, "json", "error", nil))
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "FOLLOWPUB_API_ACCESS_TOKEN") || !strings.Contains(err.Error(), "FOLLOWPUB_API_APP_ID") {
+		t.Fatalf("error %v, want a usage error naming FOLLOWPUB_API_ACCESS_TOKEN and FOLLOWPUB_API_APP_ID", err)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/schema"
 	"github.com/followpub/followpub/schema/schematest"
@@ -26,58 +26,30 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-// token is the simulator's fixed token; it must never appear in any output.
-const token = "tok-e2e-Zq8Xw3SECRET"
+// token is the worlds' fixed token; it must never appear in any output.
+const token = e2etest.Token
 
-// world is a simulator, a fresh topic on the real broker and a state path: what a user has.
-type world struct {
-	sim     *wshotosim.Server
-	url     string
-	brokers []string
-	topic   string
-	state   string
-}
-
-func newWorld(t *testing.T, cfg wshotosim.Config) *world {
+// newWorld is a simulator, a fresh topic on the real broker and a state path, with START_FROM two
+// days back: what a user has.
+func newWorld(t *testing.T, cfg wshotosim.Config) *e2etest.World {
 	t.Helper()
-	brokers := kafkatest.Brokers(t)
-	cfg.StaticToken = token
-	sim, url := e2etest.Sim(t, cfg)
-	return &world{sim: sim, url: url, brokers: brokers, topic: kafkatest.Topic(t, brokers, 3),
-		state: filepath.Join(t.TempDir(), "followpub.state")}
+	return e2etest.NewWorld(t, cfg, time.Now().Add(-48*time.Hour))
 }
 
-// env is the followpub environment for this world, plus extra variables.
-func (w *world) env(extra ...string) []string {
-	return e2etest.Env(append([]string{
-		"FOLLOWPUB_API_BASE_URL=" + w.url,
-		"FOLLOWPUB_API_ACCESS_TOKEN=" + token,
-		"FOLLOWPUB_KAFKA_BROKERS=" + strings.Join(w.brokers, ","),
-		"FOLLOWPUB_KAFKA_TOPIC=" + w.topic,
-		"FOLLOWPUB_STATE_PATH=" + w.state,
-		"FOLLOWPUB_HTTP_ADDR=",
-		"FOLLOWPUB_START_FROM=48h",
-		"FOLLOWPUB_POLL_INTERVAL=300ms",
-		"FOLLOWPUB_API_RATE_LIMIT=200",
-	}, extra...)...)
-}
-
-// expected returns the ids the simulator shows with follow_time at or after from.
-func (w *world) expected(from time.Time) map[string]schema.Record {
-	out := map[string]schema.Record{}
-	for _, r := range w.sim.Visible() {
-		if r.FollowTime >= from.UnixMilli() {
-			out[strconv.FormatInt(r.ID, 10)] = r
-		}
+// byKey re-keys records by their Kafka key, the follow id in decimal.
+func byKey(recs map[int64]schema.Record) map[string]schema.Record {
+	out := make(map[string]schema.Record, len(recs))
+	for id, r := range recs {
+		out[strconv.FormatInt(id, 10)] = r
 	}
 	return out
 }
 
 // assertTopic checks that the topic holds every expected record exactly once, byte for byte, with
 // valid values and headers, and returns the messages.
-func (w *world) assertTopic(t *testing.T, want map[string]schema.Record) []kafka.Message {
+func assertTopic(t *testing.T, w *e2etest.World, want map[string]schema.Record) []kafka.Message {
 	t.Helper()
-	msgs := e2etest.ReadTopic(t, w.brokers, w.topic)
+	msgs := e2etest.ReadTopic(t, w.Brokers, w.Topic)
 	counts := e2etest.CountKeys(msgs)
 	for id := range want {
 		if counts[id] != 1 {
@@ -123,23 +95,22 @@ func noToken(t *testing.T, outputs ...string) {
 
 func TestRunOnce(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 400, Span: 40 * time.Hour, Order: "shuffled"})
-	code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once")
+	code, out := e2etest.Run(t, 60*time.Second, w.Env(), "run", "--once")
 	if code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
 	noToken(t, out)
-	start := time.Now().Add(-48 * time.Hour)
-	w.assertTopic(t, w.expected(start))
+	assertTopic(t, w, byKey(w.Want()))
 
 	// A second run publishes nothing new.
-	code, out = e2etest.Run(t, 60*time.Second, w.env(), "run", "--once")
+	code, out = e2etest.Run(t, 60*time.Second, w.Env(), "run", "--once")
 	if code != 0 {
 		t.Fatalf("second run --once exited %d:\n%s", code, out)
 	}
-	w.assertTopic(t, w.expected(start))
+	assertTopic(t, w, byKey(w.Want()))
 
 	// watermark show prints the state as one JSON object.
-	code, out = e2etest.Run(t, 20*time.Second, w.env(), "watermark", "show")
+	code, out = e2etest.Run(t, 20*time.Second, w.Env(), "watermark", "show")
 	if code != 0 {
 		t.Fatalf("watermark show exited %d:\n%s", code, out)
 	}
@@ -171,7 +142,7 @@ func runWithArrivalsThenSignal(t *testing.T, sig syscall.Signal) {
 	const shutdownTimeout = 15 * time.Second
 	w := newWorld(t, wshotosim.Config{Count: 100, Span: 12 * time.Hour, Rate: 40, LateFraction: 0.2, LateBy: 10 * time.Minute})
 	addr := e2etest.FreeAddr(t)
-	p := e2etest.Start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_SHUTDOWN_TIMEOUT="+shutdownTimeout.String()), "run")
+	p := e2etest.Start(t, w.Env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_SHUTDOWN_TIMEOUT="+shutdownTimeout.String()), "run")
 	if !e2etest.WaitFor(20*time.Second, func() bool { code, _ := e2etest.Get("http://" + addr + "/readyz"); return code == 200 }) {
 		t.Fatalf("/readyz never answered 200; output:\n%s", p.Output())
 	}
@@ -208,12 +179,12 @@ func runWithArrivalsThenSignal(t *testing.T, sig syscall.Signal) {
 	noToken(t, p.Output())
 	// Whatever arrived up to the stop and was not published yet is published by the next run.
 	// Records that arrive during that run may or may not be in it: expect what was visible before.
-	want := w.expected(time.Now().Add(-48 * time.Hour))
-	code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once")
+	want := byKey(w.Want())
+	code, out := e2etest.Run(t, 60*time.Second, w.Env(), "run", "--once")
 	if code != 0 {
 		t.Fatalf("run --once after the restart exited %d:\n%s", code, out)
 	}
-	msgs := e2etest.ReadTopic(t, w.brokers, w.topic)
+	msgs := e2etest.ReadTopic(t, w.Brokers, w.Topic)
 	counts := e2etest.CountKeys(msgs)
 	lost := 0
 	for id, r := range want {
@@ -236,14 +207,14 @@ func runWithArrivalsThenSignal(t *testing.T, sig syscall.Signal) {
 
 func TestReplay(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 300, Span: 40 * time.Hour})
-	code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once")
+	code, out := e2etest.Run(t, 60*time.Second, w.Env(), "run", "--once")
 	if code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
 	noToken(t, out)
-	first := e2etest.CountKeys(e2etest.ReadTopic(t, w.brokers, w.topic))
+	first := e2etest.CountKeys(e2etest.ReadTopic(t, w.Brokers, w.Topic))
 	replayFrom := time.Now().Add(-20 * time.Hour).UTC().Truncate(time.Second)
-	code, out = e2etest.Run(t, 20*time.Second, w.env(), "watermark", "set", replayFrom.Format(time.RFC3339))
+	code, out = e2etest.Run(t, 20*time.Second, w.Env(), "watermark", "set", replayFrom.Format(time.RFC3339))
 	if code != 0 {
 		t.Fatalf("watermark set exited %d:\n%s", code, out)
 	}
@@ -251,14 +222,14 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("watermark set should forget every id; printed %s", out)
 	}
 	noToken(t, out)
-	code, out = e2etest.Run(t, 60*time.Second, w.env(), "run", "--once")
+	code, out = e2etest.Run(t, 60*time.Second, w.Env(), "run", "--once")
 	if code != 0 {
 		t.Fatalf("run --once after the replay exited %d:\n%s", code, out)
 	}
 	noToken(t, out)
-	after := e2etest.CountKeys(e2etest.ReadTopic(t, w.brokers, w.topic))
+	after := e2etest.CountKeys(e2etest.ReadTopic(t, w.Brokers, w.Topic))
 	replayed := 0
-	for _, r := range w.sim.Visible() {
+	for _, r := range w.Sim.Visible() {
 		id := strconv.FormatInt(r.ID, 10)
 		if first[id] == 0 {
 			continue // not in the first window
@@ -279,12 +250,12 @@ func TestReplay(t *testing.T) {
 	t.Logf("replay from %s published %d records once more, nothing older", replayFrom, replayed)
 
 	// reset deletes the state; show then reports none.
-	code, out = e2etest.Run(t, 20*time.Second, w.env(), "watermark", "reset")
+	code, out = e2etest.Run(t, 20*time.Second, w.Env(), "watermark", "reset")
 	if code != 0 {
 		t.Fatalf("watermark reset exited %d:\n%s", code, out)
 	}
 	noToken(t, out)
-	_, out = e2etest.Run(t, 20*time.Second, w.env(), "watermark", "show")
+	_, out = e2etest.Run(t, 20*time.Second, w.Env(), "watermark", "show")
 	if !strings.Contains(out, `"exists":false`) {
 		t.Fatalf("after reset, show printed %s", out)
 	}
@@ -293,20 +264,20 @@ func TestReplay(t *testing.T) {
 
 func TestSecondInstanceExitsAtOnce(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 10, Rate: 5})
-	first := e2etest.Start(t, w.env(), "run")
+	first := e2etest.Start(t, w.Env(), "run")
 	if !e2etest.WaitFor(20*time.Second, func() bool { return strings.Contains(first.Output(), "cycle done") }) {
 		t.Fatalf("the first instance never completed a cycle:\n%s", first.Output())
 	}
 	began := time.Now()
-	code, out := e2etest.Run(t, 10*time.Second, w.env(), "run")
+	code, out := e2etest.Run(t, 10*time.Second, w.Env(), "run")
 	if code != 1 {
 		t.Fatalf("second instance exited %d, want 1:\n%s", code, out)
 	}
 	if time.Since(began) > 5*time.Second {
 		t.Fatalf("second instance took %v to give up", time.Since(began))
 	}
-	if !strings.Contains(out, w.state) || !strings.Contains(out, "in use") {
-		t.Fatalf("second instance's message does not name the state path %s and say it is in use:\n%s", w.state, out)
+	if !strings.Contains(out, w.State) || !strings.Contains(out, "in use") {
+		t.Fatalf("second instance's message does not name the state path %s and say it is in use:\n%s", w.State, out)
 	}
 	noToken(t, out)
 	first.Signal(syscall.SIGTERM)
@@ -356,18 +327,18 @@ func TestBadConfigurationExits2NamingTheVariable(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 10})
-	code, out := e2etest.Run(t, 30*time.Second, w.env(), "check")
+	code, out := e2etest.Run(t, 30*time.Second, w.Env(), "check")
 	if code != 0 || strings.Count(out, "ok ") < 4 {
 		t.Fatalf("check exited %d:\n%s", code, out)
 	}
 	noToken(t, out)
 	// Unreachable Kafka: check says which part failed, exits 1.
-	code, out = e2etest.Run(t, 60*time.Second, w.env("FOLLOWPUB_KAFKA_BROKERS="+e2etest.FreeAddr(t), "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s"), "check")
+	code, out = e2etest.Run(t, 60*time.Second, w.Env("FOLLOWPUB_KAFKA_BROKERS="+e2etest.FreeAddr(t), "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s"), "check")
 	if code != 1 || !strings.Contains(out, "FAIL  Kafka brokers") {
 		t.Fatalf("check against no broker exited %d:\n%s", code, out)
 	}
 	// A wrong token: the API check fails, without printing the token.
-	code, out = e2etest.Run(t, 60*time.Second, w.env("FOLLOWPUB_API_ACCESS_TOKEN=wrong-"+token), "check")
+	code, out = e2etest.Run(t, 60*time.Second, w.Env("FOLLOWPUB_API_ACCESS_TOKEN=wrong-"+token), "check")
 	if code != 1 || !strings.Contains(out, "FAIL  API") {
 		t.Fatalf("check with a wrong token exited %d:\n%s", code, out)
 	}
@@ -445,17 +416,17 @@ var tailText = regexp.MustCompile(`^key=(\S+) partition=(\d+) offset=(\d+) ce_ti
 
 func TestTail(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 50, Span: 10 * time.Hour})
-	if code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once"); code != 0 {
+	if code, out := e2etest.Run(t, 60*time.Second, w.Env(), "run", "--once"); code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
-	want := w.expected(time.Now().Add(-48 * time.Hour))
-	first := byPosition(e2etest.ReadTopic(t, w.brokers, w.topic))
+	want := byKey(w.Want())
+	first := byPosition(e2etest.ReadTopic(t, w.Brokers, w.Topic))
 	if len(first) != len(want) {
 		t.Fatalf("the topic holds %d messages, want %d", len(first), len(want))
 	}
 
 	// --from beginning --json: every event, as JSON lines.
-	code, out := e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", "beginning", "--json", "--idle", "2s")
+	code, out := e2etest.Run(t, 60*time.Second, w.Env(), "tail", "--from", "beginning", "--json", "--idle", "2s")
 	if code != 0 {
 		t.Fatalf("tail exited %d:\n%s", code, out)
 	}
@@ -472,7 +443,7 @@ func TestTail(t *testing.T) {
 	}
 
 	// Text: one line per event with key, partition, offset, ce_time and the value as it is.
-	code, out = e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", "beginning", "--idle", "2s")
+	code, out = e2etest.Run(t, 60*time.Second, w.Env(), "tail", "--from", "beginning", "--idle", "2s")
 	if code != 0 {
 		t.Fatalf("tail (text) exited %d:\n%s", code, out)
 	}
@@ -510,7 +481,7 @@ func TestTail(t *testing.T) {
 	if len(fromOffset) == 0 || len(fromOffset) == len(first) {
 		t.Fatalf("%d of %d messages are at offset 2 or more: --from 2 proves nothing", len(fromOffset), len(first))
 	}
-	code, out = e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", "2", "--json", "--idle", "2s")
+	code, out = e2etest.Run(t, 60*time.Second, w.Env(), "tail", "--from", "2", "--json", "--idle", "2s")
 	if code != 0 {
 		t.Fatalf("tail --from 2 exited %d:\n%s", code, out)
 	}
@@ -522,19 +493,19 @@ func TestTail(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	since := time.Now()
 	time.Sleep(10 * time.Millisecond)
-	tail := e2etest.Start(t, w.env(), "tail", "--from", "end", "--json")
+	tail := e2etest.Start(t, w.Env(), "tail", "--from", "end", "--json")
 	if !e2etest.WaitFor(30*time.Second, func() bool { return strings.Contains(tail.Output(), "followpub tail: reading 3 partitions") }) {
 		t.Fatalf("tail --from end never said it was reading:\n%s", tail.Output())
 	}
 	replayFrom := time.Now().Add(-5 * time.Hour).UTC().Truncate(time.Second)
-	if code, out := e2etest.Run(t, 20*time.Second, w.env(), "watermark", "set", replayFrom.Format(time.RFC3339)); code != 0 {
+	if code, out := e2etest.Run(t, 20*time.Second, w.Env(), "watermark", "set", replayFrom.Format(time.RFC3339)); code != 0 {
 		t.Fatalf("watermark set exited %d:\n%s", code, out)
 	}
-	if code, out := e2etest.Run(t, 60*time.Second, w.env(), "run", "--once"); code != 0 {
+	if code, out := e2etest.Run(t, 60*time.Second, w.Env(), "run", "--once"); code != 0 {
 		t.Fatalf("run --once after the replay exited %d:\n%s", code, out)
 	}
 	replayed := map[position]kafka.Message{}
-	for p, m := range byPosition(e2etest.ReadTopic(t, w.brokers, w.topic)) {
+	for p, m := range byPosition(e2etest.ReadTopic(t, w.Brokers, w.Topic)) {
 		if _, ok := first[p]; !ok {
 			replayed[p] = m
 		}
@@ -556,7 +527,7 @@ func TestTail(t *testing.T) {
 		t.Fatalf("tail --from end does not say it printed %d events:\n%s", len(replayed), out)
 	}
 
-	code, out = e2etest.Run(t, 60*time.Second, w.env(), "tail", "--from", since.Format(time.RFC3339Nano), "--json", "--max", strconv.Itoa(len(replayed)))
+	code, out = e2etest.Run(t, 60*time.Second, w.Env(), "tail", "--from", since.Format(time.RFC3339Nano), "--json", "--max", strconv.Itoa(len(replayed)))
 	if code != 0 {
 		t.Fatalf("tail --from %s exited %d:\n%s", since.Format(time.RFC3339Nano), code, out)
 	}
@@ -633,7 +604,7 @@ func TestDemoReportsAnUnreachableBroker(t *testing.T) {
 func TestRunLogFormatAutoAndLevel(t *testing.T) {
 	w := newWorld(t, wshotosim.Config{Count: 30, Span: 5 * time.Hour})
 	// e2etest.Env asks for JSON; here auto decides, and the output is a pipe, not a terminal.
-	code, out := e2etest.Run(t, 60*time.Second, w.env("FOLLOWPUB_LOG_FORMAT=auto", "FOLLOWPUB_LOG_LEVEL=debug"), "run", "--once")
+	code, out := e2etest.Run(t, 60*time.Second, w.Env("FOLLOWPUB_LOG_FORMAT=auto", "FOLLOWPUB_LOG_LEVEL=debug"), "run", "--once")
 	if code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
@@ -653,14 +624,14 @@ func TestRunLogFormatAutoAndLevel(t *testing.T) {
 	if len(start) != 1 {
 		t.Fatalf("%d start-up lines, want one:\n%s", len(start), out)
 	}
-	for k, v := range map[string]any{"api_access_token": "***", "api_base_url": w.url, "kafka_topic": w.topic,
-		"kafka_brokers": strings.Join(w.brokers, ","), "state_path": w.state, "start_from": "48h", "once": true} {
+	for k, v := range map[string]any{"api_access_token": "***", "api_base_url": w.APIURL, "kafka_topic": w.Topic,
+		"kafka_brokers": strings.Join(w.Brokers, ","), "state_path": w.State, "start_from": w.Start.Format(time.RFC3339), "once": true} {
 		if start[0][k] != v {
 			t.Errorf("start-up line: %s = %v, want %v", k, start[0][k], v)
 		}
 	}
 
-	code, out = e2etest.Run(t, 60*time.Second, w.env("FOLLOWPUB_LOG_FORMAT=auto", "FOLLOWPUB_LOG_LEVEL=warn"), "run", "--once")
+	code, out = e2etest.Run(t, 60*time.Second, w.Env("FOLLOWPUB_LOG_FORMAT=auto", "FOLLOWPUB_LOG_LEVEL=warn"), "run", "--once")
 	if code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, out)
 	}
@@ -681,7 +652,7 @@ type documentedMetric struct {
 // readmeMetrics returns the metrics README.md's "Metrics and health" section lists.
 func readmeMetrics(t *testing.T) map[string]documentedMetric {
 	t.Helper()
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -752,7 +723,7 @@ func TestMetricsMatchREADME(t *testing.T) {
 	documented := readmeMetrics(t)
 	w := newWorld(t, wshotosim.Config{Count: 30, Span: 5 * time.Hour})
 	addr := e2etest.FreeAddr(t)
-	p := e2etest.Start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
+	p := e2etest.Start(t, w.Env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
 	if !e2etest.WaitFor(20*time.Second, func() bool { code, _ := e2etest.Get("http://" + addr + "/readyz"); return code == 200 }) {
 		t.Fatalf("/readyz never answered 200; output:\n%s", p.Output())
 	}
@@ -809,7 +780,7 @@ func TestEnvAndVersion(t *testing.T) {
 }
 
 func TestMakeBuildStampsTheVersion(t *testing.T) {
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/followpub/followpub/publisher"
 )
 
 // Stamped by the Makefile (-ldflags "-X main.version=… -X main.commit=…").
@@ -24,8 +26,8 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// exitCode maps an error to the exit status of SPEC.md §2 (0 success, 1 runtime failure, 2 bad usage
-// or configuration), printing it.
+// exitCode maps an error to the exit status of docs/DESIGN.md §2 (0 success, 1 runtime failure,
+// 2 bad usage or configuration), printing it.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -56,6 +58,7 @@ func commands() []command {
 	return []command{
 		{"run", "poll forever (--once: one cycle, then exit)", cmdRun},
 		{"watermark", "show | set TIME | reset: inspect or move the state", cmdWatermark},
+		{"status", "print the status of a running instance (--addr, default FOLLOWPUB_HTTP_ADDR; --json)", cmdStatus},
 		{"check", "validate the configuration, get a token, read one page, reach Kafka and the topic", cmdCheck},
 		{"sim", "serve a simulated WeShoto API with generated data", cmdSim},
 		{"demo", "simulator + broker + poller + a live view of the events, no set-up", cmdDemo},
@@ -66,6 +69,9 @@ func commands() []command {
 }
 
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The one process-wide setting: kafka-go's lz4 and zstd writers become the publisher's
+	// smaller-buffered ones, for every Kafka writer of every command.
+	publisher.RegisterCodecs()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		printUsage(stdout)
 		if len(args) == 0 {

@@ -30,6 +30,7 @@ type service struct {
 	cfg     *config
 	log     *slog.Logger
 	metrics *metrics
+	status  *statusTracker // feeds metrics, and keeps what /status shows
 	store   *state.Store
 	api     *wshoto.Client
 	pub     *publisher.Publisher
@@ -40,24 +41,25 @@ type service struct {
 // touches the API or Kafka.
 func openService(cfg *config, log *slog.Logger) (*service, error) {
 	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+	s.status = newStatusTracker(s.metrics, time.Now)
 	var err error
 	if s.store, err = state.Open(cfg.StatePath); err != nil {
 		return nil, err
 	}
 	apiCfg := cfg.apiConfig()
-	apiCfg.Logger, apiCfg.Metrics = log.With("component", "api"), s.metrics
+	apiCfg.Logger, apiCfg.Metrics = log.With("component", "api"), s.status
 	if s.api, err = wshoto.New(apiCfg); err != nil {
 		s.close()
-		return nil, usagef("API configuration: %v", err)
+		return nil, configError("API configuration", err)
 	}
 	pubCfg := cfg.publisherConfig()
-	pubCfg.Logger, pubCfg.Metrics = log, s.metrics
+	pubCfg.Logger, pubCfg.Metrics = log, s.status
 	if s.pub, err = publisher.New(pubCfg); err != nil {
 		s.close()
-		return nil, publisherConfigError(err)
+		return nil, configError("Kafka configuration", err)
 	}
 	pollCfg := cfg.pollerConfig()
-	pollCfg.Logger, pollCfg.Metrics = log.With("component", "poller"), s.metrics
+	pollCfg.Logger, pollCfg.Metrics = log.With("component", "poller"), s.status
 	// Keep a fifth of the shutdown budget for closing the writer and the store.
 	pollCfg.ShutdownGrace = cfg.ShutdownTimeout * 4 / 5
 	if s.poller, err = poller.New(pollCfg, s.api, s.pub, s.store); err != nil {
@@ -81,8 +83,8 @@ func (s *service) close() {
 	}
 }
 
-// serveHTTP serves /healthz, /readyz and /metrics on addr until ctx is done. It returns once the
-// listener is bound, so that a port in use is reported at start-up.
+// serveHTTP serves /healthz, /readyz, /metrics, /status and its page / on addr until ctx is done.
+// It returns once the listener is bound, so that a port in use is reported at start-up.
 func (s *service) serveHTTP(ctx context.Context, addr string) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -98,39 +100,19 @@ func (s *service) serveHTTP(ctx context.Context, addr string) (stop func(), err 
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /status", s.status.handleStatus(s.poller))
+	mux.Handle("GET /{$}", s.status.handlePage(s.poller))
+	go s.status.watchState(ctx, s.poller)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("HTTP endpoint stopped", "addr", addr, "err", err)
 		}
 	}()
-	s.log.Info("serving /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	s.log.Info("serving /metrics, /healthz, /readyz, /status, /", "addr", ln.Addr().String())
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
-}
-
-// publisherVariables maps publisher.Config fields to the variables that set them.
-var publisherVariables = map[string]string{
-	"Brokers": "FOLLOWPUB_KAFKA_BROKERS", "Compression": "FOLLOWPUB_KAFKA_COMPRESSION",
-	"Partitions": "FOLLOWPUB_KAFKA_TOPIC_PARTITIONS", "Replication": "FOLLOWPUB_KAFKA_TOPIC_REPLICATION",
-	"SASL.Mechanism": "FOLLOWPUB_KAFKA_SASL_MECHANISM", "SASL.Username": "FOLLOWPUB_KAFKA_SASL_USERNAME",
-	"SASL.Password": "FOLLOWPUB_KAFKA_SASL_PASSWORD", "TLS.CAFile": "FOLLOWPUB_KAFKA_TLS_CA_FILE",
-	"TLS.CertFile": "FOLLOWPUB_KAFKA_TLS_CERT_FILE", "TLS.KeyFile": "FOLLOWPUB_KAFKA_TLS_KEY_FILE",
-	"TLS.InsecureSkipVerify": "FOLLOWPUB_KAFKA_TLS_INSECURE_SKIP_VERIFY", "WriteTimeout": "FOLLOWPUB_KAFKA_WRITE_TIMEOUT",
-	"Topic": "FOLLOWPUB_KAFKA_TOPIC",
-}
-
-// publisherConfigError turns the publisher's configuration error into a usage error that names
-// the variable at fault.
-func publisherConfigError(err error) error {
-	var ce *publisher.ConfigError
-	if errors.As(err, &ce) {
-		if v, ok := publisherVariables[ce.Field]; ok {
-			return usagef("%s: %v", v, ce.Err)
-		}
-	}
-	return usagef("Kafka configuration: %v", err)
 }

@@ -78,7 +78,7 @@ func parseFrom(s string, cfg *config) (startOffset, error) {
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
 		return startOffset{offset: n}, nil
 	}
-	t, err := poller.ParseTime(s, cfg.location)
+	t, err := poller.ParseTimeOrDate(s, cfg.location)
 	if err != nil {
 		return startOffset{}, usagef("tail --from=%q: want beginning, end, an offset or a time", s)
 	}
@@ -90,7 +90,7 @@ func parseFrom(s string, cfg *config) (startOffset, error) {
 func tailTopic(ctx context.Context, cfg *config, o tailOptions, w io.Writer) (int, error) {
 	_, dialer, err := publisher.NewTransport(cfg.publisherConfig())
 	if err != nil {
-		return 0, usagef("Kafka configuration: %v", err)
+		return 0, configError("Kafka configuration", err)
 	}
 	start, _ := parseFrom(o.from, cfg)
 	partitions, err := lookupPartitions(ctx, dialer, cfg)

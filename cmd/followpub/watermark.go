@@ -29,7 +29,7 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case args[0] == "show" && len(args) == 1:
 	case args[0] == "reset" && len(args) == 1:
 	case args[0] == "set" && len(args) == 2:
-		t, err := poller.ParseTime(args[1], cfg.location)
+		t, err := poller.ParseTimeOrDate(args[1], cfg.location)
 		if err == nil {
 			err = plausibleTime(t, time.Now())
 		}
@@ -57,7 +57,7 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	switch args[0] {
 	case "set":
-		t, _ := poller.ParseTime(args[1], cfg.location)
+		t, _ := poller.ParseTimeOrDate(args[1], cfg.location)
 		if err := p.SetWatermark(ctx, t); err != nil {
 			return err
 		}

@@ -29,7 +29,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/internal/wshotosim"
 )
 
@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "deploytest:", err)
 		return 1

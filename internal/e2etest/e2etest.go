@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +18,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/followpub/followpub/internal/repo"
-	"github.com/followpub/followpub/internal/wshotosim"
+	"github.com/followpub/followpub/internal/modroot"
+	"github.com/followpub/followpub/internal/syncbuf"
 )
 
 var (
@@ -33,7 +32,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := repo.Root()
+		root, err := modroot.Dir()
 		if err != nil {
 			buildErr = err
 			return
@@ -56,18 +55,6 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// Sim serves a simulator with cfg on a loopback port for the test's duration.
-func Sim(t testing.TB, cfg wshotosim.Config) (*wshotosim.Server, string) {
-	t.Helper()
-	sim, err := wshotosim.New(cfg)
-	if err != nil {
-		t.Fatalf("starting the simulator: %v", err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	return sim, srv.URL
-}
-
 // FreeAddr returns a loopback host:port that was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
@@ -83,7 +70,7 @@ func FreeAddr(t testing.TB) string {
 type Proc struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	out  *repo.SyncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	exit int
 	sig  syscall.Signal // the signal that ended it, or 0
@@ -100,7 +87,7 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = env
-	out := &repo.SyncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting followpub %v: %v", args, err)

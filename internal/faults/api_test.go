@@ -33,16 +33,16 @@ func TestAPIFaultMix(t *testing.T) {
 	if first.Before(today) {
 		first = today
 	}
-	w := newWorld(t, wshotosim.Config{
+	w := e2etest.NewWorld(t, wshotosim.Config{
 		Count: 300, Start: first, End: now,
 		Rate: 0.5, LateFraction: 0.2, LateBy: 5 * time.Minute,
 		InsertBetweenPages: 1, InsertLimit: 100,
 		TokenTTL: 2 * time.Second, HangFor: 30 * time.Second, Faults: apiFaultMix,
-	}, today, withTokens())
-	proxy := newResetProxy(t, w.simURL, 0.6)
-	w.apiURL = proxy.URL()
+	}, today, e2etest.WithTokens())
+	proxy := newResetProxy(t, w.SimURL, 0.6)
+	w.APIURL = proxy.URL()
 	addr := e2etest.FreeAddr(t)
-	env := w.env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_API_PAGE_SIZE=20", "FOLLOWPUB_API_TIMEOUT=1s",
+	env := w.Env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_API_PAGE_SIZE=20", "FOLLOWPUB_API_TIMEOUT=1s",
 		"FOLLOWPUB_POLL_INTERVAL=300ms", "FOLLOWPUB_LOG_LEVEL=debug")
 
 	// Revoke every token every 700 ms: tokens expire in the middle of reading a window.
@@ -58,7 +58,7 @@ func TestAPIFaultMix(t *testing.T) {
 			case <-stop:
 				return
 			case <-tick.C:
-				w.sim.ExpireTokens()
+				w.Sim.ExpireTokens()
 				revocations.Add(1)
 			}
 		}
@@ -75,16 +75,16 @@ func TestAPIFaultMix(t *testing.T) {
 	// Every kind at least once, whatever the dice say; then the random mix.
 	for _, f := range []wshotosim.Fault{wshotosim.FaultHang, wshotosim.FaultHTTP500, wshotosim.FaultAuth,
 		wshotosim.FaultMalformed, wshotosim.FaultHTTP429, wshotosim.FaultCode3} {
-		w.sim.FailNext(f, 1)
+		w.Sim.FailNext(f, 1)
 	}
-	ta := newTally(t, w.brokers, w.topic)
+	ta := newTally(t, w.Brokers, w.Topic)
 	p := start(t, env, "run")
 	time.Sleep(15 * time.Second) // many cycles under the fault mix
 	if p.Exited() {
 		t.Fatalf("followpub exited (status %d) under the fault mix:\n%s", p.ExitCode(), tail(p.Output(), 40))
 	}
 	// Everything the API shows now is published while the faults go on.
-	want := w.want()
+	want := w.Want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("%d of %d records still not published after 90 s under the fault mix:\n%s",
 			len(missing), len(want), tail(p.Output(), 30))
@@ -113,7 +113,7 @@ func TestAPIFaultMix(t *testing.T) {
 		t.Fatalf("followpub panicked:\n%s", tail(out, 40))
 	}
 
-	st := w.sim.Stats()
+	st := w.Sim.Stats()
 	for _, f := range []wshotosim.Fault{wshotosim.FaultHTTP500, wshotosim.FaultHTTP429, wshotosim.FaultMalformed,
 		wshotosim.FaultCode3, wshotosim.FaultHang, wshotosim.FaultAuth} {
 		if st.Faults[f] == 0 {
@@ -135,16 +135,16 @@ func TestAPIFaultMix(t *testing.T) {
 	if copies > 0 {
 		t.Errorf("%d duplicate copies (%d keys) under API faults alone", copies, keys)
 	}
-	all := w.want()
+	all := w.Want()
 	if extra := ta.unexpected(all); len(extra) > 0 {
 		t.Errorf("%d ids in the topic the API never showed, e.g. %v", len(extra), extra[:min(5, len(extra))])
 	}
 
 	// A last cycle without faults finds nothing left over: nothing was lost either.
-	_ = w.sim.SetFaults(wshotosim.Faults{})
-	w.apiURL = w.simURL
-	want = w.want()
-	finalRun(t, w.env())
+	_ = w.Sim.SetFaults(wshotosim.Faults{})
+	w.APIURL = w.SimURL
+	want = w.Want()
+	finalRun(t, w.Env())
 	ta.sync(t)
 	lost := ta.missing(want)
 	slices.Sort(lost)

@@ -25,12 +25,12 @@ func TestSteadyArrivalsDoNotStarveTheCycle(t *testing.T) {
 	if first.Before(today) {
 		first = today
 	}
-	w := newWorld(t, wshotosim.Config{Count: 3000, Start: first, End: now, Rate: 4}, today)
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 3000, Start: first, End: now, Rate: 4}, today)
 	addr := e2etest.FreeAddr(t)
-	p := start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_API_RATE_LIMIT=50", "FOLLOWPUB_POLL_INTERVAL=2s"), "run")
-	ta := newTally(t, w.brokers, w.topic)
+	p := start(t, w.Env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_API_RATE_LIMIT=50", "FOLLOWPUB_POLL_INTERVAL=2s"), "run")
+	ta := newTally(t, w.Brokers, w.Topic)
 	time.Sleep(8 * time.Second)
-	want := w.want()
+	want := w.Want()
 	missing := ta.syncUntil(t, want, 20*time.Second)
 	body := scrape(addr)
 	ok, _ := metric(body, "followpub_cycles_total", `result="ok"`)

@@ -199,12 +199,12 @@ func TestDiskTrouble(t *testing.T) {
 func diskFlow(t *testing.T, f diskFault) {
 	dir := f.dir(t)
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 200, Start: to.Add(-time.Hour), End: to}, from,
-		withState(filepath.Join(dir, "followpub.state")))
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 200, Start: to.Add(-time.Hour), End: to}, from,
+		e2etest.WithState(filepath.Join(dir, "followpub.state")))
 	addr := e2etest.FreeAddr(t)
-	p := start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
-	ta := newTally(t, w.brokers, w.topic)
-	initial := w.want()
+	p := start(t, w.Env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
+	ta := newTally(t, w.Brokers, w.Topic)
+	initial := w.Want()
 	if missing := ta.syncUntil(t, initial, 60*time.Second); len(missing) > 0 {
 		t.Fatalf("the first %d records were not published:\n%s", len(initial), tail(p.Output(), 30))
 	}
@@ -226,7 +226,7 @@ func diskFlow(t *testing.T, f diskFault) {
 	for i := range burst {
 		burst[i] = now.Add(-time.Duration(rng.Int64N(int64(30 * time.Minute))))
 	}
-	w.sim.Insert(burst...)
+	w.Sim.Insert(burst...)
 	if !e2etest.WaitFor(60*time.Second, func() bool { return gauge("followpub_cycles_total", `result="failed"`)-failedBefore >= 3 }) {
 		t.Fatalf("no three failed cycles within 60 s of the disk refusing writes:\n%s", tail(p.Output(), 30))
 	}
@@ -275,7 +275,7 @@ func diskFlow(t *testing.T, f diskFault) {
 	failedCycles := gauge("followpub_cycles_total", `result="failed"`) - failedBefore
 
 	f.heal(t, dir, p)
-	want := w.want()
+	want := w.Want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("%d of %d records still not published 90 s after the disk recovered:\n%s", len(missing), len(want), tail(p.Output(), 30))
 	}
@@ -286,7 +286,7 @@ func diskFlow(t *testing.T, f diskFault) {
 	if code := p.Wait(30 * time.Second); code != 0 {
 		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, tail(p.Output(), 30))
 	}
-	st, err := loadState(w.state)
+	st, err := loadState(w.State)
 	if err != nil {
 		t.Fatalf("the store does not load after the disk trouble: %v", err)
 	}
@@ -297,7 +297,7 @@ func diskFlow(t *testing.T, f diskFault) {
 			}
 		}
 	}
-	finalRun(t, w.env())
+	finalRun(t, w.Env())
 	ta.sync(t)
 	lost := ta.missing(want)
 	slices.Sort(lost)
@@ -355,18 +355,18 @@ func TestReadOnlyStateMount(t *testing.T) {
 	}
 
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 100, Start: to.Add(-time.Hour), End: to}, from,
-		withState(filepath.Join(dir, "followpub.state")))
-	if code, out := run(t, time.Minute, w.env(), "run", "--once"); code != 0 {
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 100, Start: to.Add(-time.Hour), End: to}, from,
+		e2etest.WithState(filepath.Join(dir, "followpub.state")))
+	if code, out := run(t, time.Minute, w.Env(), "run", "--once"); code != 0 {
 		t.Fatalf("the first run --once exited %d:\n%s", code, tail(out, 30))
 	}
-	ta := newTally(t, w.brokers, w.topic)
+	ta := newTally(t, w.Brokers, w.Topic)
 	ta.sync(t)
 	before := ta.total
 	readOnly()
-	w.sim.Insert(time.Now().Add(-time.Minute), time.Now().Add(-2*time.Minute))
+	w.Sim.Insert(time.Now().Add(-time.Minute), time.Now().Add(-2*time.Minute))
 	began := time.Now()
-	code, out := run(t, time.Minute, w.env(), "run", "--once")
+	code, out := run(t, time.Minute, w.Env(), "run", "--once")
 	if code != 1 {
 		t.Fatalf("run --once on a read-only state exited %d, want 1:\n%s", code, tail(out, 30))
 	}
@@ -377,16 +377,16 @@ func TestReadOnlyStateMount(t *testing.T) {
 	if !mounted {
 		cause = "permission denied"
 	}
-	if !strings.Contains(out, w.state) || !strings.Contains(out, cause) {
-		t.Errorf("the message does not name the state %s and the cause %q:\n%s", w.state, cause, tail(out, 10))
+	if !strings.Contains(out, w.State) || !strings.Contains(out, cause) {
+		t.Errorf("the message does not name the state %s and the cause %q:\n%s", w.State, cause, tail(out, 10))
 	}
 	ta.sync(t)
 	if ta.total != before {
 		t.Fatalf("%d records were published although the state could not be written", ta.total-before)
 	}
 	writable()
-	want := w.want()
-	finalRun(t, w.env())
+	want := w.Want()
+	finalRun(t, w.Env())
 	ta.sync(t)
 	if lost := ta.missing(want); len(lost) > 0 {
 		t.Fatalf("%d records lost", len(lost))
@@ -443,18 +443,18 @@ func usedLeafPage(t *testing.T, state []byte, pageSize int) int {
 func TestDamagedStateNeverRestarts(t *testing.T) {
 	t.Parallel()
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 5000, Start: to.Add(-3 * time.Hour), End: to}, from)
-	if code, out := run(t, time.Minute, w.env(), "run", "--once"); code != 0 {
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 5000, Start: to.Add(-3 * time.Hour), End: to}, from)
+	if code, out := run(t, time.Minute, w.Env(), "run", "--once"); code != 0 {
 		t.Fatalf("run --once exited %d:\n%s", code, tail(out, 30))
 	}
-	good, err := os.ReadFile(w.state)
+	good, err := os.ReadFile(w.State)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(good) < 64<<10 {
 		t.Fatalf("the state is only %d bytes: not the many-page store the test needs", len(good))
 	}
-	ta := newTally(t, w.brokers, w.topic)
+	ta := newTally(t, w.Brokers, w.Topic)
 	ta.sync(t)
 	published := ta.total
 
@@ -494,7 +494,7 @@ func TestDamagedStateNeverRestarts(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := snapshot(path)
-			env := w.env("FOLLOWPUB_STATE_PATH=" + path)
+			env := w.Env("FOLLOWPUB_STATE_PATH=" + path)
 			for _, args := range [][]string{{"run", "--once"}, {"watermark", "show"}} {
 				code, out := run(t, time.Minute, env, args...)
 				if crashed(code, out) {

@@ -18,25 +18,26 @@ import (
 // fuzzNow is the fixed "now" of the parser fuzz targets.
 var fuzzNow = time.Date(2024, 2, 7, 17, 30, 0, 0, time.UTC) // 01:30 on 8 February in Shanghai
 
-// FuzzParseTime feeds arbitrary strings to poller.ParseTime (the argument of `watermark set`) and
-// poller.ParseStartFrom (FOLLOWPUB_START_FROM). Neither may panic. A time ParseTime accepts must
-// survive a round trip through RFC 3339, and ParseStartFrom must give the same instant for it. A
-// duration START_FROM must be that long before now, never after it; a negative one is refused.
-// Seed corpus: testdata/fuzz/FuzzParseTime.
-func FuzzParseTime(f *testing.F) {
+// FuzzParseTimeOrDate feeds arbitrary strings to poller.ParseTimeOrDate (the argument of
+// `watermark set`) and poller.ParseStartFrom (FOLLOWPUB_START_FROM). Neither may panic. A time
+// ParseTimeOrDate accepts must survive a round trip through RFC 3339, and ParseStartFrom must give
+// the same instant for it. A duration START_FROM must be that long before now, never after it; a
+// negative one is refused.
+// Seed corpus: testdata/fuzz/FuzzParseTimeOrDate.
+func FuzzParseTimeOrDate(f *testing.F) {
 	for _, s := range []string{"2024-02-07", "2024-02-07T08:00:00Z", "2024-02-07T08:00:00.123456789+08:00", " 2024-02-07 ",
 		"today", "now", "72h", "-1h", "0s", "1h30m", "9999-12-31", "0001-01-01", "2024-02-30", "2024-02-07T24:00:00Z", "1e3h", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		at, err := poller.ParseTime(s, shanghai)
+		at, err := poller.ParseTimeOrDate(s, shanghai)
 		if err == nil {
 			if at.IsZero() {
-				t.Fatalf("ParseTime(%q) returned the zero time without an error", s)
+				t.Fatalf("ParseTimeOrDate(%q) returned the zero time without an error", s)
 			}
 			again, err := time.Parse(time.RFC3339Nano, at.UTC().Format(time.RFC3339Nano))
 			if err == nil && !again.Equal(at) {
-				t.Fatalf("ParseTime(%q) = %v does not survive RFC 3339 (%v)", s, at, again)
+				t.Fatalf("ParseTimeOrDate(%q) = %v does not survive RFC 3339 (%v)", s, at, again)
 			}
 		}
 		start, serr := poller.ParseStartFrom(s, fuzzNow, shanghai)
@@ -47,7 +48,7 @@ func FuzzParseTime(f *testing.F) {
 			}
 		case err == nil:
 			if serr != nil || !start.Equal(at) {
-				t.Fatalf("ParseStartFrom(%q) = %v, %v; ParseTime gave %v", s, start, serr, at)
+				t.Fatalf("ParseStartFrom(%q) = %v, %v; ParseTimeOrDate gave %v", s, start, serr, at)
 			}
 		default:
 			d, derr := time.ParseDuration(strings.TrimSpace(s))

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,8 +18,6 @@ import (
 	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/kafkatest"
 	"github.com/followpub/followpub/internal/state"
-	"github.com/followpub/followpub/internal/wshoto"
-	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/schema"
 )
@@ -32,117 +28,15 @@ func TestMain(m *testing.M) { kafkatest.Main(m) }
 // default): the most a crash may leave published but not committed.
 const batchSize = poller.DefaultBatchSize
 
-// Secrets the tests hand to followpub; none may ever appear in anything it prints or serves.
+// Secrets the tests hand to followpub (through e2etest.World); none may ever appear in anything it
+// prints or serves.
 const (
-	staticToken = "tok-faults-Zq8Xw3NEVERPRINT"
-	appID       = "faults-app"
-	appSecret   = "appsecret-Qx7Vb2NEVERPRINT"
+	staticToken = e2etest.Token
+	appID       = e2etest.AppID
+	appSecret   = e2etest.AppSecret
 	// simTokenPrefix starts every token the simulator issues.
 	simTokenPrefix = "simtok_"
 )
-
-// world is an API (the simulator, possibly behind a wrapper or a proxy), a fresh topic on a real
-// broker and a state path.
-type world struct {
-	t       *testing.T
-	sim     *wshotosim.Server
-	simURL  string // the simulator itself
-	apiURL  string // what followpub is pointed at
-	brokers []string
-	topic   string
-	state   string
-	start   time.Time // START_FROM
-	tokens  bool      // use the token endpoint (app id and secret) instead of a fixed token
-}
-
-type worldOpt func(*worldOpts)
-
-type worldOpts struct {
-	brokers []string
-	wrap    func(http.Handler) http.Handler
-	tokens  bool
-	state   string
-}
-
-// withBrokers puts the topic on these brokers instead of the shared test broker.
-func withBrokers(b []string) worldOpt { return func(o *worldOpts) { o.brokers = b } }
-
-// withWrap serves the simulator through wrap.
-func withWrap(wrap func(http.Handler) http.Handler) worldOpt {
-	return func(o *worldOpts) { o.wrap = wrap }
-}
-
-// withTokens makes followpub fetch tokens with the app id and secret instead of a fixed token.
-func withTokens() worldOpt { return func(o *worldOpts) { o.tokens = true } }
-
-// withState puts the state at path.
-func withState(path string) worldOpt { return func(o *worldOpts) { o.state = path } }
-
-// newWorld starts a simulator with cfg and creates a topic with three partitions. START_FROM is
-// start, a fixed instant, so that the records a run must publish are exactly those with
-// follow_time ≥ start.
-func newWorld(t *testing.T, cfg wshotosim.Config, start time.Time, opts ...worldOpt) *world {
-	t.Helper()
-	var o worldOpts
-	for _, f := range opts {
-		f(&o)
-	}
-	if o.brokers == nil {
-		o.brokers = kafkatest.Brokers(t)
-	}
-	cfg.StaticToken = staticToken
-	cfg.AppID, cfg.AppSecret = appID, appSecret
-	sim, err := wshotosim.New(cfg)
-	if err != nil {
-		t.Fatalf("starting the simulator: %v", err)
-	}
-	var h http.Handler = sim
-	if o.wrap != nil {
-		h = o.wrap(sim)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	if o.state == "" {
-		o.state = filepath.Join(t.TempDir(), "followpub.state")
-	}
-	return &world{
-		t: t, sim: sim, simURL: srv.URL, apiURL: srv.URL, brokers: o.brokers,
-		topic: kafkatest.Topic(t, o.brokers, 3), state: o.state,
-		start: start.UTC().Truncate(time.Second), tokens: o.tokens,
-	}
-}
-
-// env is followpub's environment for this world, plus extra variables (later ones win).
-func (w *world) env(extra ...string) []string {
-	kv := []string{
-		"FOLLOWPUB_API_BASE_URL=" + w.apiURL,
-		"FOLLOWPUB_KAFKA_BROKERS=" + strings.Join(w.brokers, ","),
-		"FOLLOWPUB_KAFKA_TOPIC=" + w.topic,
-		"FOLLOWPUB_STATE_PATH=" + w.state,
-		"FOLLOWPUB_HTTP_ADDR=",
-		"FOLLOWPUB_START_FROM=" + w.start.Format(time.RFC3339),
-		"FOLLOWPUB_POLL_INTERVAL=300ms",
-		"FOLLOWPUB_API_RATE_LIMIT=2000",
-		"FOLLOWPUB_SHUTDOWN_TIMEOUT=20s",
-	}
-	if w.tokens {
-		kv = append(kv, "FOLLOWPUB_API_APP_ID="+appID, "FOLLOWPUB_API_APP_SECRET="+appSecret)
-	} else {
-		kv = append(kv, "FOLLOWPUB_API_ACCESS_TOKEN="+staticToken)
-	}
-	return e2etest.Env(append(kv, extra...)...)
-}
-
-// want returns the records the simulator shows now with follow_time ≥ START_FROM, by id.
-func (w *world) want() map[int64]schema.Record {
-	out := map[int64]schema.Record{}
-	for _, r := range w.sim.Visible() {
-		if r.FollowTime >= w.start.UnixMilli() {
-			out[r.ID] = r
-		}
-	}
-	return out
-}
 
 // proc is a followpub process with its output captured (e2etest.Proc).
 type proc = e2etest.Proc
@@ -447,7 +341,7 @@ func followTime(t testing.TB, value []byte) int64 {
 }
 
 // shanghai is the API's time zone (followpub's default FOLLOWPUB_API_TIMEZONE).
-var shanghai = wshoto.ShanghaiLocation()
+var shanghai = schema.APILocation()
 
 // pastDays returns the span of the days days before today (in the API's zone) up to the last
 // millisecond of yesterday. Initial records placed there lie in days that no longer change, so

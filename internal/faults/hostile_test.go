@@ -79,8 +79,8 @@ func TestOversizeAndEndlessBodies(t *testing.T) {
 		})
 	}
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 1000, Start: to.Add(-time.Hour), End: to}, from.Add(-time.Minute), withWrap(wrap))
-	p := start(t, w.env(), "run", "--once")
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 1000, Start: to.Add(-time.Hour), End: to}, from.Add(-time.Minute), e2etest.WithWrap(wrap))
+	p := start(t, w.Env(), "run", "--once")
 	peak := int64(0)
 	for !p.Exited() {
 		peak = max(peak, rssPeak(p.Pid()))
@@ -90,9 +90,9 @@ func TestOversizeAndEndlessBodies(t *testing.T) {
 		t.Fatalf("run --once exited %d after oversize bodies:\n%s", code, tail(p.Output(), 30))
 	}
 	noSecret(t, "the log", p.Output())
-	ta := newTally(t, w.brokers, w.topic)
+	ta := newTally(t, w.Brokers, w.Topic)
 	ta.sync(t)
-	want := w.want()
+	want := w.Want()
 	if lost := ta.missing(want); len(lost) > 0 {
 		t.Fatalf("%d of %d records lost after oversize bodies", len(lost), len(want))
 	}
@@ -200,12 +200,12 @@ func TestRecordsOutsideTheWindow(t *testing.T) {
 	}
 	now := time.Now()
 	today := poller.StartOfDay(now, shanghai)
-	w := newWorld(t, wshotosim.Config{Count: 250, Start: today.AddDate(0, 0, -2), End: now, Rate: 1},
-		today.AddDate(0, 0, -2), withWrap(wrap))
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 250, Start: today.AddDate(0, 0, -2), End: now, Rate: 1},
+		today.AddDate(0, 0, -2), e2etest.WithWrap(wrap))
 	addr := e2etest.FreeAddr(t)
-	p := start(t, w.env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
-	ta := newTally(t, w.brokers, w.topic)
-	want := w.want()
+	p := start(t, w.Env("FOLLOWPUB_HTTP_ADDR="+addr), "run")
+	ta := newTally(t, w.Brokers, w.Topic)
+	want := w.Want()
 	if missing := ta.syncUntil(t, want, 60*time.Second); len(missing) > 0 {
 		t.Fatalf("%d of %d records not published within 60 s:\n%s", len(missing), len(want), tail(p.Output(), 30))
 	}
@@ -226,7 +226,7 @@ func TestRecordsOutsideTheWindow(t *testing.T) {
 			t.Errorf("id %d, returned for a day it does not fall on, was published", id)
 		}
 	}
-	if extra := ta.unexpected(w.want()); len(extra) > 0 {
+	if extra := ta.unexpected(w.Want()); len(extra) > 0 {
 		t.Errorf("ids in the topic the API did not show: %v", extra)
 	}
 	if copies, _ := ta.dups(); copies > 0 {

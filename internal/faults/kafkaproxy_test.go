@@ -23,14 +23,14 @@ func TestKafkaConnectionFaults(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	proxy := kafkatest.StartProxy(t, brokers[0])
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 2000, Start: from, End: to, Rate: 5}, from.Add(-time.Minute))
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 2000, Start: from, End: to, Rate: 5}, from.Add(-time.Minute))
 	addr := e2etest.FreeAddr(t)
-	env := w.env("FOLLOWPUB_KAFKA_BROKERS="+proxy.Addr(), "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=5s",
+	env := w.Env("FOLLOWPUB_KAFKA_BROKERS="+proxy.Addr(), "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=5s",
 		"FOLLOWPUB_HTTP_ADDR="+addr)
-	ta := newTally(t, brokers, w.topic)
+	ta := newTally(t, brokers, w.Topic)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 17))
 	p := start(t, env, "run")
-	if missing := ta.syncUntil(t, w.want(), 60*time.Second); len(missing) > 0 {
+	if missing := ta.syncUntil(t, w.Want(), 60*time.Second); len(missing) > 0 {
 		t.Fatalf("%d records not published before the faults:\n%s", len(missing), tail(p.Output(), 30))
 	}
 
@@ -49,7 +49,7 @@ func TestKafkaConnectionFaults(t *testing.T) {
 		for k := range burst {
 			burst[k] = now.Add(-time.Duration(rng.Int64N(int64(20 * time.Minute))))
 		}
-		w.sim.Insert(burst...)
+		w.Sim.Insert(burst...)
 		if !e2etest.WaitFor(30*time.Second, func() bool { return proxy.Injected() >= i+1 }) {
 			t.Fatalf("fault %d (%s) was not injected within 30 s:\n%s", i+1, kind, tail(p.Output(), 30))
 		}
@@ -57,7 +57,7 @@ func TestKafkaConnectionFaults(t *testing.T) {
 			t.Fatalf("followpub exited (status %d) after fault %d (%s):\n%s", p.ExitCode(), i+1, kind, tail(p.Output(), 40))
 		}
 	}
-	want := w.want()
+	want := w.Want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("%d of %d records still not published 90 s after the last fault:\n%s", len(missing), len(want), tail(p.Output(), 40))
 	}
@@ -77,8 +77,8 @@ func TestKafkaConnectionFaults(t *testing.T) {
 	}
 	noSecret(t, "the log", p.Output())
 
-	want = w.want()
-	finalRun(t, w.env("FOLLOWPUB_KAFKA_BROKERS="+proxy.Addr()))
+	want = w.Want()
+	finalRun(t, w.Env("FOLLOWPUB_KAFKA_BROKERS="+proxy.Addr()))
 	ta.sync(t)
 	lost := ta.missing(want)
 	slices.Sort(lost)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/wshotosim"
 )
 
@@ -30,15 +31,15 @@ const (
 func TestSIGKILLLoop(t *testing.T) {
 	t.Parallel()
 	from, to := pastDays(3)
-	w := newWorld(t, wshotosim.Config{
+	w := e2etest.NewWorld(t, wshotosim.Config{
 		Count: 50000, Start: from, End: to,
 		Rate: 1, LateFraction: 0.1, LateBy: 10 * time.Minute,
 	}, from.Add(-time.Minute))
-	env := w.env("FOLLOWPUB_POLL_INTERVAL=200ms")
-	ta := newTally(t, w.brokers, w.topic)
+	env := w.Env("FOLLOWPUB_POLL_INTERVAL=200ms")
+	ta := newTally(t, w.Brokers, w.Topic)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 
-	ends := newEndWatcher(t, w.brokers, w.topic)
+	ends := newEndWatcher(t, w.Brokers, w.Topic)
 
 	type life struct {
 		mode        string
@@ -58,7 +59,7 @@ func TestSIGKILLLoop(t *testing.T) {
 		for k := range burst {
 			burst[k] = now.Add(-time.Duration(rng.Int64N(int64(40 * time.Minute))))
 		}
-		w.sim.Insert(burst...)
+		w.Sim.Insert(burst...)
 		// Random moments: a third of the lives are killed at a uniformly random time (a few of
 		// those right at start-up, while the store is opened or created); the others a random
 		// 0–15 ms after the topic started to grow, that is while a publication is under way.
@@ -105,7 +106,7 @@ func TestSIGKILLLoop(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // let the broker finish requests the dead process had sent
 
 		// The store is never left unreadable.
-		st, err := loadState(w.state)
+		st, err := loadState(w.State)
 		if err != nil {
 			t.Fatalf("life %d: after SIGKILL at %v the store does not load: %v", i+1, d, err)
 		}
@@ -132,7 +133,7 @@ func TestSIGKILLLoop(t *testing.T) {
 	}
 
 	// The ground truth, then one last complete cycle.
-	want := w.want()
+	want := w.Want()
 	finalRun(t, env)
 	ta.sync(t)
 	lost := ta.missing(want)
@@ -143,7 +144,7 @@ func TestSIGKILLLoop(t *testing.T) {
 	if extra := ta.unexpected(want); len(extra) > 0 {
 		// Arrivals after the snapshot may be in the topic; anything else is not.
 		after := map[int64]bool{}
-		for _, r := range w.sim.Visible() {
+		for _, r := range w.Sim.Visible() {
 			after[r.ID] = true
 		}
 		for _, id := range extra {

@@ -24,11 +24,11 @@ func TestBrokerOutage(t *testing.T) {
 	t.Parallel()
 	b := kafkatest.StartDedicated(t)
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 3000, Start: from, End: to, Rate: 5, LateFraction: 0.1, LateBy: 5 * time.Minute},
-		from.Add(-time.Minute), withBrokers(b.Addrs()))
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 3000, Start: from, End: to, Rate: 5, LateFraction: 0.1, LateBy: 5 * time.Minute},
+		from.Add(-time.Minute), e2etest.WithBrokers(b.Addrs()))
 	addr := e2etest.FreeAddr(t)
-	env := w.env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s", "FOLLOWPUB_POLL_INTERVAL=500ms")
-	ta := newTally(t, b.Addrs(), w.topic)
+	env := w.Env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s", "FOLLOWPUB_POLL_INTERVAL=500ms")
+	ta := newTally(t, b.Addrs(), w.Topic)
 
 	// gauge reads one metric; the endpoint must answer.
 	gauge := func(name string, labels ...string) float64 {
@@ -74,7 +74,7 @@ func TestBrokerOutage(t *testing.T) {
 	failedAtStart := gauge("followpub_cycles_total", `result="failed"`)
 	b.Start(t)
 	back := time.Now()
-	want := w.want()
+	want := w.Want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("after the broker came up, %d of %d records are still not published after 90 s:\n%s",
 			len(missing), len(want), tail(p.Output(), 30))
@@ -88,14 +88,14 @@ func TestBrokerOutage(t *testing.T) {
 
 	// 2. The broker dies mid-run, while a batch is in flight, and records keep arriving.
 	errorsBefore := gauge("followpub_kafka_write_errors_total")
-	ends := newEndWatcher(t, b.Addrs(), w.topic)
+	ends := newEndWatcher(t, b.Addrs(), w.Topic)
 	base := ends.total(t)
 	now := time.Now()
 	burst := make([]time.Time, 5*batchSize)
 	for i := range burst {
 		burst[i] = now.Add(-time.Duration(i%1800) * time.Second)
 	}
-	w.sim.Insert(burst...)
+	w.Sim.Insert(burst...)
 	for began := time.Now(); ends.total(t) == base; time.Sleep(2 * time.Millisecond) {
 		if time.Since(began) > 30*time.Second {
 			t.Fatalf("the burst was not being published within 30 s:\n%s", tail(p.Output(), 30))
@@ -136,7 +136,7 @@ func TestBrokerOutage(t *testing.T) {
 	errorsDuring := gauge("followpub_kafka_write_errors_total") - errorsBefore
 	b.Start(t)
 	back = time.Now()
-	want = w.want()
+	want = w.Want()
 	if missing := ta.syncUntil(t, want, 90*time.Second); len(missing) > 0 {
 		t.Fatalf("after the outage, %d of %d records are still not published after 90 s:\n%s",
 			len(missing), len(want), tail(p.Output(), 30))
@@ -158,7 +158,7 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	noSecret(t, "the log", p.Output())
 
-	want = w.want()
+	want = w.Want()
 	finalRun(t, env)
 	ta.sync(t)
 	lost := ta.missing(want)

@@ -56,11 +56,11 @@ func TestSASLSSL(t *testing.T) {
 	t.Parallel()
 	s := kafkatest.SASL(t)
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 300, Start: to.Add(-time.Hour), End: to}, from)
-	ta := newTally(t, w.brokers, w.topic)
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 300, Start: to.Add(-time.Hour), End: to}, from)
+	ta := newTally(t, w.Brokers, w.Topic)
 
 	t.Run("SCRAM-SHA-512 over TLS", func(t *testing.T) {
-		env := w.env(saslEnv(s, s.Password, true)...)
+		env := w.Env(saslEnv(s, s.Password, true)...)
 		code, out := run(t, 2*time.Minute, env, "check")
 		noneOf(t, "check", out, s.Password)
 		if code != 0 || !strings.Contains(out, "ok    Kafka brokers") {
@@ -71,7 +71,7 @@ func TestSASLSSL(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("run --once over SASL_SSL exited %d:\n%s", code, tail(out, 30))
 		}
-		want := w.want()
+		want := w.Want()
 		if missing := ta.syncUntil(t, want, 30*time.Second); len(missing) > 0 {
 			t.Fatalf("%d of %d records missing after publishing over SASL_SSL", len(missing), len(want))
 		}
@@ -79,8 +79,8 @@ func TestSASLSSL(t *testing.T) {
 	published := ta.total
 
 	t.Run("TLS verification is on by default", func(t *testing.T) {
-		w.sim.Insert(time.Now().Add(-time.Minute))
-		code, out := run(t, 2*time.Minute, w.env(saslEnv(s, s.Password, false)...), "run", "--once")
+		w.Sim.Insert(time.Now().Add(-time.Minute))
+		code, out := run(t, 2*time.Minute, w.Env(saslEnv(s, s.Password, false)...), "run", "--once")
 		noneOf(t, "the debug log", out, s.Password)
 		if code != 1 {
 			t.Fatalf("run --once without the CA exited %d, want 1:\n%s", code, tail(out, 20))
@@ -88,7 +88,7 @@ func TestSASLSSL(t *testing.T) {
 		if !strings.Contains(out, "certificate") {
 			t.Fatalf("the failure does not say the certificate was not trusted:\n%s", tail(out, 10))
 		}
-		code, out = run(t, time.Minute, w.env(saslEnv(s, s.Password, false)...), "check")
+		code, out = run(t, time.Minute, w.Env(saslEnv(s, s.Password, false)...), "check")
 		noneOf(t, "check", out, s.Password)
 		if code != 1 || !strings.Contains(out, "FAIL  Kafka brokers") || !strings.Contains(out, "certificate") {
 			t.Fatalf("check without the CA exited %d:\n%s", code, out)
@@ -97,7 +97,7 @@ func TestSASLSSL(t *testing.T) {
 
 	t.Run("wrong password", func(t *testing.T) {
 		wrong := "wrong-" + s.Password
-		code, out := run(t, 2*time.Minute, w.env(saslEnv(s, wrong, true)...), "run", "--once")
+		code, out := run(t, 2*time.Minute, w.Env(saslEnv(s, wrong, true)...), "run", "--once")
 		noneOf(t, "the debug log", out, s.Password, wrong)
 		if code != 1 {
 			t.Fatalf("run --once with a wrong password exited %d, want 1:\n%s", code, tail(out, 20))
@@ -105,7 +105,7 @@ func TestSASLSSL(t *testing.T) {
 		if !strings.Contains(strings.ToLower(out), "authentication") {
 			t.Fatalf("the failure does not say authentication failed:\n%s", tail(out, 10))
 		}
-		code, out = run(t, time.Minute, w.env(saslEnv(s, wrong, true)...), "check")
+		code, out = run(t, time.Minute, w.Env(saslEnv(s, wrong, true)...), "check")
 		noneOf(t, "check", out, s.Password, wrong)
 		if code != 1 {
 			t.Fatalf("check with a wrong password exited %d:\n%s", code, out)
@@ -161,8 +161,8 @@ func TestSecretsNeverShown(t *testing.T) {
 	t.Parallel()
 	s := kafkatest.SASL(t)
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 200, Start: to.Add(-time.Hour), End: to, Rate: 2,
-		TokenTTL: 2 * time.Second, FaultsOnToken: true}, from, withTokens())
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 200, Start: to.Add(-time.Hour), End: to, Rate: 2,
+		TokenTTL: 2 * time.Second, FaultsOnToken: true}, from, e2etest.WithTokens())
 	addr := e2etest.FreeAddr(t)
 	secrets := []string{s.Password, appSecret, staticToken}
 	var outputs []string
@@ -171,17 +171,19 @@ func TestSecretsNeverShown(t *testing.T) {
 		noneOf(t, what, out, secrets...)
 		outputs = append(outputs, out)
 	}
-	env := w.env(append(saslEnv(s, s.Password, true), "FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_API_TIMEOUT=500ms")...)
+	env := w.Env(append(saslEnv(s, s.Password, true), "FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_API_TIMEOUT=500ms")...)
 
 	p := start(t, env, "run")
 	if !e2etest.WaitFor(60*time.Second, func() bool { return ready(addr) == http.StatusOK }) {
 		t.Fatalf("never ready:\n%s", tail(p.Output(), 30))
 	}
 	for _, f := range []wshotosim.Fault{wshotosim.FaultHTTP500, wshotosim.FaultMalformed, wshotosim.FaultCode3, wshotosim.FaultHang, wshotosim.FaultAuth} {
-		w.sim.FailNext(f, 2)
-		w.sim.ExpireTokens()
+		w.Sim.FailNext(f, 2)
+		w.Sim.ExpireTokens()
 		time.Sleep(700 * time.Millisecond)
 	}
+	// The retries' backoff decides when the renewals happen: wait for them rather than for a time.
+	e2etest.WaitFor(30*time.Second, func() bool { return len(lines(p.Output(), "access token renewed")) >= 2 })
 	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
 		_, body := e2etest.Get("http://" + addr + path)
 		add(path, body)
@@ -235,9 +237,9 @@ func TestSecretsNeverShown(t *testing.T) {
 func TestMetricsLoopbackByDefault(t *testing.T) {
 	t.Parallel()
 	from, to := pastDays(1)
-	w := newWorld(t, wshotosim.Config{Count: 10, Start: to.Add(-time.Hour), End: to}, from)
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 10, Start: to.Add(-time.Hour), End: to}, from)
 	var env []string
-	for _, kv := range w.env() {
+	for _, kv := range w.Env() {
 		if !strings.HasPrefix(kv, "FOLLOWPUB_HTTP_ADDR=") {
 			env = append(env, kv)
 		}

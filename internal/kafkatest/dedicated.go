@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/modroot"
 )
 
 // startTimeout bounds start.sh, including a first download of the jars from Maven Central.
@@ -42,7 +42,7 @@ func StartDedicated(t testing.TB) *Broker {
 	if _, err := exec.LookPath("java"); err != nil {
 		unavailable(t, "kafkatest: StartDedicated needs Java 17+ (java is not on PATH); "+howTo)
 	}
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}

@@ -18,7 +18,9 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/followpub/followpub/schema"
+	"github.com/followpub/followpub/internal/retry"
+	"github.com/followpub/followpub/internal/wshoto/jsonscan"
+	"github.com/followpub/followpub/internal/wshoto/paging"
 )
 
 // Client calls the WeShoto open API. It is safe for concurrent use.
@@ -33,18 +35,14 @@ type Client struct {
 	log       *slog.Logger
 	tokens    *tokenSource // nil with a fixed token
 	pages     atomic.Int64 // list pages read, for progress reports
+	pager     *paging.Pager
 }
 
 // PagesRead returns how many list pages the client has read successfully. Safe for concurrent use.
 func (c *Client) PagesRead() int64 { return c.pages.Load() }
 
-// Page is one page of a list answer.
-type Page struct {
-	// Total is `data.total`, the number of records the query matches across all pages.
-	Total int64
-	// Records are the page's records in the order the API sent them.
-	Records []schema.Record
-}
+// Page is one page of a list answer: `data.total` and `data.records`.
+type Page = paging.Page
 
 // endpoint describes one API call.
 type endpoint struct {
@@ -99,6 +97,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.AccessToken == "" {
 		c.tokens = &tokenSource{c: c}
 	}
+	pager, err := paging.New(listReader{c}, paging.Config{
+		PageSize: cfg.PageSize, Concurrency: cfg.Concurrency, MaxReads: cfg.MaxReads,
+		Location: cfg.Location, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wshoto: %w", err)
+	}
+	c.pager = pager
 	return c, nil
 }
 
@@ -135,6 +141,11 @@ type listRequest struct {
 // A zero from or to leaves that bound out of the request. Failures are retried as documented on
 // the package.
 func (c *Client) ListPage(ctx context.Context, from, to time.Time, index int) (Page, error) {
+	return c.listPage(ctx, from, to, index, c.cfg.PageSize)
+}
+
+// listPage is ListPage with a page size of its own.
+func (c *Client) listPage(ctx context.Context, from, to time.Time, index, size int) (Page, error) {
 	if index < 1 {
 		return Page{}, fmt.Errorf("listing page %d: index must be at least 1", index)
 	}
@@ -142,7 +153,7 @@ func (c *Client) ListPage(ctx context.Context, from, to time.Time, index int) (P
 	req := listRequest{
 		TargetType: f.TargetType, TargetIDList: f.TargetIDs, IDList: f.IDs,
 		FollowUserIDs: f.FollowUserIDs, FollowDepIDs: f.FollowDepIDs, Title: f.Title,
-		CurrentIndex: index, PageSize: c.cfg.PageSize,
+		CurrentIndex: index, PageSize: size,
 	}
 	if !from.IsZero() {
 		req.FollowTimeStart = c.day(from)
@@ -156,14 +167,14 @@ func (c *Client) ListPage(ctx context.Context, from, to time.Time, index int) (P
 	}
 	var page Page
 	err = c.call(ctx, c.listEP, body, func(data []byte) error {
-		lb, err := decodeList(data, c.cfg.PageSize)
+		lb, err := jsonscan.DecodeList(data, size)
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.listEP.name, err)
+			return fmt.Errorf("%s: %w: %w", c.listEP.name, ErrMalformed, err)
 		}
-		if lb.code != 0 {
-			return c.apiError(c.listEP.name, lb.code, lb.msg, lb.subCode)
+		if lb.Code != 0 {
+			return c.apiError(c.listEP.name, lb.Code, lb.Msg, lb.SubCode)
 		}
-		page = Page{Total: lb.total, Records: lb.records}
+		page = Page{Total: lb.Total, Records: lb.Records}
 		c.pages.Add(1)
 		return nil
 	})
@@ -190,6 +201,7 @@ func (c *Client) apiError(ep string, code int64, msg, subCode string) *APIError 
 // (ErrMalformed, *APIError) for decide to classify.
 func (c *Client) call(ctx context.Context, ep endpoint, body []byte, handle func([]byte) error) error {
 	start := time.Now()
+	policy := retry.New(c.cfg.BaseBackoff, c.cfg.MaxBackoff)
 	var stale string // a token the API refused
 	renewed := false
 	for attempt := 1; ; attempt++ {
@@ -233,18 +245,14 @@ func (c *Client) call(ctx context.Context, ep endpoint, body []byte, handle func
 		if attempt >= c.cfg.MaxAttempts {
 			return fmt.Errorf("giving up after %d attempts: %w", attempt, err)
 		}
-		sleep := backoff(attempt, c.cfg.BaseBackoff, c.cfg.MaxBackoff, retryAfter)
+		sleep := wait(policy, retryAfter, c.cfg.MaxBackoff)
 		if time.Since(start)+sleep > c.cfg.MaxElapsed {
 			return fmt.Errorf("giving up after %d attempts in %v: %w", attempt, time.Since(start).Round(time.Millisecond), err)
 		}
 		c.log.Debug("request failed; retrying", "endpoint", ep.name, "attempt", attempt,
 			"outcome", outcome, "error", err, "backoff", sleep)
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (while backing off after: %w)", ctx.Err(), err)
-		case <-t.C:
+		if serr := retry.Sleep(ctx, sleep); serr != nil {
+			return fmt.Errorf("%w (while backing off after: %w)", serr, err)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/followpub/followpub/internal/clocktest"
 	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/schema"
@@ -24,34 +25,16 @@ import (
 
 var _ poller.Source = (*Client)(nil)
 
-var shanghai = ShanghaiLocation()
+var shanghai = schema.APILocation()
 
 // testNow is the simulators' "now": 2024-02-07 12:00 in Shanghai.
 var testNow = time.Date(2024, 2, 7, 12, 0, 0, 0, shanghai)
-
-// fakeClock is a clock tests move by hand, shared by a simulator and a client.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // newSim starts a simulator over real HTTP. The zero Clock is a fake clock at testNow.
 func newSim(t *testing.T, cfg wshotosim.Config, wrap ...func(http.Handler) http.Handler) (*wshotosim.Server, *httptest.Server) {
 	t.Helper()
 	if cfg.Clock == nil {
-		clk := &fakeClock{t: testNow}
+		clk := clocktest.New(testNow)
 		cfg.Clock = clk.Now
 	}
 	if cfg.Span == 0 {
@@ -325,7 +308,7 @@ func TestFixedToken(t *testing.T) {
 }
 
 func TestTokenRenewalIsSharedUnderConcurrency(t *testing.T) {
-	clk := &fakeClock{t: testNow}
+	clk := clocktest.New(testNow)
 	sim, srv := newSim(t, wshotosim.Config{Clock: clk.Now, TokenTTL: 100 * time.Second, Latency: 10 * time.Millisecond})
 	c := newClient(t, srv, func(c *Config) { c.Now = clk.Now; c.Concurrency = 16 })
 	ctx := context.Background()

@@ -1,6 +1,7 @@
 package wshoto
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/followpub/followpub/schema"
 )
 
 // Defaults used by New for zero Config fields.
@@ -21,13 +24,13 @@ const (
 	DefaultTimeout     = 10 * time.Second
 	DefaultRateLimit   = 10
 	DefaultConcurrency = 4
+	MaxConcurrency     = 64
 	DefaultMaxAttempts = 6
 	DefaultBaseBackoff = 200 * time.Millisecond
 	DefaultMaxBackoff  = 10 * time.Second
 	DefaultMaxElapsed  = 2 * time.Minute
 	DefaultMaxReads    = 5
 	DefaultMaxBodySize = 8 << 20
-	DefaultTimeZone    = "Asia/Shanghai"
 )
 
 // DefaultAuthErrorCodes are the `code` values that mean "the token is not valid": 10001, 10010 and
@@ -89,8 +92,7 @@ type Config struct {
 	// PageSize is `page_size`, 1–100. Default (0): 100.
 	PageSize int
 	// Location is the time zone in which `follow_time_start`/`follow_time_end` are formatted as
-	// yyyy-MM-dd. Default (nil): Asia/Shanghai (a fixed UTC+8 zone if the tz database is missing;
-	// Shanghai has had no daylight saving time since 1991).
+	// yyyy-MM-dd. Default (nil): schema.APILocation(), Asia/Shanghai.
 	Location *time.Location
 	// Timeout bounds one HTTP request, reading the body included. Default (0): 10s.
 	Timeout time.Duration
@@ -98,7 +100,7 @@ type Config struct {
 	// Default (0): 10. Negative: no limit.
 	RateLimit float64
 	// Concurrency is the number of pages fetched at once by Fetch, and the bound on HTTP requests
-	// in flight. Default (0): 4.
+	// in flight, 1–64. Default (0): 4.
 	Concurrency int
 	// AuthErrorCodes are the `code` values that mean "the token is not valid": the token is renewed
 	// and the call retried once. Default (nil): 10001, 10010, 10011. HTTP 401 is treated the same.
@@ -109,7 +111,7 @@ type Config struct {
 	// MaxAttempts bounds the attempts of one call (the first included). Default (0): 6.
 	MaxAttempts int
 	// BaseBackoff is the backoff before the first retry; it doubles per retry, and each sleep is
-	// drawn uniformly from [0, backoff) (full jitter). Default (0): 200ms.
+	// drawn from ±50 % of it (internal/retry's policy). Default (0): 200ms.
 	BaseBackoff time.Duration
 	// MaxBackoff caps one backoff sleep (a Retry-After header included). Default (0): 10s.
 	MaxBackoff time.Duration
@@ -135,109 +137,149 @@ type Config struct {
 
 // setDefaults fills the zero fields of c with their defaults.
 func (c *Config) setDefaults() {
-	if c.BaseURL == "" {
-		c.BaseURL = DefaultBaseURL
-	}
-	if c.ListPath == "" {
-		c.ListPath = DefaultListPath
-	}
-	if c.TokenPath == "" {
-		c.TokenPath = DefaultTokenPath
-	}
-	if c.PageSize == 0 {
-		c.PageSize = DefaultPageSize
-	}
-	if c.Location == nil {
-		c.Location = ShanghaiLocation()
-	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.RateLimit == 0 {
-		c.RateLimit = DefaultRateLimit
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
+	c.BaseURL = cmp.Or(c.BaseURL, DefaultBaseURL)
+	c.ListPath = cmp.Or(c.ListPath, DefaultListPath)
+	c.TokenPath = cmp.Or(c.TokenPath, DefaultTokenPath)
+	c.PageSize = cmp.Or(c.PageSize, DefaultPageSize)
+	c.Location = cmp.Or(c.Location, schema.APILocation())
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.RateLimit = cmp.Or(c.RateLimit, DefaultRateLimit)
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
 	if c.AuthErrorCodes == nil {
 		c.AuthErrorCodes = DefaultAuthErrorCodes
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.BaseBackoff == 0 {
-		c.BaseBackoff = DefaultBaseBackoff
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.MaxElapsed == 0 {
-		c.MaxElapsed = DefaultMaxElapsed
-	}
-	if c.MaxReads == 0 {
-		c.MaxReads = DefaultMaxReads
-	}
-	if c.MaxBodySize == 0 {
-		c.MaxBodySize = DefaultMaxBodySize
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.BaseBackoff = cmp.Or(c.BaseBackoff, DefaultBaseBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
+	c.MaxElapsed = cmp.Or(c.MaxElapsed, DefaultMaxElapsed)
+	c.MaxReads = cmp.Or(c.MaxReads, DefaultMaxReads)
+	c.MaxBodySize = cmp.Or(c.MaxBodySize, DefaultMaxBodySize)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 }
 
-// validate reports the first invalid field of c (after setDefaults).
+// ConfigError is a configuration error. Field names the Config field at fault (for example
+// "BaseURL") and Related, when set, the other field the broken rule ties it to, so a caller can
+// name its own flags or variables instead. The message never holds a credential.
+type ConfigError struct {
+	Field   string
+	Related string
+	Err     error
+}
+
+func (e *ConfigError) Error() string {
+	msg := "invalid API client configuration: " + e.Field + ": " + e.Err.Error()
+	if e.Related != "" {
+		msg += " (see " + e.Related + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the cause.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErr(field, related, format string, args ...any) error {
+	return &ConfigError{Field: field, Related: related, Err: fmt.Errorf(format, args...)}
+}
+
+// Validate reports what New would refuse in c, after filling the same defaults, except missing
+// credentials: a configuration shared with code that never calls the API may have none, and New
+// still requires them. Errors are *ConfigError.
+func (c Config) Validate() error {
+	c.setDefaults()
+	return c.validateFields()
+}
+
+// validate reports the first invalid field of c (after setDefaults), credentials included.
 func (c *Config) validate() error {
-	u, err := url.Parse(c.BaseURL)
-	if err != nil {
-		return fmt.Errorf("parsing BaseURL: %w", err)
+	if err := c.validateFields(); err != nil {
+		return err
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !c.AllowInsecure && !isLoopback(u.Hostname()) {
-			return fmt.Errorf("BaseURL %q: plain http is allowed only for loopback hosts (set AllowInsecure to override)", c.BaseURL)
-		}
-	default:
-		return fmt.Errorf("BaseURL %q: scheme must be https or http", c.BaseURL)
+	if c.AccessToken == "" && c.AppID == "" && c.AppSecret == "" {
+		return configErr("AccessToken", "AppID", "no credentials: want a fixed access token, or an app id and an app secret")
 	}
-	if u.Host == "" {
-		return fmt.Errorf("BaseURL %q: no host", c.BaseURL)
+	return nil
+}
+
+// validateFields reports the first invalid field of c (after setDefaults); credentials may be
+// missing, but not half given.
+func (c *Config) validateFields() error {
+	if err := validBaseURL(c.BaseURL, c.AllowInsecure); err != nil {
+		return err
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("BaseURL %q: must not have a query, fragment or user info", c.BaseURL)
+	if !strings.HasPrefix(c.ListPath, "/") {
+		return configErr("ListPath", "", "%q: must start with /", c.ListPath)
 	}
-	if !strings.HasPrefix(c.ListPath, "/") || !strings.HasPrefix(c.TokenPath, "/") {
-		return errors.New("ListPath and TokenPath must start with /")
+	if !strings.HasPrefix(c.TokenPath, "/") {
+		return configErr("TokenPath", "", "%q: must start with /", c.TokenPath)
 	}
-	if c.AccessToken == "" && (c.AppID == "" || c.AppSecret == "") {
-		return errors.New("credentials: set AccessToken, or both AppID and AppSecret")
+	if c.AccessToken == "" && c.AppID != "" && c.AppSecret == "" {
+		return configErr("AppSecret", "AppID", "empty, but an app id is set: the token endpoint needs both credentials (or a fixed access token instead)")
+	}
+	if c.AccessToken == "" && c.AppID == "" && c.AppSecret != "" {
+		return configErr("AppID", "AppSecret", "empty, but an app secret is set: the token endpoint needs both credentials (or a fixed access token instead)")
 	}
 	if c.PageSize < 1 || c.PageSize > MaxPageSize {
-		return fmt.Errorf("PageSize %d: must be 1–%d", c.PageSize, MaxPageSize)
+		return configErr("PageSize", "", "%d: want 1 to %d", c.PageSize, MaxPageSize)
 	}
 	if c.Timeout < 0 {
-		return fmt.Errorf("Timeout %v: must not be negative", c.Timeout)
+		return configErr("Timeout", "", "%v: must not be negative", c.Timeout)
 	}
-	if c.Concurrency < 1 {
-		return fmt.Errorf("Concurrency %d: must be at least 1", c.Concurrency) //nolint:staticcheck // ST1005: the field's name
+	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
+		return configErr("Concurrency", "", "%d: want 1 to %d", c.Concurrency, MaxConcurrency)
 	}
 	if c.MaxAttempts < 1 {
-		return fmt.Errorf("MaxAttempts %d: must be at least 1", c.MaxAttempts)
+		return configErr("MaxAttempts", "", "%d: want at least 1", c.MaxAttempts)
 	}
-	if c.BaseBackoff < 0 || c.MaxBackoff < 0 || c.MaxElapsed < 0 {
-		return errors.New("BaseBackoff, MaxBackoff and MaxElapsed must not be negative")
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"BaseBackoff", c.BaseBackoff}, {"MaxBackoff", c.MaxBackoff}, {"MaxElapsed", c.MaxElapsed}} {
+		if d.v < 0 {
+			return configErr(d.field, "", "%v: must not be negative", d.v)
+		}
 	}
 	if c.MaxReads < 1 {
-		return fmt.Errorf("MaxReads %d: must be at least 1", c.MaxReads)
+		return configErr("MaxReads", "", "%d: want at least 1", c.MaxReads)
 	}
 	if c.MaxBodySize < 1 {
-		return fmt.Errorf("MaxBodySize %d: must be positive", c.MaxBodySize)
+		return configErr("MaxBodySize", "", "%d: must be positive", c.MaxBodySize)
 	}
 	if c.Filter.TargetType != nil && *c.Filter.TargetType < 0 {
-		return fmt.Errorf("Filter.TargetType %d: must not be negative", *c.Filter.TargetType)
+		return configErr("Filter.TargetType", "", "%d: must not be negative", *c.Filter.TargetType)
+	}
+	return nil
+}
+
+// validBaseURL checks the API origin: http or https with a host, no query, fragment or user
+// info, and plain http only to a loopback host unless allowInsecure. Errors never show the user
+// info, which may be a credential.
+func validBaseURL(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a credential
+		}
+		return configErr("BaseURL", "", "not a URL (%v): want an http:// or https:// URL", err)
+	}
+	if u.User != nil {
+		bare := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+		return configErr("BaseURL", "", "%q: must not carry credentials (user[:password]@); the API authenticates with the app id and secret or an access token", bare.String())
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return configErr("BaseURL", "", "%q: the scheme must be https or http", raw)
+	}
+	if u.Host == "" {
+		return configErr("BaseURL", "", "%q: no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return configErr("BaseURL", "", "%q: must not have a query or fragment", raw)
+	}
+	if u.Scheme == "http" && !allowInsecure && !isLoopback(u.Hostname()) {
+		return configErr("BaseURL", "AllowInsecure", "%q: plain http:// is allowed only to loopback hosts (localhost, 127.0.0.0/8, ::1); use https://", raw)
 	}
 	return nil
 }
@@ -249,13 +291,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// ShanghaiLocation returns Asia/Shanghai from the tz database, or a fixed UTC+8 zone named "CST"
-// when the database is not available (Shanghai has had no daylight saving time since 1991).
-func ShanghaiLocation() *time.Location {
-	if loc, err := time.LoadLocation(DefaultTimeZone); err == nil {
-		return loc
-	}
-	return time.FixedZone("CST", 8*3600)
 }

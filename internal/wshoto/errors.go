@@ -5,11 +5,6 @@ import (
 	"fmt"
 )
 
-// ErrInconsistentPages is wrapped by the error Fetch returns when every read of a window saw a page
-// set that changed while it was read (a total that moved, a short page, ids that do not add up to
-// the total). Reading again later usually succeeds.
-var ErrInconsistentPages = errors.New("inconsistent page set")
-
 // ErrTokenRejected is wrapped by the error of a call whose token the API rejected even after a
 // renewal, or whose fixed token (Config.AccessToken) the API rejected.
 var ErrTokenRejected = errors.New("access token rejected")

@@ -3,9 +3,10 @@ package wshoto
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"net"
 	"time"
+
+	"github.com/followpub/followpub/internal/retry"
 )
 
 // Outcomes of one HTTP attempt, as reported to Metrics.
@@ -97,23 +98,12 @@ func decide(err error, callerDone bool) (outcome string, act action) {
 	return OutcomeConn, actRetry
 }
 
-// backoff returns the sleep before retry number n (1 for the first retry): full jitter, drawn
-// uniformly from [0, min(max, base·2^(n-1))), but at least retryAfter when the server asked for it
-// (capped by max too).
-func backoff(n int, base, maxB time.Duration, retryAfter time.Duration) time.Duration {
-	ceil := base
-	for i := 1; i < n && ceil < maxB; i++ {
-		ceil *= 2
-	}
-	if ceil > maxB {
-		ceil = maxB
-	}
-	var d time.Duration
-	if ceil > 0 {
-		d = rand.N(ceil)
-	}
+// wait returns the sleep before the next retry: the policy's next wait, but at least retryAfter
+// when the server asked for it, capped by maxWait.
+func wait(p *retry.Policy, retryAfter, maxWait time.Duration) time.Duration {
+	d := p.Next()
 	if retryAfter > d {
-		d = min(retryAfter, maxB)
+		d = min(retryAfter, maxWait)
 	}
 	return d
 }

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/followpub/followpub/internal/retry"
 )
 
 // netTimeout is a net.Error that timed out.
@@ -68,26 +70,35 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestBackoffFullJitterBounded(t *testing.T) {
+func TestWaitFollowsThePolicyAndRetryAfter(t *testing.T) {
 	base, maxB := 100*time.Millisecond, time.Second
-	for n, ceil := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 4: 800 * time.Millisecond, 5: time.Second, 30: time.Second} {
-		var seenHigh bool
-		for range 500 {
-			d := backoff(n, base, maxB, 0)
-			if d < 0 || d >= ceil {
-				t.Fatalf("backoff(%d) = %v; want in [0, %v)", n, d, ceil)
+	// Retry n (from 0) waits base·2^n within the policy's jitter, never more than maxB; across
+	// fresh policies the waits spread over both halves of that range.
+	for n := range 6 {
+		center := min(base<<n, maxB)
+		lo := time.Duration(float64(center) * (1 - retry.Jitter))
+		hi := min(time.Duration(float64(center)*(1+retry.Jitter)), maxB)
+		var below, above bool
+		for range 200 {
+			p := retry.New(base, maxB)
+			for range n {
+				p.Next()
 			}
-			seenHigh = seenHigh || d > ceil/2
+			d := wait(p, 0, maxB)
+			if d < lo || d > hi {
+				t.Fatalf("retry %d waits %v; want in [%v, %v]", n, d, lo, hi)
+			}
+			below, above = below || d < center, above || d > center
 		}
-		if !seenHigh {
-			t.Errorf("backoff(%d) never above half its ceiling: not jittered over the full range", n)
+		if !below || (!above && hi > center) {
+			t.Errorf("retry %d: waits never spread around %v (below %v, above %v): not jittered", n, center, below, above)
 		}
 	}
-	if d := backoff(1, base, maxB, 700*time.Millisecond); d < 700*time.Millisecond {
-		t.Errorf("Retry-After 700ms: backoff %v", d)
+	if d := wait(retry.New(base, maxB), 700*time.Millisecond, maxB); d < 700*time.Millisecond {
+		t.Errorf("Retry-After 700ms: wait %v", d)
 	}
-	if d := backoff(1, base, maxB, time.Hour); d != maxB {
-		t.Errorf("Retry-After 1h: backoff %v; want capped at %v", d, maxB)
+	if d := wait(retry.New(base, maxB), time.Hour, maxB); d != maxB {
+		t.Errorf("Retry-After 1h: wait %v; want capped at %v", d, maxB)
 	}
 }
 

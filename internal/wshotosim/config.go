@@ -1,10 +1,13 @@
 package wshotosim
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/followpub/followpub/schema"
 )
 
 // Orders of the list answer.
@@ -64,7 +67,7 @@ type Config struct {
 	// a fixed token. Default (empty): none.
 	StaticToken string
 	// Location is the zone of the date filter and of the midnight records. Default (nil):
-	// Asia/Shanghai (a fixed UTC+8 zone when the tz database is missing).
+	// schema.APILocation(), Asia/Shanghai.
 	Location *time.Location
 
 	// End is the end of the span of the initial records. Default (zero): Clock() at New.
@@ -116,48 +119,26 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Seed == 0 {
-		c.Seed = 1
-	}
-	if c.AppID == "" {
-		c.AppID = "sim-app"
-	}
-	if c.AppSecret == "" {
-		c.AppSecret = "sim-secret"
-	}
-	if c.Location == nil {
-		c.Location = shanghai()
-	}
+	c.Seed = cmp.Or(c.Seed, 1)
+	c.AppID = cmp.Or(c.AppID, "sim-app")
+	c.AppSecret = cmp.Or(c.AppSecret, "sim-secret")
+	c.Location = cmp.Or(c.Location, schema.APILocation())
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
 	if c.End.IsZero() {
 		c.End = c.Clock()
 	}
-	if c.Span == 0 {
-		c.Span = 7 * 24 * time.Hour
-	}
+	c.Span = cmp.Or(c.Span, 7*24*time.Hour)
 	if c.Start.IsZero() {
 		c.Start = c.End.Add(-c.Span)
 	}
-	if c.Count == 0 {
-		c.Count = 1000
-	}
-	if c.LateBy == 0 {
-		c.LateBy = 30 * time.Minute
-	}
-	if c.Order == "" {
-		c.Order = OrderNewest
-	}
-	if c.TokenTTL == 0 {
-		c.TokenTTL = 7200 * time.Second
-	}
-	if c.HangFor == 0 {
-		c.HangFor = 2 * time.Minute
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Count = cmp.Or(c.Count, 1000)
+	c.LateBy = cmp.Or(c.LateBy, 30*time.Minute)
+	c.Order = cmp.Or(c.Order, OrderNewest)
+	c.TokenTTL = cmp.Or(c.TokenTTL, 7200*time.Second)
+	c.HangFor = cmp.Or(c.HangFor, 2*time.Minute)
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 }
 
 func (c *Config) validate() error {
@@ -197,7 +178,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AppID, "app-id", c.AppID, "app id the token endpoint accepts (default sim-app)")
 	fs.StringVar(&c.AppSecret, "app-secret", c.AppSecret, "app secret the token endpoint accepts (default sim-secret)")
 	fs.StringVar(&c.StaticToken, "static-token", c.StaticToken, "a token that is always accepted (empty = none)")
-	fs.Func("timezone", "zone of the date filter (default Asia/Shanghai)", func(s string) error {
+	fs.Func("timezone", "zone of the date filter (default "+schema.APITimeZone+")", func(s string) error {
 		loc, err := time.LoadLocation(s)
 		if err != nil {
 			return err
@@ -210,7 +191,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
 				loc := c.Location
 				if loc == nil {
-					loc = shanghai()
+					loc = schema.APILocation()
 				}
 				if t, err := time.ParseInLocation(layout, s, loc); err == nil {
 					*dst = t
@@ -240,12 +221,4 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Faults.Auth, "fault-auth", c.Faults.Auth, "probability of a token-invalid answer (code 10011) for a valid token")
 	fs.BoolVar(&c.FaultsOnToken, "faults-on-token", c.FaultsOnToken, "inject faults on the token endpoint too")
 	fs.DurationVar(&c.HangFor, "hang-for", c.HangFor, "how long a hang lasts if the client stays (0 = 2m)")
-}
-
-// shanghai returns Asia/Shanghai, or a fixed UTC+8 zone without the tz database.
-func shanghai() *time.Location {
-	if loc, err := time.LoadLocation("Asia/Shanghai"); err == nil {
-		return loc
-	}
-	return time.FixedZone("CST", 8*3600)
 }

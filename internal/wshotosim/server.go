@@ -792,9 +792,8 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 }
 
 // lateness makes the answers of Config.Latency begin that long after the request arrived, not
-// that long plus the time a timer takes to wake on a busy machine: about a millisecond on the VM of
-// docs/BENCHMARKS.md, 5 % of a 20 ms latency, which the benchmarks' API bound does not allow for.
-// Its zero value is ready to use.
+// that long plus the time a timer takes to wake on a busy machine, which would skew the
+// benchmarks' API bound (docs/BENCHMARKS.md). Its zero value is ready to use.
 type lateness struct {
 	avg atomic.Int64 // moving average of how late the timers woke, in nanoseconds
 }
@@ -855,7 +854,7 @@ func (s *Server) Describe(baseURL string) string {
 	} else {
 		fmt.Fprintf(&b, "  FOLLOWPUB_API_APP_ID=%s\n  FOLLOWPUB_API_APP_SECRET=%s\n", s.cfg.AppID, s.cfg.AppSecret)
 	}
-	if s.cfg.Location.String() != "Asia/Shanghai" {
+	if s.cfg.Location.String() != schema.APITimeZone {
 		fmt.Fprintf(&b, "  FOLLOWPUB_API_TIMEZONE=%s\n", s.cfg.Location)
 	}
 	return b.String()

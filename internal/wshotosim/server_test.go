@@ -12,39 +12,22 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/followpub/followpub/internal/clocktest"
 	"github.com/followpub/followpub/schema"
 )
 
-var shanghaiLoc = shanghai()
+var shanghaiLoc = schema.APILocation()
 
 // testNow is 2024-02-07 12:00 in Shanghai.
 var testNow = time.Date(2024, 2, 7, 12, 0, 0, 0, shanghaiLoc)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // start serves a simulator with a fake clock at testNow (unless cfg has a clock).
-func start(t testing.TB, cfg Config) (*Server, *httptest.Server, *fakeClock) {
+func start(t testing.TB, cfg Config) (*Server, *httptest.Server, *clocktest.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: testNow}
+	clk := clocktest.New(testNow)
 	if cfg.Clock == nil {
 		cfg.Clock = clk.Now
 	}

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/modroot"
+	"github.com/followpub/followpub/publisher"
+	"github.com/followpub/followpub/schema"
 )
 
 func main() {
@@ -46,6 +48,7 @@ type binary struct {
 }
 
 func run() (err error) {
+	publisher.RegisterCodecs() // the producer limit and followpub compress with the same writers
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
@@ -103,7 +106,7 @@ func run() (err error) {
 		}
 	}
 
-	root, err := repo.Root()
+	root, err := modroot.Dir()
 	if err != nil {
 		return err
 	}
@@ -122,10 +125,7 @@ func run() (err error) {
 		return err
 	}
 	defer kb.close()
-	loc, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		return err
-	}
+	loc := schema.APILocation()
 	d := &driver{opts: o, bins: append([]binary{{name: "followpub", path: bin}}, o.variants...), tmp: tmp, kafka: kb, loc: loc, brokerPID: brokerPID()}
 
 	var out io.Writer = os.Stdout

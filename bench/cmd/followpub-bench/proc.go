@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/followpub/followpub/internal/repo"
+	"github.com/followpub/followpub/internal/syncbuf"
 )
 
 // buildBinary builds cmd/followpub into dir and returns its path.
@@ -43,7 +43,7 @@ func env(vars map[string]string) []string {
 // proc is a followpub process started by the driver.
 type proc struct {
 	cmd   *exec.Cmd
-	out   repo.SyncBuffer
+	out   syncbuf.Buffer
 	start time.Time
 	done  chan struct{}
 	err   error

@@ -26,7 +26,7 @@ type steadySample struct {
 	failures                         []string
 }
 
-// steadyState measures goal 4: records arriving at opts.steadyRate per second for opts.steady
+// steadyState measures the steady state: records arriving at opts.steadyRate per second for opts.steady
 // with POLL_INTERVAL=1s and the API defaults (API_RATE_LIMIT 10, API_CONCURRENCY 4).
 func (d *driver) steadyState(ctx context.Context) ([]*table, error) {
 	samples := make([][]steadySample, len(d.bins))
@@ -183,7 +183,7 @@ func (d *driver) steadyOnce(ctx context.Context, bin binary) (steadySample, erro
 		var ft int64
 		for _, h := range r.Headers {
 			if h.Key == schema.HeaderTime {
-				ft, _ = schema.ParseTime(string(h.Value))
+				ft, _ = schema.ParseCETime(string(h.Value))
 			}
 		}
 		lat = append(lat, float64(r.Timestamp.UnixMilli()-ft)/1000)

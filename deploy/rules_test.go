@@ -1,0 +1,301 @@
+package deploy_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/followpub/followpub/internal/tooltest"
+)
+
+// alertsFile is the shipped rules file, relative to this package.
+const alertsFile = "prometheus/alerts.yml"
+
+// ruleFile is the part of a Prometheus rules file the tests read.
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []rule `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type rule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+func loadRules(t *testing.T, path string) ruleFile {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f ruleFile
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("parsing %s: %v", path, err)
+	}
+	return f
+}
+
+// alerts returns the alerting rules by name.
+func (f ruleFile) alerts() map[string]rule {
+	out := map[string]rule{}
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" {
+				out[r.Alert] = r
+			}
+		}
+	}
+	return out
+}
+
+// series is one input series of a promtool test, in promtool's expanding notation
+// ('0+1x20' is 0, 1, …, 20 at the test's 30 s interval).
+type series struct{ name, values string }
+
+// alertCase is one promtool alert test: the series, the time of evaluation, and what must fire
+// (nothing when fire is false).
+type alertCase struct {
+	name   string
+	alert  string
+	series []series
+	at     string
+	fire   bool
+	// labels are the labels expected besides alertname, job, instance and the rule's own;
+	// summary is the expected rendered summary (the description is the rule's, unrendered).
+	labels  map[string]string
+	summary string
+}
+
+const inst = `job="followpub",instance="a:9464"`
+
+func s(metric, labels, values string) series {
+	if labels != "" {
+		labels = "," + labels
+	}
+	return series{metric + "{" + inst + labels + "}", values}
+}
+
+// alertCases make every alert fire and keep it silent in the situations it is meant to tell apart.
+var alertCases = []alertCase{
+	{name: "cycles stopped completing", alert: "FollowpubNoSuccessfulCycle", at: "20m", fire: true,
+		series:  []series{s("followpub_cycles_total", `result="ok"`, "0+1x20 20x20"), s("followpub_cycles_total", `result="failed"`, "0x20 0+1x20")},
+		summary: "followpub a:9464: no cycle completed for three poll intervals"},
+	{name: "no cycle ever completed", alert: "FollowpubNoSuccessfulCycle", at: "10m", fire: true,
+		series:  []series{s("followpub_cycles_total", `result="failed"`, "0+1x20")},
+		summary: "followpub a:9464: no cycle completed for three poll intervals"},
+	{name: "an odd failed cycle between ok ones", alert: "FollowpubNoSuccessfulCycle", at: "20m",
+		series: []series{s("followpub_cycles_total", `result="ok"`, "0+1x40"), s("followpub_cycles_total", `result="failed"`, "0x20 1x20")}},
+
+	{name: "lag above 30 minutes for 10", alert: "FollowpubLagHigh", at: "20m", fire: true,
+		series:  []series{s("followpub_lag_seconds", "", "100x10 2000+30x30")},
+		summary: "followpub a:9464: the newest published follow-up is 47m 50s old"},
+	{name: "lag above 30 minutes for 5", alert: "FollowpubLagHigh", at: "20m",
+		series: []series{s("followpub_lag_seconds", "", "100x30 2000+30x10")}},
+
+	{name: "half the list requests answer 5xx", alert: "FollowpubAPIErrors", at: "30m", fire: true,
+		series: []series{
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="ok"`, "0+10x60"),
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="http_5xx"`, "0+10x60"),
+		},
+		labels:  map[string]string{"endpoint": "listForSystem", "outcome": "http_5xx"},
+		summary: "followpub a:9464: 50% of listForSystem requests fail with http_5xx"},
+	{name: "few 5xx; refused credentials and auth errors are not this alert's", alert: "FollowpubAPIErrors", at: "30m",
+		series: []series{
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="ok"`, "0+100x60"),
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="http_5xx"`, "0+5x60"),
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="auth_error"`, "0+200x60"),
+			s("followpub_api_requests_total", `endpoint="access_token",outcome="api_error"`, "0+1x60"),
+		}},
+
+	{name: "every list call refuses the renewed token", alert: "FollowpubAPICredentialsRefused", at: "30m", fire: true,
+		series:  []series{s("followpub_api_requests_total", `endpoint="listForSystem",outcome="auth_error"`, "0+2x60")},
+		summary: "followpub a:9464: the API refuses followpub's credentials"},
+	{name: "the token endpoint refuses the app secret", alert: "FollowpubAPICredentialsRefused", at: "30m", fire: true,
+		series:  []series{s("followpub_api_requests_total", `endpoint="access_token",outcome="api_error"`, "0+1x60")},
+		summary: "followpub a:9464: the API refuses followpub's credentials"},
+	{name: "one token expired early; the token endpoint had a 5xx", alert: "FollowpubAPICredentialsRefused", at: "12m",
+		series: []series{
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="auth_error"`, "0x20 1x40"),
+			s("followpub_api_requests_total", `endpoint="access_token",outcome="ok"`, "0x20 1x40"),
+			s("followpub_api_requests_total", `endpoint="access_token",outcome="http_5xx"`, "0+1x60"),
+		}},
+
+	{name: "writes fail and nothing is published", alert: "FollowpubKafkaWriteErrors", at: "30m", fire: true,
+		series: []series{
+			s("followpub_kafka_write_errors_total", "", "0+1x60"),
+			s("followpub_records_published_total", "", "500x60"),
+		},
+		summary: "followpub a:9464: Kafka refuses or does not acknowledge its writes"},
+	{name: "one failed write, then publishing goes on", alert: "FollowpubKafkaWriteErrors", at: "15m",
+		series: []series{
+			s("followpub_kafka_write_errors_total", "", "0x20 1x40"),
+			s("followpub_records_published_total", "", "0+100x60"),
+		}},
+
+	{name: "cycles fail before asking the API", alert: "FollowpubStateCommitsFailing", at: "30m", fire: true,
+		series: []series{
+			s("followpub_cycles_total", `result="failed"`, "0+1x60"),
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="ok"`, "0+10x10 100x50"),
+		},
+		summary: "followpub a:9464: the state store does not save"},
+	{name: "cycles fail on the API", alert: "FollowpubStateCommitsFailing", at: "30m",
+		series: []series{
+			s("followpub_cycles_total", `result="failed"`, "0+1x60"),
+			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="http_5xx"`, "0+10x60"),
+		}},
+
+	{name: "late records on a process that runs for hours", alert: "FollowpubLateRecords", at: "15m", fire: true,
+		series: []series{
+			s("followpub_records_late_total", "", "0x20 5x40"),
+			s("process_start_time_seconds", "", "-10000x60"),
+		},
+		summary: "followpub a:9464: 5 records arrived too late and were not published"},
+	{name: "records before START_FROM on the first day, just after a start", alert: "FollowpubLateRecords", at: "20m",
+		series: []series{
+			s("followpub_records_late_total", "", "0x2 30x58"),
+			s("process_start_time_seconds", "", "0x60"),
+		}},
+}
+
+// promtoolTests renders cases as a promtool test file over rulesPath, taking each expected alert's
+// severity and description from the rule itself.
+func promtoolTests(t *testing.T, rulesPath string, alerts map[string]rule, cases []alertCase) []byte {
+	t.Helper()
+	type expAlert struct {
+		Labels      map[string]string `yaml:"exp_labels"`
+		Annotations map[string]string `yaml:"exp_annotations"`
+	}
+	type alertTest struct {
+		EvalTime  string     `yaml:"eval_time"`
+		Alertname string     `yaml:"alertname"`
+		ExpAlerts []expAlert `yaml:"exp_alerts"`
+	}
+	type inputSeries struct {
+		Series string `yaml:"series"`
+		Values string `yaml:"values"`
+	}
+	type test struct {
+		Name       string        `yaml:"name"`
+		Interval   string        `yaml:"interval"`
+		Input      []inputSeries `yaml:"input_series"`
+		AlertTests []alertTest   `yaml:"alert_rule_test"`
+	}
+	file := struct {
+		RuleFiles          []string `yaml:"rule_files"`
+		EvaluationInterval string   `yaml:"evaluation_interval"`
+		Tests              []test   `yaml:"tests"`
+	}{RuleFiles: []string{rulesPath}, EvaluationInterval: "30s"}
+	for _, c := range cases {
+		r, ok := alerts[c.alert]
+		if !ok {
+			t.Fatalf("case %q: no alert %s in %s", c.name, c.alert, alertsFile)
+		}
+		at := alertTest{EvalTime: c.at, Alertname: c.alert, ExpAlerts: []expAlert{}}
+		if c.fire {
+			labels := map[string]string{"job": "followpub", "instance": "a:9464"}
+			for k, v := range r.Labels {
+				labels[k] = v
+			}
+			for k, v := range c.labels {
+				labels[k] = v
+			}
+			at.ExpAlerts = append(at.ExpAlerts, expAlert{Labels: labels,
+				Annotations: map[string]string{"summary": c.summary, "description": r.Annotations["description"]}})
+		}
+		tc := test{Name: c.alert + ": " + c.name, Interval: "30s", AlertTests: []alertTest{at}}
+		for _, sr := range c.series {
+			tc.Input = append(tc.Input, inputSeries{sr.name, sr.values})
+		}
+		file.Tests = append(file.Tests, tc)
+	}
+	b, err := yaml.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAlertRules checks the rules with promtool and runs the promtool unit tests of every alert:
+// each must have a case that fires and one that stays silent, and every rule needs an
+// annotation that says what to check and a for: (but FollowpubLateRecords, whose trigger is a
+// count that never flaps back).
+func TestAlertRules(t *testing.T) {
+	promtool := tooltest.Need(t, "promtool")
+	rules := loadRules(t, alertsFile)
+	alerts := rules.alerts()
+	if len(alerts) == 0 {
+		t.Fatalf("%s has no alerts", alertsFile)
+	}
+	for name, r := range alerts {
+		if r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+			t.Errorf("%s: needs a summary and a description", name)
+		}
+		if strings.Contains(r.Annotations["description"], "{{") {
+			t.Errorf("%s: the description is compared unrendered by these tests; keep templates to the summary", name)
+		}
+		if r.Labels["severity"] == "" {
+			t.Errorf("%s: no severity label", name)
+		}
+		if r.For == "" && name != "FollowpubLateRecords" {
+			t.Errorf("%s: no for:, so one bad scrape pages someone", name)
+		}
+		var fires, silent bool
+		for _, c := range alertCases {
+			if c.alert == name {
+				fires, silent = fires || c.fire, silent || !c.fire
+			}
+		}
+		if !fires || !silent {
+			t.Errorf("%s: needs a test case that fires (has one: %v) and one that stays silent (has one: %v)", name, fires, silent)
+		}
+	}
+
+	abs, err := filepath.Abs(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", abs).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules %s: %v\n%s", alertsFile, err, out)
+	}
+	testFile := filepath.Join(t.TempDir(), "alerts_test.yml")
+	if err := os.WriteFile(testFile, promtoolTests(t, abs, alerts, alertCases), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "test", "rules", testFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	t.Logf("promtool test rules: %d cases over %d alerts passed", len(alertCases), len(alerts))
+}
+
+// TestAlertRulesCatchBrokenExpectations makes sure a wrong expectation fails promtool, so that
+// TestAlertRules could fail at all.
+func TestAlertRulesCatchBrokenExpectations(t *testing.T) {
+	promtool := tooltest.Need(t, "promtool")
+	abs, err := filepath.Abs(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := loadRules(t, alertsFile).alerts()
+	for _, c := range alertCases[:2] {
+		c.fire = !c.fire
+		c.summary = "followpub a:9464: no cycle completed for three poll intervals"
+		testFile := filepath.Join(t.TempDir(), "broken_test.yml")
+		if err := os.WriteFile(testFile, promtoolTests(t, abs, alerts, []alertCase{c}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(promtool, "test", "rules", testFile).CombinedOutput(); err == nil {
+			t.Errorf("case %q with fire=%v passed promtool:\n%s", c.name, c.fire, out)
+		}
+	}
+}
