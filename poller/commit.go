@@ -51,6 +51,17 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 		p.cfg.Logger.Warn("records older than the floor skipped, not published (each is counted once)",
 			"day", day.Format(DateLayout), "records", late, "floor", msTime(p.st.Floor))
 	}
+	if len(fresh) > 0 && !p.settled {
+		// Before this process publishes for the first time, and after a failed write: settle
+		// what may have landed, then leave out what the read-back found.
+		if _, err := p.settle(ctx); err != nil {
+			return err
+		}
+		n := len(fresh)
+		fresh = slices.DeleteFunc(fresh, func(r schema.Record) bool { return p.published(r.ID) })
+		dups += n - len(fresh)
+		res.Duplicates += n - len(fresh)
+	}
 	p.cfg.Metrics.DuplicatesSkipped(dups)
 	p.cfg.Metrics.OutOfWindow(outside)
 	slices.SortFunc(fresh, schema.Compare)
@@ -157,8 +168,9 @@ func (p *Poller) published(id int64) bool {
 
 // settle reads the topic back from the recorded tail and commits this source's records found
 // there as published, with the tail read to: afterwards no write of this state has an unknown
-// fate. It runs before a process publishes for the first time (whatever ended the last one) and
-// after every failed write. It returns how many records it committed.
+// fate. It runs before a process publishes for the first time (whatever ended the last one; when
+// the first records are due, so that a cycle asks the API first) and after every failed write. It
+// returns how many records it committed.
 func (p *Poller) settle(ctx context.Context) (int, error) {
 	began := p.cfg.Clock()
 	rb, err := p.pub.ReadBack(ctx, p.st.Tail)

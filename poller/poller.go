@@ -244,11 +244,6 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	if err := p.commitPublished(ctx, nil, nil); err != nil {
 		return res, fmt.Errorf("saving %d records published before the last commit failed: %w", len(p.unsaved), err)
 	}
-	if !p.settled || p.st.Tail.IsZero() {
-		if _, err := p.settle(ctx); err != nil {
-			return res, err
-		}
-	}
 	began := p.cfg.Clock()
 	_, canIncrement := p.src.(IncrementalSource)
 	pl := planCycle(planInput{

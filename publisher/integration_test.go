@@ -701,6 +701,8 @@ type countingMetrics struct {
 	calls, n, errs int
 }
 
+func (m *countingMetrics) ObserveReadBack(time.Duration, error) {}
+
 func (m *countingMetrics) ObserveWrite(n int, _ time.Duration, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -393,6 +393,8 @@ type recordingMetrics struct {
 	last  error
 }
 
+func (m *recordingMetrics) ObserveReadBack(time.Duration, error) {}
+
 func (m *recordingMetrics) ObserveWrite(n int, d time.Duration, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

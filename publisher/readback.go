@@ -50,6 +50,12 @@ const fetchMaxBytes = 16 << 20
 // they could be read (retention, DeleteRecords) are counted in Removed and logged with their
 // range: their fate is unknown, so a record among them may be published again.
 func (p *Publisher) ReadBack(ctx context.Context, from poller.Tail) (rb poller.ReadBack, err error) {
+	start := time.Now()
+	defer func() {
+		if p.cfg.Metrics != nil {
+			p.cfg.Metrics.ObserveReadBack(time.Since(start), err)
+		}
+	}()
 	// Reaching the brokers gets WriteTimeout, as a write does; waiting out the replication
 	// window and reading get replicationWait more.
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout+replicationWait)

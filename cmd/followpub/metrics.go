@@ -55,7 +55,7 @@ func newMetrics() *metrics {
 	m.late = counter("records_late_total", "Records skipped because their follow_time is below the floor (counted once per id).")
 	m.outside = counter("records_out_of_window_total", "Records the API returned for days it was not asked for; skipped.")
 	m.tokenRenewals = counter("api_token_renewals_total", "Access tokens obtained from the token endpoint.")
-	m.kafkaErrors = counter("kafka_write_errors_total", "Publish calls that failed (each batch is sent once; a failed one is settled by reading the topic back).")
+	m.kafkaErrors = counter("kafka_write_errors_total", "Publish calls and read-backs of the topic that failed.")
 	m.kafkaRecords = counter("kafka_records_written_total", "Records handed to Kafka in publish calls (acknowledged or not).")
 	m.readBackFound = counter("readback_records_found_total", "Records of ours a read-back of the topic found that the state did not have; committed as published, never re-sent.")
 	m.ambiguousSettled = counter("ambiguous_writes_settled_total", "Failed or timed-out writes whose fate a read-back of the topic settled.")
@@ -130,6 +130,13 @@ func (m *metrics) ObserveRequest(endpoint, outcome string, d time.Duration) {
 }
 
 func (m *metrics) TokenRenewed() { m.tokenRenewals.Inc() }
+
+// ObserveReadBack counts a failed read-back as a Kafka error: the brokers did not answer it.
+func (m *metrics) ObserveReadBack(_ time.Duration, err error) {
+	if err != nil {
+		m.kafkaErrors.Inc()
+	}
+}
 
 func (m *metrics) ObserveWrite(n int, d time.Duration, err error) {
 	m.kafkaRecords.Add(float64(n))

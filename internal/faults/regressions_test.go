@@ -228,6 +228,13 @@ func (p *nopPublisher) ReadBack(context.Context, poller.Tail) (poller.ReadBack, 
 	return poller.ReadBack{Tail: poller.Tail{Topic: "nop", Next: map[int]int64{0: 0}}}, nil
 }
 
+// reset forgets what was published so far.
+func (p *nopPublisher) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = nil
+}
+
 // published returns every id published so far, in order, copies included.
 func (p *nopPublisher) published() []int64 {
 	p.mu.Lock()
@@ -238,17 +245,17 @@ func (p *nopPublisher) published() []int64 {
 // staticSource returns the same records for every day they fall on.
 type staticSource struct{ recs []schema.Record }
 
-// gatedSource is src that returns nothing until open is set.
+// gatedSource is first until open is set, then first and then together.
 type gatedSource struct {
-	src  staticSource
-	open *atomic.Bool
+	first, then staticSource
+	open        *atomic.Bool
 }
 
 func (g gatedSource) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
 	if !g.open.Load() {
-		return nil, nil
+		return g.first.Fetch(ctx, from, to)
 	}
-	return g.src.Fetch(ctx, from, to)
+	return staticSource{append(slices.Clone(g.first.recs), g.then.recs...)}.Fetch(ctx, from, to)
 }
 
 func (s staticSource) Fetch(_ context.Context, from, to time.Time) ([]schema.Record, error) {
@@ -264,8 +271,8 @@ func (s staticSource) Fetch(_ context.Context, from, to time.Time) ([]schema.Rec
 
 // TestDiskFaultPublishesOneBatchPerOutage makes every commit fail (a full disk) for eight
 // consecutive cycles while 2 500 records are due, with a batch size of 1 000 (after a first
-// cycle that found nothing due and read the topic back, as every process does before it
-// publishes). The first failed cycle publishes one batch, which Kafka acknowledges and the store cannot commit. The poller used to
+// cycle that published one record, reading the topic back first as every process does). The
+// first failed cycle publishes one batch, which Kafka acknowledges and the store cannot commit. The poller used to
 // forget those records and publish the same batch again every failed cycle, so the duplicates grew
 // with the length of the outage. Now: that one batch is the only thing published for the whole
 // outage (each later failed cycle publishes nothing and the state does not move), and once the disk
@@ -282,13 +289,14 @@ func TestDiskFaultPublishesOneBatchPerOutage(t *testing.T) {
 		ft := now.Add(-time.Duration(i) * time.Second).UnixMilli()
 		recs = append(recs, schema.Record{ID: int64(10_000 + i), FollowTime: ft, Raw: []byte(`{"id":1}`)})
 	}
+	seed := schema.Record{ID: 1, FollowTime: now.Add(-time.Hour).UnixMilli(), Raw: []byte(`{"id":1}`)}
 	pub := &nopPublisher{}
 	store := &pollertest.MemStore{}
 	var open atomic.Bool
 	// The clock moves on past the first cycle's readiness (three intervals) once it is done.
 	var shift atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
-	p, err := poller.New(poller.Config{StartFrom: "24h", BatchSize: batch, Clock: clock}, gatedSource{staticSource{recs}, &open}, pub, store)
+	p, err := poller.New(poller.Config{StartFrom: "24h", BatchSize: batch, Clock: clock}, gatedSource{staticSource{[]schema.Record{seed}}, staticSource{recs}, &open}, pub, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,9 +307,13 @@ func TestDiskFaultPublishesOneBatchPerOutage(t *testing.T) {
 	if err := p.SetWatermark(ctx, now.Add(-24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Cycle(ctx); err != nil { // nothing due yet: the read-back, and its commit
+	if _, err := p.Cycle(ctx); err != nil { // the seed: the read-back, the publish, their commits
 		t.Fatal(err)
 	}
+	if n := len(pub.published()); n != 1 {
+		t.Fatalf("the first cycle published %d records, want the seed", n)
+	}
+	pub.reset()
 	open.Store(true)
 	shift.Store(int64(2 * time.Minute))
 	before, err := p.Status(ctx)
