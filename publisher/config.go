@@ -148,6 +148,8 @@ type Metrics interface {
 	// ObserveWrite is called once per Publish call with at least one record: n records were to
 	// be written, the call took d, and err is what it returned (nil when all were acknowledged).
 	ObserveWrite(n int, d time.Duration, err error)
+	// ObserveReadBack is called once per ReadBack call: it took d, and err is what it returned.
+	ObserveReadBack(d time.Duration, err error)
 }
 
 // ErrInvalidConfig is wrapped by every *ConfigError.

@@ -58,7 +58,7 @@ func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
 			Key:     id, // ce_id is the decimal id, the key
 			Value:   recs[i].Raw,
 			Headers: mh,
-			Time:    now, // SPEC §5: the record timestamp is the time of publishing
+			Time:    now, // docs/DESIGN.md §5: the record timestamp is the time of publishing
 		}
 		if c != nil {
 			c.slots[i].call = c

@@ -28,51 +28,59 @@ import (
 
 var _ poller.Publisher = (*Publisher)(nil)
 
+// TestRetriable is the table of the publisher's two retry decisions: whether a failure may pass
+// when tried again (retriable), and whether Publish may send the batch again itself (notAppended).
 func TestRetriable(t *testing.T) {
 	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	tests := []struct {
 		name string
 		err  error
-		want bool
+		// want is retriable's answer, notAppended notAppended's: whether Publish itself may send
+		// the batch again (the brokers cannot have appended it).
+		want, notAppended bool
 	}{
-		{"nil", nil, false},
-		{"leader not available", kafka.LeaderNotAvailable, true},
-		{"not leader", kafka.NotLeaderForPartition, true},
-		{"unknown topic (metadata still propagating)", kafka.UnknownTopicOrPartition, true},
-		{"not enough replicas", kafka.NotEnoughReplicas, true},
-		{"request timed out", kafka.RequestTimedOut, true},
-		{"broker not available", kafka.BrokerNotAvailable, true},
-		{"no leader in kafka-go's metadata", produce.NewError(protocol.NewErrNoLeader("t", 1)), true},
-		{"no partition in kafka-go's metadata", protocol.NewErrNoPartition("t", 1), true},
-		{"write errors no leader", kafka.WriteErrors{produce.NewError(protocol.NewErrNoLeader("t", 1))}, true},
-		{"wrapped temporary", fmt.Errorf("x: %w", kafka.LeaderNotAvailable), true},
-		{"connection refused", dialRefused, true},
-		{"connection reset", syscall.ECONNRESET, true},
-		{"broken pipe", syscall.EPIPE, true},
-		{"unexpected EOF", io.ErrUnexpectedEOF, true},
-		{"i/o timeout", os.ErrDeadlineExceeded, true},
-		{"write errors all temporary", kafka.WriteErrors{nil, kafka.LeaderNotAvailable, dialRefused}, true},
-		{"write errors one final", kafka.WriteErrors{kafka.LeaderNotAvailable, kafka.TopicAuthorizationFailed}, false},
-		{"write errors none", kafka.WriteErrors{nil, nil}, false},
-		{"brief write errors temporary", brief(kafka.WriteErrors{nil, kafka.LeaderNotAvailable}), true},
-		{"brief write errors final", brief(kafka.WriteErrors{kafka.TopicAuthorizationFailed, nil}), false},
-		{"sasl failed", kafka.SASLAuthenticationFailed, false},
-		{"sasl mechanism", kafka.UnsupportedSASLMechanism, false},
-		{"topic authorization", kafka.TopicAuthorizationFailed, false},
-		{"invalid topic", kafka.InvalidTopic, false},
-		{"message too large", kafka.MessageTooLargeError{}, false},
-		{"message size too large (broker)", kafka.MessageSizeTooLarge, false},
-		{"unknown authority", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, false},
-		{"not TLS", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, false},
-		{"deadline", context.DeadlineExceeded, false},
-		{"canceled", context.Canceled, false},
-		{"closed", ErrClosed, false},
-		{"other", errors.New("boom"), false},
+		{"nil", nil, false, false},
+		{"leader not available", kafka.LeaderNotAvailable, true, true},
+		{"not leader", kafka.NotLeaderForPartition, true, true},
+		{"unknown topic (metadata still propagating)", kafka.UnknownTopicOrPartition, true, true},
+		{"not enough replicas", kafka.NotEnoughReplicas, true, true},
+		{"request timed out", kafka.RequestTimedOut, true, false},
+		{"not enough replicas after append", kafka.NotEnoughReplicasAfterAppend, true, false},
+		{"broker not available", kafka.BrokerNotAvailable, true, true},
+		{"no leader in kafka-go's metadata", produce.NewError(protocol.NewErrNoLeader("t", 1)), true, true},
+		{"no partition in kafka-go's metadata", protocol.NewErrNoPartition("t", 1), true, true},
+		{"write errors no leader", kafka.WriteErrors{produce.NewError(protocol.NewErrNoLeader("t", 1))}, true, true},
+		{"wrapped temporary", fmt.Errorf("x: %w", kafka.LeaderNotAvailable), true, true},
+		{"connection refused", dialRefused, true, true},
+		{"connection reset", syscall.ECONNRESET, true, false},
+		{"broken pipe", syscall.EPIPE, true, false},
+		{"unexpected EOF", io.ErrUnexpectedEOF, true, false},
+		{"i/o timeout", os.ErrDeadlineExceeded, true, false},
+		{"write errors all temporary", kafka.WriteErrors{nil, kafka.LeaderNotAvailable, dialRefused}, true, true},
+		{"write errors one final", kafka.WriteErrors{kafka.LeaderNotAvailable, kafka.TopicAuthorizationFailed}, false, false},
+		{"write errors none", kafka.WriteErrors{nil, nil}, false, false},
+		{"brief write errors temporary", brief(kafka.WriteErrors{nil, kafka.LeaderNotAvailable}), true, true},
+		{"brief write errors final", brief(kafka.WriteErrors{kafka.TopicAuthorizationFailed, nil}), false, false},
+		{"sasl failed", kafka.SASLAuthenticationFailed, false, false},
+		{"sasl mechanism", kafka.UnsupportedSASLMechanism, false, false},
+		{"topic authorization", kafka.TopicAuthorizationFailed, false, false},
+		{"invalid topic", kafka.InvalidTopic, false, false},
+		{"message too large", kafka.MessageTooLargeError{}, false, false},
+		{"message size too large (broker)", kafka.MessageSizeTooLarge, false, false},
+		{"unknown authority", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, false, false},
+		{"not TLS", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, false, false},
+		{"deadline", context.DeadlineExceeded, false, false},
+		{"canceled", context.Canceled, false, false},
+		{"closed", ErrClosed, false, false},
+		{"other", errors.New("boom"), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := retriable(tt.err); got != tt.want {
 				t.Errorf("retriable(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+			if got := notAppended(tt.err); got != tt.notAppended {
+				t.Errorf("notAppended(%v) = %v, want %v", tt.err, got, tt.notAppended)
 			}
 		})
 	}
@@ -165,26 +173,6 @@ func TestBrief(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	prevMax := time.Duration(0)
-	for attempt := range 100 {
-		d := backoff(attempt)
-		if d < retryBackoffMin*3/4 || d > retryBackoffMax*5/4 {
-			t.Fatalf("backoff(%d) = %s, outside [%s, %s]", attempt, d, retryBackoffMin*3/4, retryBackoffMax*5/4)
-		}
-		if attempt < 4 {
-			nominal := retryBackoffMin << attempt
-			if d < nominal*3/4 || d > nominal*5/4 {
-				t.Errorf("backoff(%d) = %s, want %s ±25%%", attempt, d, nominal)
-			}
-		}
-		prevMax = max(prevMax, d)
-	}
-	if prevMax < retryBackoffMax*3/4 {
-		t.Errorf("backoff never reached its maximum: %s", prevMax)
-	}
-}
-
 func TestMessages(t *testing.T) {
 	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}, Source: "urn:test"})
 	if err != nil {
@@ -224,6 +212,7 @@ func TestMessages(t *testing.T) {
 			t.Errorf("message %d: WriterData is not its slot", i)
 		}
 	}
+	msgs[1].Partition, msgs[1].Offset = 2, 41 // as kafka-go sets them before Completion
 	complete(msgs[1:], nil)
 	complete(msgs[:1], kafka.LeaderNotAvailable)
 	acked, n := c.acked()
@@ -233,8 +222,8 @@ func TestMessages(t *testing.T) {
 	if last := c.lastErr.Load(); last == nil || !errors.Is(*last, kafka.LeaderNotAvailable) {
 		t.Errorf("lastErr = %v", last)
 	}
-	if got := unacked(msgs); len(got) != 1 || string(got[0].Key) != "9007199254740993" {
-		t.Errorf("unacked = %v", got)
+	if got := c.next(); len(got) != 1 || got[2] != 42 {
+		t.Errorf("next = %v, want partition 2 at offset 42", got)
 	}
 }
 
@@ -301,7 +290,8 @@ func TestPublishNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	acked, err := p.Publish(context.Background(), nil)
+	written, err := p.Publish(context.Background(), nil)
+	acked := written.Acked
 	if err != nil || acked != nil {
 		t.Errorf("Publish(nil) = %v, %v", acked, err)
 	}
@@ -313,7 +303,8 @@ func TestPublishRefusesTombstones(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	acked, err := p.Publish(context.Background(), []schema.Record{{ID: 1, Raw: []byte(`{}`)}, {ID: 2}})
+	written, err := p.Publish(context.Background(), []schema.Record{{ID: 1, Raw: []byte(`{}`)}, {ID: 2}})
+	acked := written.Acked
 	if err == nil || acked != nil || !strings.Contains(err.Error(), "id 2") {
 		t.Errorf("Publish = %v, %v; want an error naming id 2", acked, err)
 	}
@@ -357,7 +348,8 @@ func TestUnreachableBrokers(t *testing.T) {
 	}
 	defer p.Close()
 	start := time.Now()
-	acked, err := p.Publish(context.Background(), []schema.Record{{ID: 1, FollowTime: 1, Raw: []byte(`{"id":1,"follow_time":1}`)}})
+	written, err := p.Publish(context.Background(), []schema.Record{{ID: 1, FollowTime: 1, Raw: []byte(`{"id":1,"follow_time":1}`)}})
+	acked := written.Acked
 	took := time.Since(start)
 	if err == nil || acked != nil {
 		t.Fatalf("Publish = %v, %v; want an error", acked, err)
@@ -400,6 +392,8 @@ type recordingMetrics struct {
 	total int
 	last  error
 }
+
+func (m *recordingMetrics) ObserveReadBack(time.Duration, error) {}
 
 func (m *recordingMetrics) ObserveWrite(n int, d time.Duration, err error) {
 	m.mu.Lock()

@@ -3,6 +3,7 @@ package faults
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -417,6 +418,11 @@ func (ew *endWatcher) total(t testing.TB) int64 {
 	for _, c := range ew.conns {
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		n, err := c.ReadLastOffset()
+		// A topic just created may answer "not the leader" for a moment.
+		for deadline := time.Now().Add(10 * time.Second); errors.Is(err, kafka.NotLeaderForPartition) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			n, err = c.ReadLastOffset()
+		}
 		if err != nil {
 			t.Fatalf("reading an end offset: %v", err)
 		}

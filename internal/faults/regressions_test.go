@@ -212,7 +212,7 @@ type nopPublisher struct {
 	calls [][]int64
 }
 
-func (p *nopPublisher) Publish(_ context.Context, recs []schema.Record) ([]bool, error) {
+func (p *nopPublisher) Publish(_ context.Context, recs []schema.Record) (poller.Written, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ids := make([]int64, len(recs))
@@ -220,7 +220,19 @@ func (p *nopPublisher) Publish(_ context.Context, recs []schema.Record) ([]bool,
 		ids[i] = r.ID
 	}
 	p.calls = append(p.calls, ids)
-	return nil, nil
+	return poller.Written{}, nil
+}
+
+// ReadBack finds nothing: what nopPublisher acknowledges it keeps to itself.
+func (p *nopPublisher) ReadBack(context.Context, poller.Tail) (poller.ReadBack, error) {
+	return poller.ReadBack{Tail: poller.Tail{Topic: "nop", Next: map[int]int64{0: 0}}}, nil
+}
+
+// reset forgets what was published so far.
+func (p *nopPublisher) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = nil
 }
 
 // published returns every id published so far, in order, copies included.
@@ -232,6 +244,19 @@ func (p *nopPublisher) published() []int64 {
 
 // staticSource returns the same records for every day they fall on.
 type staticSource struct{ recs []schema.Record }
+
+// gatedSource is first until open is set, then first and then together.
+type gatedSource struct {
+	first, then staticSource
+	open        *atomic.Bool
+}
+
+func (g gatedSource) Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error) {
+	if !g.open.Load() {
+		return g.first.Fetch(ctx, from, to)
+	}
+	return staticSource{append(slices.Clone(g.first.recs), g.then.recs...)}.Fetch(ctx, from, to)
+}
 
 func (s staticSource) Fetch(_ context.Context, from, to time.Time) ([]schema.Record, error) {
 	var out []schema.Record
@@ -245,8 +270,9 @@ func (s staticSource) Fetch(_ context.Context, from, to time.Time) ([]schema.Rec
 }
 
 // TestDiskFaultPublishesOneBatchPerOutage makes every commit fail (a full disk) for eight
-// consecutive cycles while 2 500 records are due, with a batch size of 1 000. The first cycle
-// publishes one batch, which Kafka acknowledges and the store cannot commit. The poller used to
+// consecutive cycles while 2 500 records are due, with a batch size of 1 000 (after a first
+// cycle that published one record, reading the topic back first as every process does). The
+// first failed cycle publishes one batch, which Kafka acknowledges and the store cannot commit. The poller used to
 // forget those records and publish the same batch again every failed cycle, so the duplicates grew
 // with the length of the outage. Now: that one batch is the only thing published for the whole
 // outage (each later failed cycle publishes nothing and the state does not move), and once the disk
@@ -263,9 +289,14 @@ func TestDiskFaultPublishesOneBatchPerOutage(t *testing.T) {
 		ft := now.Add(-time.Duration(i) * time.Second).UnixMilli()
 		recs = append(recs, schema.Record{ID: int64(10_000 + i), FollowTime: ft, Raw: []byte(`{"id":1}`)})
 	}
+	seed := schema.Record{ID: 1, FollowTime: now.Add(-time.Hour).UnixMilli(), Raw: []byte(`{"id":1}`)}
 	pub := &nopPublisher{}
 	store := &pollertest.MemStore{}
-	p, err := poller.New(poller.Config{StartFrom: "24h", BatchSize: batch}, staticSource{recs}, pub, store)
+	var open atomic.Bool
+	// The clock moves on past the first cycle's readiness (three intervals) once it is done.
+	var shift atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
+	p, err := poller.New(poller.Config{StartFrom: "24h", BatchSize: batch, Clock: clock}, gatedSource{staticSource{[]schema.Record{seed}}, staticSource{recs}, &open}, pub, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,6 +307,15 @@ func TestDiskFaultPublishesOneBatchPerOutage(t *testing.T) {
 	if err := p.SetWatermark(ctx, now.Add(-24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.Cycle(ctx); err != nil { // the seed: the read-back, the publish, their commits
+		t.Fatal(err)
+	}
+	if n := len(pub.published()); n != 1 {
+		t.Fatalf("the first cycle published %d records, want the seed", n)
+	}
+	pub.reset()
+	open.Store(true)
+	shift.Store(int64(2 * time.Minute))
 	before, err := p.Status(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -89,6 +89,15 @@ func (b *Broker) Stop(t testing.TB) {
 	}
 }
 
+// Kill stops the broker at once, as a crash would: SIGKILL right after SIGTERM, so requests in
+// flight get no answer. Its data (in the page cache) and ports stay for [Broker.Start].
+func (b *Broker) Kill(t testing.TB) {
+	t.Helper()
+	if err := b.stopWithin(0); err != nil {
+		t.Fatalf("kafkatest: %v", err)
+	}
+}
+
 // Start starts the broker, or restarts it on the same ports and data after [Broker.Stop], and
 // returns once it reports that it is started.
 func (b *Broker) Start(t testing.TB) {
@@ -126,12 +135,19 @@ func (b *Broker) Start(t testing.TB) {
 		time.Since(began).Round(time.Millisecond))
 }
 
-func (b *Broker) stop() error {
+func (b *Broker) stop() error { return b.stopWithin(-1) }
+
+// stopWithin runs stop.sh, which sends SIGTERM and then SIGKILL after seconds (stop.sh's
+// default when negative).
+func (b *Broker) stopWithin(seconds int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(b.root, "scripts", "kafka", "stop.sh"), b.dir)
+	if seconds >= 0 {
+		cmd.Env = append(os.Environ(), "KAFKA_STOP_TIMEOUT="+strconv.Itoa(seconds))
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("scripts/kafka/stop.sh: %w\n%s", err, out)
 	}
