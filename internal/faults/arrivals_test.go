@@ -12,7 +12,7 @@ import (
 
 // TestSteadyArrivalsDoNotStarveTheCycle runs `followpub run` against a day that never stands
 // still: 3 000 records today and 4 new ones a second, read at 50 requests a second in pages of
-// 100, so that every read of today (31+ pages, over half a second) sees the page set change. SPEC
+// 100, so that every read of today (31+ pages, over half a second) sees the page set change. docs/DESIGN.md
 // §4 promises a record is published within two poll intervals of becoming visible; a cycle that
 // insists on a page set that did not change while it was read would never complete, and nothing
 // of today would ever be published. The records visible at a moment must all be in the topic

@@ -353,7 +353,7 @@ func pastDays(days int) (from, to time.Time) {
 }
 
 // finalRun runs `run --once` to publish everything still due. A page set that keeps changing while
-// it is read (records arrive all the time) makes a cycle fail by design (SPEC §4 "paging is not
+// it is read (records arrive all the time) makes a cycle fail by design (docs/DESIGN.md §4 "paging is not
 // trusted"); such a run is retried, up to five times. Any other failure fails the test.
 func finalRun(t testing.TB, env []string) string {
 	t.Helper()

@@ -25,7 +25,7 @@ import (
 
 // The tests in this file guard bugs the fault-injection tests found in other packages, now fixed
 // (docs/RELIABILITY.md, "Bugs found and fixed"). Each drives the fault that exposed its bug and
-// asserts what SPEC.md asks; any departure fails the test. None of them needs a broker.
+// asserts what docs/DESIGN.md asks; any departure fails the test. None of them needs a broker.
 
 // TestTruncatedStateIsReportedCorrupt cuts a state file of many pages short — to its two meta
 // pages, a little past them, and one page before its end — as a copy cut short or a disk that lost
@@ -400,7 +400,7 @@ func TestDiskFaultPublishesOneBatchPerOutage(t *testing.T) {
 		total, batch, cycles, publishedWhileBroken, total)
 }
 
-// TestImplausibleConfigurationIsRefused gives values SPEC §2 calls bad configuration that followpub
+// TestImplausibleConfigurationIsRefused gives values docs/DESIGN.md §2 calls bad configuration that followpub
 // used to accept or mishandle: START_FROM in year 1 (a backfill of 739 945 days) or past now (a
 // state after every record, which START_FROM cannot undo), an API URL carrying credentials (refused
 // without naming the variable, and echoing the password), out-of-range ports (HTTP_ADDR failed at
