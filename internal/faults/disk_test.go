@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/followpub/followpub/internal/e2etest"
+	"github.com/followpub/followpub/internal/tooltest"
 	"github.com/followpub/followpub/internal/wshotosim"
 )
 
@@ -130,36 +131,17 @@ var fileSizeLimit = diskFault{
 // the descriptor followpub holds fails with EPERM, as on a file system gone read-only. It needs
 // CAP_LINUX_IMMUTABLE and a file system that checks the flag on write (ext4, xfs, btrfs; not tmpfs).
 var immutableFile = diskFault{
-	name:    "immutable state file (EPERM)",
-	errText: "operation not permitted",
-	available: func(t *testing.T) string {
-		path := filepath.Join(t.TempDir(), "probe")
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return err.Error()
-		}
-		defer f.Close()
-		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
-			return fmt.Sprintf("chattr +i: %v %s", err, out)
-		}
-		defer func() { _ = exec.Command("chattr", "-i", path).Run() }()
-		if _, err := f.WriteAt([]byte("x"), 0); err == nil {
-			return "this file system lets an open descriptor write to an immutable file"
-		}
-		return ""
-	},
-	dir: func(t *testing.T) string { return t.TempDir() },
+	name:      "immutable state file (EPERM)",
+	errText:   "operation not permitted",
+	available: func(t *testing.T) string { return tooltest.ImmutableUnavailable(t) },
+	dir:       func(t *testing.T) string { return t.TempDir() },
 	fail: func(t *testing.T, dir string, _ *proc) {
 		path := filepath.Join(dir, "followpub.state")
-		if out, err := exec.Command("chattr", "+i", path).CombinedOutput(); err != nil {
-			t.Fatalf("chattr +i: %v %s", err, out)
-		}
+		tooltest.Chattr(t, "+i", path)
 		t.Cleanup(func() { _ = exec.Command("chattr", "-i", path).Run() })
 	},
 	heal: func(t *testing.T, dir string, _ *proc) {
-		if out, err := exec.Command("chattr", "-i", filepath.Join(dir, "followpub.state")).CombinedOutput(); err != nil {
-			t.Fatalf("chattr -i: %v %s", err, out)
-		}
+		tooltest.Chattr(t, "-i", filepath.Join(dir, "followpub.state"))
 	},
 }
 
