@@ -99,9 +99,14 @@ type builder struct {
 	msgs int
 }
 
-func (b *builder) Publish(_ context.Context, recs []schema.Record) ([]bool, error) {
+func (b *builder) Publish(_ context.Context, recs []schema.Record) (poller.Written, error) {
 	b.msgs += len(b.pub.Messages(recs))
-	return nil, nil
+	return poller.Written{}, nil
+}
+
+// ReadBack finds nothing: the builder writes nowhere.
+func (b *builder) ReadBack(context.Context, poller.Tail) (poller.ReadBack, error) {
+	return poller.ReadBack{Tail: poller.Tail{Topic: "builder", Next: map[int]int64{0: 0}}}, nil
 }
 
 // BenchmarkHotPath measures the hot path per record, on one day of 10,000 simulated records

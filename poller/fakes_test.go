@@ -2,7 +2,6 @@ package poller_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -64,19 +63,38 @@ func (f *fakeAPI) Fetch(ctx context.Context, from, to time.Time) ([]schema.Recor
 	return out, nil
 }
 
-// fakeKafka is a Publisher in memory. failAfter, when ≥ 0, acknowledges that many records of the
-// next Publish calls (in total) and then fails the rest, as a broker going down mid-batch would.
+// fakeKafka is a Publisher in memory over a one-partition topic, whose offsets are the indexes of
+// log. failAfter, when ≥ 0, acknowledges that many records of the next Publish calls (in total) and
+// then fails the rest, as a broker going down mid-batch would. lostAcks, when > 0, makes that many
+// Publish calls append their records but fail as if the acknowledgement was lost; temporary marks
+// the failures as temporary, and heal lets the next call succeed after one. readBackErr, when set, fails ReadBack.
 type fakeKafka struct {
-	mu        sync.Mutex
-	log       []schema.Record
-	failAfter int
-	calls     int
-	block     chan struct{} // when set, Publish waits for it to close before acknowledging
+	mu          sync.Mutex
+	log         []schema.Record
+	failAfter   int
+	lostAcks    int
+	temporary   bool
+	heal        bool // after one failure, acknowledge everything again
+	readBackErr error
+	calls       int
+	readBacks   int
+	block       chan struct{} // when set, Publish waits for it to close before acknowledging
 }
 
 func newKafka() *fakeKafka { return &fakeKafka{failAfter: -1} }
 
-func (k *fakeKafka) Publish(ctx context.Context, recs []schema.Record) ([]bool, error) {
+const fakeTopic = "fake"
+
+// fakeError is a publish failure; Temporary says whether sending again may succeed.
+type fakeError struct {
+	msg       string
+	temporary bool
+}
+
+func (e *fakeError) Error() string   { return e.msg }
+func (e *fakeError) Temporary() bool { return e.temporary }
+
+func (k *fakeKafka) Publish(ctx context.Context, recs []schema.Record) (poller.Written, error) {
 	k.mu.Lock()
 	block := k.block
 	k.mu.Unlock()
@@ -84,26 +102,53 @@ func (k *fakeKafka) Publish(ctx context.Context, recs []schema.Record) ([]bool, 
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return poller.Written{}, ctx.Err()
 		}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.calls++
+	if k.lostAcks > 0 {
+		k.lostAcks--
+		k.log = append(k.log, recs...)
+		return poller.Written{}, &fakeError{"acknowledgement lost", k.temporary}
+	}
 	if k.failAfter < 0 {
 		k.log = append(k.log, recs...)
-		return nil, nil
+		return poller.Written{Next: map[int]int64{0: int64(len(k.log))}}, nil
 	}
 	acked := make([]bool, len(recs))
 	for i, r := range recs {
 		if k.failAfter == 0 {
-			return acked, errors.New("broker down")
+			if k.heal {
+				k.failAfter = -1
+			}
+			return poller.Written{Acked: acked}, &fakeError{"broker down", k.temporary}
 		}
 		k.failAfter--
 		k.log = append(k.log, r)
 		acked[i] = true
 	}
-	return acked, nil
+	return poller.Written{Acked: acked, Next: map[int]int64{0: int64(len(k.log))}}, nil
+}
+
+func (k *fakeKafka) ReadBack(_ context.Context, from poller.Tail) (poller.ReadBack, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.readBacks++
+	if k.readBackErr != nil {
+		return poller.ReadBack{}, k.readBackErr
+	}
+	rb := poller.ReadBack{Tail: poller.Tail{Topic: fakeTopic, Next: map[int]int64{0: int64(len(k.log))}}}
+	if from.Topic != fakeTopic {
+		rb.Fresh = true
+		return rb, nil
+	}
+	for _, r := range k.log[from.Next[0]:] {
+		rb.Read++
+		rb.Found = append(rb.Found, poller.Published{ID: r.ID, FollowTime: r.FollowTime})
+	}
+	return rb, nil
 }
 
 func (k *fakeKafka) published() []schema.Record {
@@ -194,6 +239,7 @@ func mustShanghai(t testing.TB) *time.Location {
 type countingMetrics struct {
 	mu                          sync.Mutex
 	late, dups, outside, cycles int
+	readBacks, found, settled   int
 	results                     []string
 }
 
@@ -221,6 +267,18 @@ func (m *countingMetrics) CycleDone(result string, _ time.Duration) {
 	m.results = append(m.results, result)
 }
 func (m *countingMetrics) StateCommitted(time.Time, time.Duration) {}
+func (m *countingMetrics) ReadBackDone(found int, _ time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.readBacks++
+	m.found += found
+}
+func (m *countingMetrics) AmbiguousWriteSettled() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.settled++
+}
+func (m *countingMetrics) ReadBackAnomalies(int64, int, int) {}
 
 func (m *countingMetrics) String() string {
 	return fmt.Sprintf("late %d dups %d outside %d", m.late, m.dups, m.outside)

@@ -19,6 +19,15 @@ type Metrics interface {
 	CycleDone(result string, d time.Duration)
 	// StateCommitted reports the watermark after a commit, and the commit's duration.
 	StateCommitted(watermark time.Time, d time.Duration)
+	// ReadBackDone reports one read-back of the topic: the records of ours it found that the state
+	// did not have (committed as published), and how long it took.
+	ReadBackDone(found int, d time.Duration)
+	// AmbiguousWriteSettled counts a failed write whose fate a read-back settled.
+	AmbiguousWriteSettled()
+	// ReadBackAnomalies counts what a read-back could not account for: records deleted before they
+	// were read (retention), partitions whose end went back (the topic re-created), and records
+	// with this ce_source that are not ours. Records among the first may be published again.
+	ReadBackAnomalies(removed int64, rewound, unrecognised int)
 }
 
 type noMetrics struct{}
@@ -30,3 +39,6 @@ func (noMetrics) LateDropped(int)                         {}
 func (noMetrics) OutOfWindow(int)                         {}
 func (noMetrics) CycleDone(string, time.Duration)         {}
 func (noMetrics) StateCommitted(time.Time, time.Duration) {}
+func (noMetrics) ReadBackDone(int, time.Duration)         {}
+func (noMetrics) AmbiguousWriteSettled()                  {}
+func (noMetrics) ReadBackAnomalies(int64, int, int)       {}

@@ -167,7 +167,7 @@ type oddAcker struct {
 	healed bool
 }
 
-func (o *oddAcker) Publish(ctx context.Context, recs []schema.Record) ([]bool, error) {
+func (o *oddAcker) Publish(ctx context.Context, recs []schema.Record) (poller.Written, error) {
 	if o.healed {
 		return o.k.Publish(ctx, recs)
 	}
@@ -180,7 +180,11 @@ func (o *oddAcker) Publish(ctx context.Context, recs []schema.Record) ([]bool, e
 		}
 	}
 	_, _ = o.k.Publish(ctx, sent)
-	return acked, errors.New("partition leader gone")
+	return poller.Written{Acked: acked}, errors.New("partition leader gone")
+}
+
+func (o *oddAcker) ReadBack(ctx context.Context, from poller.Tail) (poller.ReadBack, error) {
+	return o.k.ReadBack(ctx, from)
 }
 
 func TestLateRecords(t *testing.T) {

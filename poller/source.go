@@ -18,15 +18,52 @@ type Source interface {
 	Fetch(ctx context.Context, from, to time.Time) ([]schema.Record, error)
 }
 
-// Publisher writes records to Kafka.
+// Publisher writes records to Kafka, and reads back what landed when a write's fate is unknown.
+// Its methods are called one at a time by the Poller.
 type Publisher interface {
-	// Publish writes recs in the given order and blocks until Kafka acknowledged or failed each of
-	// them, or ctx is done. It returns nil when every record was acknowledged. Otherwise it returns
-	// an error and acked, where acked[i] reports whether Kafka acknowledged recs[i]; acked is nil
-	// when no record was acknowledged. A record not acknowledged may still have reached Kafka (the
-	// delivery is at-least-once); the caller publishes it again. Publish must not keep recs once
-	// it returns (the caller clears it); it may keep the records' Raw bytes.
-	Publish(ctx context.Context, recs []schema.Record) (acked []bool, err error)
+	// Publish writes recs in the given order, once: it never re-sends a record on its own. It
+	// blocks until Kafka acknowledged or failed each of them (writes still in flight when ctx ends
+	// are waited for as far as possible), and returns nil when every record was acknowledged.
+	// Otherwise it returns an error, and Written.Acked[i] reports whether Kafka acknowledged
+	// recs[i] (Acked is nil when none was); a record not acknowledged may still have reached
+	// Kafka, so the caller calls ReadBack before it publishes anything again. An error that may
+	// go away when tried again has a method Temporary() bool that returns true. Publish must not
+	// keep recs once it returns (the caller clears it); it may keep the records' Raw bytes.
+	Publish(ctx context.Context, recs []schema.Record) (Written, error)
+	// ReadBack reads each partition of the topic from the offset recorded in from to its end, as
+	// far as every record the brokers appended is visible, and returns this source's records found
+	// there and the tail after them. It settles the writes whose fate was unknown.
+	ReadBack(ctx context.Context, from Tail) (ReadBack, error)
+}
+
+// Written is what one Publish call wrote.
+type Written struct {
+	// Acked[i] reports whether Kafka acknowledged recs[i]; nil when none was.
+	Acked []bool
+	// Next maps each partition written to the offset after the last record acknowledged there.
+	// It is set only when every record was acknowledged.
+	Next map[int]int64
+}
+
+// ReadBack is what a read-back found above the recorded tail.
+type ReadBack struct {
+	// Tail is the tail after the read-back: every partition accounted for up to its end.
+	Tail Tail
+	// Found are this source's records found above the recorded tail, in offset order per
+	// partition; they may include records already remembered.
+	Found []Published
+	// Read counts the records read.
+	Read int
+	// Foreign counts other producers' records (another ce_source, or none).
+	Foreign int
+	// Unrecognised counts records with this ce_source that are not records of this followpub.
+	Unrecognised int
+	// Removed counts records deleted (retention, DeleteRecords) before they could be read back.
+	Removed int64
+	// Rewound counts partitions whose end lay below the recorded offset (the topic re-created).
+	Rewound int
+	// Fresh is true when nothing was recorded for this topic: the tail starts at its ends now.
+	Fresh bool
 }
 
 // IncrementalSource is a Source that can read only what a day gained since the caller last read it.

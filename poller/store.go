@@ -17,6 +17,38 @@ type State struct {
 	Seen map[int64]int64
 	// UpdatedAt is when the state was last committed.
 	UpdatedAt time.Time
+	// Tail is how far the output topic is accounted for; zero when nothing was recorded yet (a new
+	// state, or one written before followpub recorded it).
+	Tail Tail
+}
+
+// Tail records how far the output topic is accounted for: for each partition, the offset below
+// which every record is known, either published by this state and committed, or someone else's.
+// A write whose fate is unknown lands at or above it, so reading each partition from there to its
+// end finds it (docs/DESIGN.md §4).
+type Tail struct {
+	// Topic is the topic the offsets belong to; another topic's offsets mean nothing.
+	Topic string
+	// Next maps each partition to the offset of the first record not yet accounted for.
+	Next map[int]int64
+}
+
+// IsZero reports whether nothing is recorded.
+func (t Tail) IsZero() bool { return t.Topic == "" && len(t.Next) == 0 }
+
+// Advance returns t with each partition of next moved up to next's offset (never down), as a new
+// map: next comes from a write or a read-back of t.Topic.
+func (t Tail) Advance(next map[int]int64) Tail {
+	out := Tail{Topic: t.Topic, Next: make(map[int]int64, max(len(t.Next), len(next)))}
+	for p, o := range t.Next {
+		out.Next[p] = o
+	}
+	for p, o := range next {
+		if o > out.Next[p] {
+			out.Next[p] = o
+		}
+	}
+	return out
 }
 
 // Published is one record Kafka acknowledged.
@@ -33,6 +65,8 @@ type Change struct {
 	Floor int64
 	// Watermark is the new watermark. Never below the old one.
 	Watermark int64
+	// Tail, when not nil, replaces the recorded tail of the topic.
+	Tail *Tail
 }
 
 // Store persists the State.
@@ -46,7 +80,8 @@ type Store interface {
 	// Commit applies c atomically: all of it or none of it.
 	Commit(ctx context.Context, c Change) error
 	// Replace sets the floor and the watermark and forgets every remembered id (watermark set).
+	// The recorded tail stays: it describes the topic, not the watermark.
 	Replace(ctx context.Context, floor, watermark int64) error
-	// Reset deletes the state: the next Load reports Exists false.
+	// Reset deletes the state, the recorded tail with it: the next Load reports Exists false.
 	Reset(ctx context.Context) error
 }

@@ -69,7 +69,7 @@ func (p *Poller) Reset(ctx context.Context) error {
 	}
 	p.st, p.loaded = State{Seen: map[int64]int64{}}, true
 	clear(p.late)
-	p.unsaved = nil
+	p.unsaved, p.unsavedTail, p.settled = nil, nil, false
 	clear(p.unsavedIDs)
 	return nil
 }
@@ -79,9 +79,9 @@ func (p *Poller) replace(ctx context.Context, t time.Time) error {
 	if err := p.store.Replace(ctx, ms, ms); err != nil {
 		return fmt.Errorf("setting the watermark to %s: %w", t.Format(time.RFC3339), err)
 	}
-	p.st = State{Exists: true, Floor: ms, Watermark: ms, Seen: map[int64]int64{}, UpdatedAt: p.cfg.Clock()}
+	p.st = State{Exists: true, Floor: ms, Watermark: ms, Seen: map[int64]int64{}, UpdatedAt: p.cfg.Clock(), Tail: p.st.Tail}
 	clear(p.late)
-	p.unsaved = nil
+	p.unsaved, p.unsavedTail = nil, nil
 	clear(p.unsavedIDs)
 	return nil
 }

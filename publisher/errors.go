@@ -122,6 +122,27 @@ func isUnreachable(err error) bool {
 	return false
 }
 
+// writeErrors finds kafka.WriteErrors in err's chain.
+func writeErrors(err error) (kafka.WriteErrors, bool) {
+	var werrs kafka.WriteErrors
+	return werrs, errors.As(err, &werrs)
+}
+
+// everyFailure reports whether werrs holds at least one error and f holds for each.
+func everyFailure(werrs kafka.WriteErrors, f func(error) bool) bool {
+	n := 0
+	for _, e := range werrs {
+		if e == nil {
+			continue
+		}
+		if !f(e) {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
 // retriable reports whether a failed write may succeed when tried again: kafka's temporary
 // errors (leader elections, a topic still being created), broker unavailability and network
 // failures. Authentication, certificate, size and configuration errors are final.
@@ -129,19 +150,8 @@ func retriable(err error) bool {
 	if err == nil {
 		return false
 	}
-	var werrs kafka.WriteErrors
-	if errors.As(err, &werrs) {
-		any := false
-		for _, e := range werrs {
-			if e == nil {
-				continue
-			}
-			if !retriable(e) {
-				return false
-			}
-			any = true
-		}
-		return any
+	if werrs, ok := writeErrors(err); ok {
+		return everyFailure(werrs, retriable)
 	}
 	var (
 		tooLarge kafka.MessageTooLargeError

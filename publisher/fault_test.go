@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/schema"
 )
 
@@ -38,20 +39,10 @@ func fakeCluster(t *testing.T, partitions int32) *kfake.Cluster {
 	return c
 }
 
-// fakePublisher returns a Publisher of cfg writing faultTopic on c, closed when the test ends.
-func fakePublisher(t *testing.T, c *kfake.Cluster, cfg Config) *Publisher {
-	t.Helper()
+// onCluster returns cfg writing faultTopic on c.
+func onCluster(c *kfake.Cluster, cfg Config) Config {
 	cfg.Brokers, cfg.Topic = c.ListenAddrs(), faultTopic
-	p, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return p
+	return cfg
 }
 
 // faultRecords returns n records with distinct ids from base.
@@ -119,13 +110,15 @@ func TestPublishPartialAcknowledgement(t *testing.T) {
 		// want is the kafka-go error Publish's error must wrap.
 		want         kafka.Error
 		writeTimeout time.Duration
-		// maxTook bounds the call: a final error is not retried, a temporary one until
-		// writeTimeout.
+		// maxTook bounds the call: a final error is not retried, one refused before the append
+		// until writeTimeout.
 		minTook, maxTook time.Duration
+		// temporary is whether the error says that sending again may succeed.
+		temporary bool
 	}{
-		{"final error", kerr.InvalidRecord, kafka.InvalidRecord, 20 * time.Second, 0, 5 * time.Second},
-		{"temporary error until the write timeout", kerr.NotLeaderForPartition, kafka.NotLeaderForPartition,
-			3 * time.Second, 3 * time.Second, 6 * time.Second},
+		{"final error", kerr.InvalidRecord, kafka.InvalidRecord, 20 * time.Second, 0, 5 * time.Second, false},
+		{"refused before the append, until the write timeout", kerr.NotLeaderForPartition, kafka.NotLeaderForPartition,
+			3 * time.Second, 3 * time.Second, 6 * time.Second, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,7 +130,7 @@ func TestPublishPartialAcknowledgement(t *testing.T) {
 				Err:        tt.err,
 				Count:      -1,
 			})
-			p := fakePublisher(t, c, Config{WriteTimeout: tt.writeTimeout})
+			p := NewTestPublisher(t, onCluster(c, Config{WriteTimeout: tt.writeTimeout}))
 
 			recs := faultRecords(1_000_000_007, 60)
 			want := make([]bool, len(recs))
@@ -153,13 +146,17 @@ func TestPublishPartialAcknowledgement(t *testing.T) {
 			}
 
 			start := time.Now()
-			acked, err := p.Publish(context.Background(), recs)
+			written, err := p.Publish(context.Background(), recs)
+			acked := written.Acked
 			took := time.Since(start)
 			if err == nil {
 				t.Fatalf("Publish succeeded although partition %d rejected its records (acked %v)", failing, acked)
 			}
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Publish error does not wrap %v: %v", tt.want, err)
+			}
+			if got := isTemporary(err); got != tt.temporary {
+				t.Errorf("Temporary() = %v, want %v: %v", got, tt.temporary, err)
 			}
 			if s := fmt.Sprintf("%d acknowledged", nAcked); !strings.Contains(err.Error(), s) {
 				t.Errorf("Publish error does not say %q: %v", s, err)
@@ -194,25 +191,35 @@ func TestPublishPartialAcknowledgement(t *testing.T) {
 	}
 }
 
-// TestPublishRetriesTemporaryErrors: the first produce requests to one partition fail with a
-// temporary error; one Publish call retries them and succeeds with every record acknowledged and
-// on the topic once. With more failures than kafka-go's own attempts per write
-// (writerMaxAttempts), the records still unacknowledged must be retried by Publish itself.
-func TestPublishRetriesTemporaryErrors(t *testing.T) {
+// isTemporary reports whether err has Temporary() true at its top, as poller.Publisher says.
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// TestPublishSendsEachBatchOnce: the first produce requests to one partition fail. A batch the
+// broker refused before appending it (no leader, not the leader) cannot have landed, so Publish
+// sends it again and succeeds, each record once. A batch whose fate is unknown (the broker timed
+// out waiting for the replicas, or appended without enough of them) is never sent again, neither
+// by kafka-go nor by Publish: Publish returns at once with a temporary error, the records of that
+// partition unacknowledged. kfake appends such a batch before it answers with the error, as a
+// broker may, so sending it blindly again would duplicate it: the caller reads the topic back,
+// finds it, and sends only what is missing (here nothing).
+func TestPublishSendsEachBatchOnce(t *testing.T) {
 	const partitions = 3
 	const failing = int32(0)
 	tests := []struct {
-		name     string
 		err      *kerr.Error
 		failures int
+		resent   bool // by Publish itself
 	}{
-		{"leader not available, within kafka-go's attempts", kerr.LeaderNotAvailable, 2},
-		{"not leader or follower, within kafka-go's attempts", kerr.NotLeaderForPartition, 2},
-		{"leader not available, beyond kafka-go's attempts", kerr.LeaderNotAvailable, writerMaxAttempts + 2},
-		{"not leader or follower, beyond kafka-go's attempts", kerr.NotLeaderForPartition, writerMaxAttempts + 2},
+		{kerr.LeaderNotAvailable, 3, true},
+		{kerr.NotLeaderForPartition, 3, true},
+		{kerr.RequestTimedOut, 1, false},
+		{kerr.NotEnoughReplicasAfterAppend, 1, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.err.Message, func(t *testing.T) {
 			c := fakeCluster(t, partitions)
 			injected := c.Fault(kfake.Fault{
 				Keys:       []kmsg.Key{kmsg.Produce},
@@ -222,7 +229,7 @@ func TestPublishRetriesTemporaryErrors(t *testing.T) {
 				Count:      tt.failures,
 			})
 			// Counts, without failing, the produce requests for the failing partition that got
-			// past the injected fault: the one that finally succeeded.
+			// past the injected fault.
 			passed := c.Fault(kfake.Fault{
 				Keys:       []kmsg.Key{kmsg.Produce},
 				Topic:      faultTopic,
@@ -230,38 +237,63 @@ func TestPublishRetriesTemporaryErrors(t *testing.T) {
 				Count:      -1,
 				Observe:    true,
 			})
-			p := fakePublisher(t, c, Config{WriteTimeout: 30 * time.Second})
+			p := NewTestPublisher(t, onCluster(c, Config{WriteTimeout: 30 * time.Second}))
 
 			recs := faultRecords(2_000_000_011, 60)
-			onFailing := 0
+			var rest []schema.Record
 			for _, r := range recs {
 				if kgoPartition(r, partitions) == failing {
-					onFailing++
+					rest = append(rest, r)
 				}
 			}
-			if onFailing == 0 || onFailing == len(recs) {
-				t.Fatalf("%d of %d records on partition %d: want some there and some elsewhere", onFailing, len(recs), failing)
+			if len(rest) == 0 || len(rest) == len(recs) {
+				t.Fatalf("%d of %d records on partition %d: want some there and some elsewhere", len(rest), len(recs), failing)
 			}
 
-			acked, err := p.Publish(context.Background(), recs)
+			start, err := p.ReadBack(context.Background(), poller.Tail{})
 			if err != nil {
-				t.Fatalf("Publish: %v (acked %v)", err, acked)
+				t.Fatalf("ReadBack: %v", err)
 			}
-			if len(acked) != len(recs) {
-				t.Fatalf("acked has %d entries for %d records", len(acked), len(recs))
-			}
-			for i, a := range acked {
-				if !a {
-					t.Errorf("record %d (id %d) not acknowledged although Publish succeeded", i, recs[i].ID)
-				}
-			}
+			written, err := p.Publish(context.Background(), recs)
 			if got := injected.Hits(); got != tt.failures {
 				t.Errorf("the injected error answered %d produce requests, want %d", got, tt.failures)
 			}
-			if got := passed.Hits(); got != 1 {
-				t.Errorf("%d produce requests for partition %d got past the fault, want 1", got, failing)
+			if tt.resent {
+				if err != nil {
+					t.Fatalf("Publish: %v", err)
+				}
+				if got := passed.Hits(); got != 1 {
+					t.Errorf("%d produce requests for partition %d got past the fault, want 1", got, failing)
+				}
+			} else {
+				if err == nil || !isTemporary(err) {
+					t.Fatalf("Publish = %v, want a temporary error", err)
+				}
+				for i, a := range written.Acked {
+					if want := kgoPartition(recs[i], partitions) != failing; a != want {
+						t.Errorf("record %d (id %d) acknowledged %v, want %v", i, recs[i].ID, a, want)
+					}
+				}
+				if got := passed.Hits(); got != 0 {
+					t.Errorf("%d produce requests for partition %d were sent again, want none", got, failing)
+				}
+				// As the poller does: read back what landed, send only what did not.
+				rb, err := p.ReadBack(context.Background(), start.Tail)
+				if err != nil {
+					t.Fatalf("ReadBack: %v", err)
+				}
+				found := map[int64]bool{}
+				for _, f := range rb.Found {
+					found[f.ID] = true
+				}
+				rest = slices.DeleteFunc(rest, func(r schema.Record) bool { return found[r.ID] })
+				t.Logf("the read-back found %d records; %d of the failed partition's are sent again", len(rb.Found), len(rest))
+				if len(rest) > 0 {
+					if _, err := p.Publish(context.Background(), rest); err != nil {
+						t.Fatalf("the caller's second Publish of the missing records: %v", err)
+					}
+				}
 			}
-
 			got := topicKeys(t, c, len(recs))
 			for _, r := range recs {
 				if k := strconv.FormatInt(r.ID, 10); got[k] != 1 {
@@ -274,8 +306,8 @@ func TestPublishRetriesTemporaryErrors(t *testing.T) {
 
 // TestPublishWaitsOutNoLeader: for a while the cluster's metadata says partition 0 has no leader,
 // as a broker's does during its controlled shutdown (kafka-go then caches that until its next
-// refresh: this failed CI on Kafka 3.9). Publish retries kafka-go's "no leader" until a refresh
-// shows the leader again, and succeeds; it used to fail at once.
+// refresh: this failed CI on Kafka 3.9). kafka-go sent nothing to that partition, so Publish
+// sends again until a refresh shows the leader, and succeeds; it used to fail at once.
 func TestPublishWaitsOutNoLeader(t *testing.T) {
 	const partitions = 3
 	const noLeaderFor = 600 * time.Millisecond
@@ -323,11 +355,10 @@ func TestPublishWaitsOutNoLeader(t *testing.T) {
 	mu.Lock()
 	until = time.Now().Add(noLeaderFor)
 	mu.Unlock()
-	p := fakePublisher(t, c, Config{WriteTimeout: 10 * time.Second, metadataTTL: 50 * time.Millisecond})
+	p := NewTestPublisher(t, onCluster(c, Config{WriteTimeout: 10 * time.Second, metadataTTL: 50 * time.Millisecond}))
 	recs := faultRecords(3_000_000_019, 60)
-	acked, err := p.Publish(context.Background(), recs)
-	if err != nil {
-		t.Fatalf("Publish: %v (acked %v)", err, acked)
+	if _, err := p.Publish(context.Background(), recs); err != nil {
+		t.Fatalf("Publish: %v", err)
 	}
 	mu.Lock()
 	served, first, end := noLeaderServed, firstProduce, until

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -13,21 +12,21 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
 
+	"github.com/followpub/followpub/internal/retry"
+	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/schema"
 )
 
-// Retry pacing of Publish when a whole write failed with a temporary error. kafka-go retries each
-// batch itself first (writerMaxAttempts).
 const (
-	retryBackoffMin = 100 * time.Millisecond
-	retryBackoffMax = 2 * time.Second
-	// writerMaxAttempts is how often kafka-go tries one batch before it reports it failed. Kept
-	// small: a failed batch holds up its partition's queue while it is retried, and Publish
-	// retries what is still unacknowledged within WriteTimeout anyway.
-	writerMaxAttempts = 5
+	// writerMaxAttempts is how often kafka-go sends one batch: once. Its own retries re-send a
+	// batch whose first attempt may have been appended, which duplicates it in the topic; a failed
+	// write is settled by ReadBack instead, and only what did not land is sent again (by the
+	// caller).
+	writerMaxAttempts = 1
 	// requestTimeoutMax bounds one produce or metadata request, so that a hung connection is
-	// given up and retried well within WriteTimeout.
+	// given up well within WriteTimeout.
 	requestTimeoutMax = 10 * time.Second
 )
 
@@ -37,7 +36,12 @@ type Publisher struct {
 	log       *slog.Logger
 	transport *kafka.Transport
 	client    *kafka.Client
-	w         *kafka.Writer
+
+	// wmu guards w, which settle replaces after a failed write; settled is closed once the
+	// writer settle closed has finished every write it held (nil: none pending).
+	wmu     sync.RWMutex
+	w       *kafka.Writer
+	settled chan struct{}
 
 	topicMu    sync.Mutex
 	topicReady bool
@@ -70,7 +74,6 @@ func New(cfg Config) (*Publisher, error) {
 	if cfg.SASL.Mechanism == MechanismPlain && !cfg.TLS.Enabled {
 		log.Warn("SASL PLAIN without TLS sends the password in clear text", "brokers", cfg.Brokers)
 	}
-	reqTimeout := min(cfg.WriteTimeout, requestTimeoutMax)
 	p := &Publisher{
 		source:    []byte(cfg.Source),
 		cfg:       cfg,
@@ -82,8 +85,16 @@ func New(cfg Config) (*Publisher, error) {
 			Timeout:   cfg.WriteTimeout,
 		},
 	}
-	kafkaLog := log.With("source", "kafka-go")
-	p.w = &kafka.Writer{
+	p.w = p.newWriter()
+	return p, nil
+}
+
+// newWriter returns the kafka-go Writer of p's configuration.
+func (p *Publisher) newWriter() *kafka.Writer {
+	cfg := p.cfg
+	reqTimeout := min(cfg.WriteTimeout, requestTimeoutMax)
+	kafkaLog := p.log.With("source", "kafka-go")
+	return &kafka.Writer{
 		Addr:  kafka.TCP(cfg.Brokers...),
 		Topic: cfg.Topic,
 		// The same partition for a key as the Java client's default partitioner and librdkafka's
@@ -93,11 +104,8 @@ func New(cfg Config) (*Publisher, error) {
 		// Acknowledged means written to every in-sync replica: the watermark may then move past
 		// the record. kafka-go's default (RequireNone) acknowledges nothing.
 		RequiredAcks: kafka.RequireAll,
-		// kafka-go's own retries of one batch, for temporary errors (leader moves, a broker
-		// restarting), with its quadratic backoff between the bounds.
-		MaxAttempts:     writerMaxAttempts,
-		WriteBackoffMin: 100 * time.Millisecond,
-		WriteBackoffMax: time.Second,
+		// Each batch is sent once: no blind retries (see writerMaxAttempts).
+		MaxAttempts: writerMaxAttempts,
 		// Publish writes synchronously, so a partial batch costs BatchTimeout on every call: it
 		// is a millisecond, not kafka-go's 1 s default (see DefaultBatchTimeout).
 		BatchSize:    cfg.BatchSize,
@@ -115,9 +123,8 @@ func New(cfg Config) (*Publisher, error) {
 		AllowAutoTopicCreation: false,
 		Logger:                 kafka.LoggerFunc(debugf(kafkaLog)),
 		ErrorLogger:            kafka.LoggerFunc(debugf(kafkaLog.With("kafka_error", true))),
-		Transport:              transport,
+		Transport:              p.transport,
 	}
-	return p, nil
 }
 
 // debugf routes a printf-style kafka-go logger to log at debug level.
@@ -134,6 +141,9 @@ func debugf(log *slog.Logger) func(string, ...any) {
 type slot struct {
 	acked atomic.Bool
 	call  *call
+	// partition and offset are where Kafka appended the message; set before acked.
+	partition int
+	offset    int64
 }
 
 // call is the state of one Publish call shared with complete.
@@ -151,6 +161,7 @@ func complete(msgs []kafka.Message, err error) {
 			continue
 		}
 		if err == nil {
+			s.partition, s.offset = msgs[i].Partition, msgs[i].Offset
 			s.acked.Store(true)
 		} else {
 			s.call.lastErr.Store(&err)
@@ -158,24 +169,29 @@ func complete(msgs []kafka.Message, err error) {
 	}
 }
 
-// Publish writes recs, in order, and blocks until Kafka acknowledged each of them, the write
-// failed for good, WriteTimeout passed, or ctx is done. It returns a nil error when every record
-// was acknowledged. Otherwise acked[i] reports whether Kafka acknowledged recs[i] (acked is nil
+// Publish writes recs, in order, once, and blocks until Kafka acknowledged or failed each of
+// them, WriteTimeout passed, or ctx is done. It returns a nil error when every record was
+// acknowledged, with Written.Next the offset after the last record acknowledged in each partition
+// written. Otherwise Written.Acked[i] reports whether Kafka acknowledged recs[i] (Acked is nil
 // when none was), and the error says why the others were not.
 //
-// Temporary failures (a leader election, a broker restarting, a topic whose metadata is still
-// propagating) are retried with backoff within WriteTimeout, each time with the records still
-// unacknowledged; a retried record may land after records that followed it in recs. A record not
-// acknowledged may still have reached Kafka: delivery is at-least-once. A failure that may mean
-// the brokers are down is checked by dialling them (at most probeTimeout more): when none answers,
-// the error wraps ErrBrokersUnreachable.
+// Nothing that may have landed is re-sent: kafka-go sends each batch once (writerMaxAttempts),
+// and Publish sends again only batches the brokers refused before appending them (notAppended),
+// within WriteTimeout. A record that was not acknowledged may still have landed (a lost
+// acknowledgement, a timeout), so the caller settles the failed write with ReadBack before it
+// publishes again; Publish first waits for the batches
+// still in flight (settle), so that nothing of the call lands after the read-back. An error that
+// may succeed when the records are sent again (a leader election, brokers restarting, a network
+// failure) has Temporary() true. A failure that may mean the brokers are down is checked by
+// dialling them (at most probeTimeout more): when none answers, the error wraps
+// ErrBrokersUnreachable.
 //
 // A record larger than Config.BatchBytes is not sent: the records before it are, and the error
 // wraps ErrRecordTooLarge. Before the first write Publish makes sure the topic exists, as
 // EnsureTopic does.
-func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []bool, err error) {
+func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (written poller.Written, err error) {
 	if len(recs) == 0 {
-		return nil, nil
+		return written, nil
 	}
 	start := time.Now()
 	defer func() {
@@ -184,11 +200,11 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []
 		}
 	}()
 	if p.closed.Load() {
-		return nil, fmt.Errorf("publishing %d records to topic %s: %w", len(recs), p.cfg.Topic, ErrClosed)
+		return written, fmt.Errorf("publishing %d records to topic %s: %w", len(recs), p.cfg.Topic, ErrClosed)
 	}
 	for i := range recs {
 		if len(recs[i].Raw) == 0 {
-			return nil, fmt.Errorf("publishing %d records to topic %s: record %d (id %d) has no value; refusing to write a tombstone",
+			return written, fmt.Errorf("publishing %d records to topic %s: record %d (id %d) has no value; refusing to write a tombstone",
 				len(recs), p.cfg.Topic, i, recs[i].ID)
 		}
 	}
@@ -201,14 +217,24 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []
 
 	werr := p.ensureTopicOnce(ctx)
 	if werr == nil {
-		werr = p.write(ctx, msgs, c)
+		p.wmu.RLock()
+		werr = p.write(ctx, p.w, msgs)
+		p.wmu.RUnlock()
+	}
+	if _, n := c.acked(); n < len(recs) {
+		// Batches cut short by the deadline may still land: wait for them, so that what Kafka
+		// acknowledged meanwhile is reported and nothing lands after the caller's read-back.
+		if serr := p.settle(); serr != nil {
+			werr = errors.Join(werr, serr)
+		}
 	}
 	acked, n := c.acked()
 	if n == len(recs) {
-		return acked, nil
+		written.Acked, written.Next = acked, c.next()
+		return written, nil
 	}
-	if n == 0 {
-		acked = nil
+	if n > 0 {
+		written.Acked = acked
 	}
 	if werr == nil || werr == context.DeadlineExceeded || werr == context.Canceled {
 		// The deadline cut kafka-go short: say what it was failing on meanwhile.
@@ -219,13 +245,74 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (acked []
 	if errors.Is(werr, context.DeadlineExceeded) && parent.Err() == nil {
 		werr = fmt.Errorf("no acknowledgement within the write timeout of %s (KAFKA_WRITE_TIMEOUT): %w", p.cfg.WriteTimeout, werr)
 	}
-	if parent.Err() == nil && (retriable(werr) || errors.Is(werr, context.DeadlineExceeded)) && !isUnreachable(werr) {
+	temporary := parent.Err() == nil && (retriable(werr) || errors.Is(werr, context.DeadlineExceeded))
+	if temporary && !isUnreachable(werr) {
 		if perr := p.probeBrokers(parent); perr != nil && parent.Err() == nil {
 			werr = fmt.Errorf("%w: tried %s: %w; the write failed with: %w",
 				ErrBrokersUnreachable, strings.Join(p.cfg.Brokers, ","), perr, werr)
 		}
 	}
-	return acked, fmt.Errorf("publishing %d records to topic %s: %d acknowledged: %w", len(recs), p.cfg.Topic, n, p.explain(werr))
+	werr = fmt.Errorf("publishing %d records to topic %s: %d acknowledged: %w", len(recs), p.cfg.Topic, n, p.explain(werr))
+	if temporary {
+		werr = temporaryError{werr}
+	}
+	return written, werr
+}
+
+// temporaryError marks an error after which sending the records again may succeed.
+type temporaryError struct{ error }
+
+func (e temporaryError) Unwrap() error { return e.error }
+
+// Temporary reports true: see poller.Publisher.
+func (temporaryError) Temporary() bool { return true }
+
+// settleTimeout bounds how long settle waits for the batches in flight; each ends within one
+// request timeout, as kafka-go sends it once.
+func (p *Publisher) settleTimeout() time.Duration {
+	return 2*min(p.cfg.WriteTimeout, requestTimeoutMax) + time.Second
+}
+
+// settle replaces the writer with a new one and closes the old, which waits for every batch it
+// still holds to be written or to fail. It returns an error when that takes longer than
+// settleTimeout; ReadBack then waits for the rest before it reads.
+func (p *Publisher) settle() error {
+	p.wmu.Lock()
+	old := p.w
+	p.w = p.newWriter()
+	done := make(chan struct{})
+	prev := p.settled
+	p.settled = done
+	p.wmu.Unlock()
+	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
+		_ = old.Close()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(p.settleTimeout()):
+		return fmt.Errorf("writes of topic %s still in flight after %s", p.cfg.Topic, p.settleTimeout())
+	}
+}
+
+// awaitSettled waits until no write of a replaced writer is in flight, or ctx is done.
+func (p *Publisher) awaitSettled(ctx context.Context) error {
+	p.wmu.RLock()
+	done := p.settled
+	p.wmu.RUnlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for writes of topic %s still in flight: %w", p.cfg.Topic, ctx.Err())
+	}
 }
 
 // writeFailure is kafka.WriteErrors told briefly: how many messages failed, and the first error.
@@ -263,45 +350,67 @@ func brief(err error) error {
 	return f
 }
 
-// write sends the unacknowledged messages of c until all are acknowledged, a final error, or ctx
-// is done.
-func (p *Publisher) write(ctx context.Context, msgs []kafka.Message, c *call) error {
+// write sends msgs with w. A batch the broker refused before appending anything (notAppended:
+// a leader moving, a topic still propagating, brokers not reachable) is sent again, with backoff,
+// until ctx is done; a batch whose fate is unknown never is.
+func (p *Publisher) write(ctx context.Context, w *kafka.Writer, msgs []kafka.Message) error {
 	pending := msgs
-	for attempt := 0; ; attempt++ {
-		err := p.w.WriteMessages(ctx, pending...)
+	policy := retry.New(100*time.Millisecond, 2*time.Second)
+	for attempt := 1; ; attempt++ {
+		err := w.WriteMessages(ctx, pending...)
 		var tooLarge kafka.MessageTooLargeError
 		if errors.As(err, &tooLarge) {
 			// Nothing was sent. Send the records before the large one, then report it.
 			i := slices.IndexFunc(pending, func(m kafka.Message) bool { return m.WriterData == tooLarge.Message.WriterData })
 			if i > 0 {
-				if err := p.write(ctx, pending[:i], c); err != nil {
+				if err := p.write(ctx, w, pending[:i]); err != nil {
 					return err
 				}
 			}
 			return fmt.Errorf("%w: record id %s has %d bytes of value, more than the %d bytes of a batch",
 				ErrRecordTooLarge, tooLarge.Message.Key, len(tooLarge.Message.Value), p.cfg.BatchBytes)
 		}
+		err = brief(err)
 		if err == nil {
 			return nil
 		}
-		err = brief(err)
-		pending = unacked(pending)
-		if len(pending) == 0 || err == nil {
+		if pending = unacked(pending); len(pending) == 0 {
 			return nil
 		}
-		if !retriable(err) || ctx.Err() != nil {
+		if !notAppended(err) || ctx.Err() != nil {
 			return err
 		}
-		delay := backoff(attempt)
-		p.log.Debug("retrying kafka write", "attempt", attempt+1, "unacknowledged", len(pending), "delay", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case <-t.C:
+		delay := policy.Next()
+		p.log.Debug("the brokers refused a write before appending it; sending it again",
+			"attempt", attempt, "unacknowledged", len(pending), "delay", delay, "err", err)
+		if serr := retry.Sleep(ctx, delay); serr != nil {
+			return fmt.Errorf("%w (last error: %w)", serr, err)
 		}
 	}
+}
+
+// notAppended reports whether err says that the brokers appended none of the failed records, so
+// that sending them again cannot duplicate them: the broker refused the request before its append
+// (no leader here, an unknown partition, too few in-sync replicas), or kafka-go never sent it (no
+// leader or partition in its metadata, a failed dial). A timeout, a connection that broke after
+// the request went out, and NotEnoughReplicasAfterAppend leave the fate unknown.
+func notAppended(err error) bool {
+	if werrs, ok := writeErrors(err); ok {
+		return everyFailure(werrs, notAppended)
+	}
+	var kerr kafka.Error
+	switch {
+	case errors.As(err, &kerr):
+		switch kerr {
+		case kafka.UnknownTopicOrPartition, kafka.LeaderNotAvailable, kafka.NotLeaderForPartition,
+			kafka.NotEnoughReplicas, kafka.BrokerNotAvailable, kafka.ReplicaNotAvailable:
+			return true
+		}
+		return false
+	case errors.Is(err, protocol.ErrNoLeader), errors.Is(err, protocol.ErrNoPartition):
+		return true
+	}
+	return isUnreachable(err)
 }
 
 // unacked returns the messages of msgs not yet acknowledged, in order.
@@ -310,6 +419,17 @@ func unacked(msgs []kafka.Message) []kafka.Message {
 	for i := range msgs {
 		if s, ok := msgs[i].WriterData.(*slot); !ok || !s.acked.Load() {
 			out = append(out, msgs[i])
+		}
+	}
+	return out
+}
+
+// next returns, for each partition written, the offset after the last message acknowledged there.
+func (c *call) next() map[int]int64 {
+	out := map[int]int64{}
+	for i := range c.slots {
+		if s := &c.slots[i]; s.acked.Load() && s.offset+1 > out[s.partition] {
+			out[s.partition] = s.offset + 1
 		}
 	}
 	return out
@@ -328,23 +448,21 @@ func (c *call) acked() ([]bool, int) {
 	return out, n
 }
 
-// backoff returns the pause before retry attempt+1: exponential from retryBackoffMin, at most
-// retryBackoffMax, with ±25 % jitter.
-func backoff(attempt int) time.Duration {
-	d := retryBackoffMin << min(attempt, 10)
-	if d > retryBackoffMax || d <= 0 {
-		d = retryBackoffMax
-	}
-	return d - d/4 + rand.N(d/2+1)
-}
-
 // Close flushes what kafka-go still holds (batches of calls cut short by their deadline) within
 // WriteTimeout and releases the connections. Publish fails with ErrClosed afterwards.
 func (p *Publisher) Close() error {
 	p.closeOnce.Do(func() {
 		p.closed.Store(true)
 		done := make(chan error, 1)
-		go func() { done <- p.w.Close() }()
+		p.wmu.Lock()
+		w, settled := p.w, p.settled
+		p.wmu.Unlock()
+		go func() {
+			if settled != nil {
+				<-settled
+			}
+			done <- w.Close()
+		}()
 		t := time.NewTimer(p.cfg.WriteTimeout)
 		defer t.Stop()
 		select {

@@ -165,26 +165,6 @@ func TestBrief(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	prevMax := time.Duration(0)
-	for attempt := range 100 {
-		d := backoff(attempt)
-		if d < retryBackoffMin*3/4 || d > retryBackoffMax*5/4 {
-			t.Fatalf("backoff(%d) = %s, outside [%s, %s]", attempt, d, retryBackoffMin*3/4, retryBackoffMax*5/4)
-		}
-		if attempt < 4 {
-			nominal := retryBackoffMin << attempt
-			if d < nominal*3/4 || d > nominal*5/4 {
-				t.Errorf("backoff(%d) = %s, want %s ±25%%", attempt, d, nominal)
-			}
-		}
-		prevMax = max(prevMax, d)
-	}
-	if prevMax < retryBackoffMax*3/4 {
-		t.Errorf("backoff never reached its maximum: %s", prevMax)
-	}
-}
-
 func TestMessages(t *testing.T) {
 	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}, Source: "urn:test"})
 	if err != nil {
@@ -224,6 +204,7 @@ func TestMessages(t *testing.T) {
 			t.Errorf("message %d: WriterData is not its slot", i)
 		}
 	}
+	msgs[1].Partition, msgs[1].Offset = 2, 41 // as kafka-go sets them before Completion
 	complete(msgs[1:], nil)
 	complete(msgs[:1], kafka.LeaderNotAvailable)
 	acked, n := c.acked()
@@ -233,8 +214,8 @@ func TestMessages(t *testing.T) {
 	if last := c.lastErr.Load(); last == nil || !errors.Is(*last, kafka.LeaderNotAvailable) {
 		t.Errorf("lastErr = %v", last)
 	}
-	if got := unacked(msgs); len(got) != 1 || string(got[0].Key) != "9007199254740993" {
-		t.Errorf("unacked = %v", got)
+	if got := c.next(); len(got) != 1 || got[2] != 42 {
+		t.Errorf("next = %v, want partition 2 at offset 42", got)
 	}
 }
 
@@ -301,7 +282,8 @@ func TestPublishNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	acked, err := p.Publish(context.Background(), nil)
+	written, err := p.Publish(context.Background(), nil)
+	acked := written.Acked
 	if err != nil || acked != nil {
 		t.Errorf("Publish(nil) = %v, %v", acked, err)
 	}
@@ -313,7 +295,8 @@ func TestPublishRefusesTombstones(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	acked, err := p.Publish(context.Background(), []schema.Record{{ID: 1, Raw: []byte(`{}`)}, {ID: 2}})
+	written, err := p.Publish(context.Background(), []schema.Record{{ID: 1, Raw: []byte(`{}`)}, {ID: 2}})
+	acked := written.Acked
 	if err == nil || acked != nil || !strings.Contains(err.Error(), "id 2") {
 		t.Errorf("Publish = %v, %v; want an error naming id 2", acked, err)
 	}
@@ -357,7 +340,8 @@ func TestUnreachableBrokers(t *testing.T) {
 	}
 	defer p.Close()
 	start := time.Now()
-	acked, err := p.Publish(context.Background(), []schema.Record{{ID: 1, FollowTime: 1, Raw: []byte(`{"id":1,"follow_time":1}`)}})
+	written, err := p.Publish(context.Background(), []schema.Record{{ID: 1, FollowTime: 1, Raw: []byte(`{"id":1,"follow_time":1}`)}})
+	acked := written.Acked
 	took := time.Since(start)
 	if err == nil || acked != nil {
 		t.Fatalf("Publish = %v, %v; want an error", acked, err)
@@ -487,4 +471,40 @@ func BenchmarkMessages(b *testing.B) {
 		p.messages(recs, c)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
+
+// TestNotAppended is the table of the errors after which Publish sends a batch again itself: only
+// those where the brokers cannot have appended it.
+func TestNotAppended(t *testing.T) {
+	dialRefused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"not leader", kafka.NotLeaderForPartition, true},
+		{"leader not available", kafka.LeaderNotAvailable, true},
+		{"unknown topic or partition", kafka.UnknownTopicOrPartition, true},
+		{"not enough replicas (checked before the append)", kafka.NotEnoughReplicas, true},
+		{"no leader in kafka-go's metadata", produce.NewError(protocol.NewErrNoLeader("t", 1)), true},
+		{"dial refused", dialRefused, true},
+		{"write errors all refused", kafka.WriteErrors{nil, kafka.NotLeaderForPartition, dialRefused}, true},
+		{"write errors one ambiguous", kafka.WriteErrors{kafka.NotLeaderForPartition, kafka.RequestTimedOut}, false},
+		{"write errors none", kafka.WriteErrors{nil, nil}, false},
+		{"request timed out (appended, replicas late)", kafka.RequestTimedOut, false},
+		{"not enough replicas after append", kafka.NotEnoughReplicasAfterAppend, false},
+		{"connection reset", syscall.ECONNRESET, false},
+		{"unexpected EOF", io.ErrUnexpectedEOF, false},
+		{"i/o timeout", os.ErrDeadlineExceeded, false},
+		{"deadline", context.DeadlineExceeded, false},
+		{"final", kafka.InvalidRecord, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := notAppended(tt.err); got != tt.want {
+				t.Errorf("notAppended(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
 }

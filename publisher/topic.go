@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/internal/retry"
 )
 
 // TopicInfo describes the topic as the brokers see it.
@@ -104,10 +106,8 @@ func (p *Publisher) awaitTopic(ctx context.Context) error {
 		if err == nil && info.Exists && info.Partitions > 0 {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for topic %s to appear in the metadata: %w", p.cfg.Topic, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		if err := retry.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("waiting for topic %s to appear in the metadata: %w", p.cfg.Topic, err)
 		}
 	}
 }
@@ -117,6 +117,7 @@ func (p *Publisher) awaitTopic(ctx context.Context) error {
 func (p *Publisher) ensureTopicOnce(ctx context.Context) error {
 	p.topicMu.Lock()
 	defer p.topicMu.Unlock()
+	policy := retry.New(100*time.Millisecond, 2*time.Second)
 	for attempt := 0; !p.topicReady; attempt++ {
 		err := p.EnsureTopic(ctx)
 		if err == nil {
@@ -126,14 +127,10 @@ func (p *Publisher) ensureTopicOnce(ctx context.Context) error {
 		if !retriable(err) || ctx.Err() != nil {
 			return err
 		}
-		delay := backoff(attempt)
+		delay := policy.Next()
 		p.log.Debug("retrying topic check", "attempt", attempt+1, "delay", delay, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
-		case <-t.C:
+		if serr := retry.Sleep(ctx, delay); serr != nil {
+			return fmt.Errorf("%w (last error: %w)", serr, err)
 		}
 	}
 	return nil

@@ -27,6 +27,10 @@ type metrics struct {
 	kafkaErrors                                   prometheus.Counter
 	kafkaRecords                                  prometheus.Counter
 	commitSeconds                                 prometheus.Histogram
+	readBackFound, ambiguousSettled               prometheus.Counter
+	removedBeforeReadBack, topicRewound           prometheus.Counter
+	unrecognised                                  prometheus.Counter
+	readBackSeconds                               prometheus.Histogram
 	watermark                                     prometheus.Gauge
 	watermarkMS                                   atomic.Int64 // for the lag, read at scrape time
 }
@@ -51,8 +55,15 @@ func newMetrics() *metrics {
 	m.late = counter("records_late_total", "Records skipped because their follow_time is below the floor (counted once per id).")
 	m.outside = counter("records_out_of_window_total", "Records the API returned for days it was not asked for; skipped.")
 	m.tokenRenewals = counter("api_token_renewals_total", "Access tokens obtained from the token endpoint.")
-	m.kafkaErrors = counter("kafka_write_errors_total", "Publish calls that failed (after the publisher's own retries).")
+	m.kafkaErrors = counter("kafka_write_errors_total", "Publish calls that failed (each batch is sent once; a failed one is settled by reading the topic back).")
 	m.kafkaRecords = counter("kafka_records_written_total", "Records handed to Kafka in publish calls (acknowledged or not).")
+	m.readBackFound = counter("readback_records_found_total", "Records of ours a read-back of the topic found that the state did not have; committed as published, never re-sent.")
+	m.ambiguousSettled = counter("ambiguous_writes_settled_total", "Failed or timed-out writes whose fate a read-back of the topic settled.")
+	m.removedBeforeReadBack = counter("readback_records_removed_total", "Records deleted from the topic (retention) before a read-back could see them: a record of ours among them may be published again.")
+	m.topicRewound = counter("readback_partitions_rewound_total", "Partitions found ending below the recorded offset (the topic deleted and re-created), read again from their start.")
+	m.unrecognised = counter("readback_records_unrecognised_total", "Records read back with this EVENT_SOURCE that are not followpub records; left alone.")
+	m.readBackSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "followpub_readback_duration_seconds", Help: "Duration of a read-back of the topic.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
+	f(m.readBackSeconds)
 	m.cycles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "followpub_cycles_total", Help: "Cycles by result: ok, failed, interrupted."}, []string{"result"})
 	m.cycleSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "followpub_cycle_duration_seconds", Help: "Duration of a cycle.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)})
 	m.apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "followpub_api_requests_total", Help: "API HTTP requests by endpoint and outcome."}, []string{"endpoint", "outcome"})
@@ -84,6 +95,19 @@ func (m *metrics) RecordsPublished(n int)  { m.published.Add(float64(n)) }
 func (m *metrics) DuplicatesSkipped(n int) { m.duplicates.Add(float64(n)) }
 func (m *metrics) LateDropped(n int)       { m.late.Add(float64(n)) }
 func (m *metrics) OutOfWindow(n int)       { m.outside.Add(float64(n)) }
+
+func (m *metrics) ReadBackDone(found int, d time.Duration) {
+	m.readBackFound.Add(float64(found))
+	m.readBackSeconds.Observe(d.Seconds())
+}
+
+func (m *metrics) AmbiguousWriteSettled() { m.ambiguousSettled.Inc() }
+
+func (m *metrics) ReadBackAnomalies(removed int64, rewound, unrecognised int) {
+	m.removedBeforeReadBack.Add(float64(removed))
+	m.topicRewound.Add(float64(rewound))
+	m.unrecognised.Add(float64(unrecognised))
+}
 
 func (m *metrics) CycleDone(result string, d time.Duration) {
 	m.cycles.WithLabelValues(result).Inc()

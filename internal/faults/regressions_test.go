@@ -212,7 +212,7 @@ type nopPublisher struct {
 	calls [][]int64
 }
 
-func (p *nopPublisher) Publish(_ context.Context, recs []schema.Record) ([]bool, error) {
+func (p *nopPublisher) Publish(_ context.Context, recs []schema.Record) (poller.Written, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ids := make([]int64, len(recs))
@@ -220,10 +220,15 @@ func (p *nopPublisher) Publish(_ context.Context, recs []schema.Record) ([]bool,
 		ids[i] = r.ID
 	}
 	p.calls = append(p.calls, ids)
-	return nil, nil
+	return poller.Written{}, nil
 }
 
 // published returns every id published so far, in order, copies included.
+// ReadBack finds nothing: what nopPublisher acknowledges it keeps to itself.
+func (p *nopPublisher) ReadBack(context.Context, poller.Tail) (poller.ReadBack, error) {
+	return poller.ReadBack{Tail: poller.Tail{Topic: "nop", Next: map[int]int64{0: 0}}}, nil
+}
+
 func (p *nopPublisher) published() []int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -18,7 +18,11 @@ import (
 )
 
 // Format is the format tag this version writes and reads.
-const Format = "followpub-state/1"
+const Format = "followpub-state/2"
+
+// formatV1 is the format before the topic's tail was recorded and ids were bucketed by day: it
+// opens and is upgraded in place (upgrade).
+const formatV1 = "followpub-state/1"
 
 var (
 	// ErrLocked means another process holds the store.
@@ -29,15 +33,24 @@ var (
 	ErrFormat = errors.New("state store has an unknown format")
 )
 
+// The layout of format 2: bucket meta holds the floor, the watermark, the time of the last commit
+// and the topic of the tail; bucket tail maps each partition (4 bytes, big-endian) to the offset
+// accounted for up to (8 bytes); bucket seen holds one bucket per UTC day of follow_time (the day
+// number, 8 bytes in putInt's order), each keyed by (follow_time, id), so that forgetting a day
+// below the floor is one bucket deletion.
 var (
 	bucketMeta = []byte("meta")
 	bucketSeen = []byte("seen")
+	bucketTail = []byte("tail")
 
 	keyFormat    = []byte("format")
 	keyFloor     = []byte("floor")
 	keyWatermark = []byte("watermark")
 	keyUpdated   = []byte("updated_at")
+	keyTailTopic = []byte("tail_topic")
 )
+
+const msPerDay = 24 * 60 * 60 * 1000
 
 // seenFillPercent is how full the seen bucket's pages are left when they split (bbolt's
 // Bucket.FillPercent; its default is 0.5). Append-mostly keys leave every page but the last
@@ -94,7 +107,11 @@ func open(path string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, db: db}
-	if err := s.verify(); err != nil {
+	format, err := s.verify()
+	if err == nil && format == formatV1 {
+		err = s.upgrade()
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -129,29 +146,106 @@ func corrupt(path string, cause error) error {
 	return fmt.Errorf("opening state %s: %w: %v (move it away to start over from START_FROM, or restore a backup)", path, ErrCorrupt, cause)
 }
 
-// verify checks the format tag and the integrity of every page.
-func (s *Store) verify() (err error) {
+// verify checks the format tag and the integrity of every page, and returns the format.
+func (s *Store) verify() (format string, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = corrupt(s.path, fmt.Errorf("%v", r))
 		}
 	}()
-	return s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil || tx.Bucket(bucketSeen) == nil {
 			return corrupt(s.path, errors.New("the meta or seen bucket is missing"))
 		}
-		if f := string(meta.Get(keyFormat)); f != Format {
-			return fmt.Errorf("opening state %s: %w %q (this followpub reads %q)", s.path, ErrFormat, f, Format)
+		format = string(meta.Get(keyFormat))
+		switch {
+		case format == formatV1:
+		case format != Format:
+			return fmt.Errorf("opening state %s: %w %q (this followpub reads %q and %q)", s.path, ErrFormat, format, Format, formatV1)
+		case tx.Bucket(bucketTail) == nil:
+			return corrupt(s.path, errors.New("the tail bucket is missing"))
 		}
-		for cerr := range tx.Check() {
-			if err == nil {
-				err = corrupt(s.path, cerr)
+		var cerr error
+		for e := range tx.Check() {
+			if cerr == nil {
+				cerr = corrupt(s.path, e)
 			}
 		}
-		return err
+		return cerr
 	})
+	return format, err
+}
+
+// upgrade rewrites a format 1 store as format 2 in one transaction: the flat seen bucket becomes
+// one bucket per day, and an empty tail is added (nothing was recorded of the topic). A crash
+// midway leaves the format 1 store, which the next Open upgrades again.
+func (s *Store) upgrade() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var keys [][16]byte
+		err := tx.Bucket(bucketSeen).ForEach(func(k, _ []byte) error {
+			if len(k) != 16 {
+				return fmt.Errorf("a remembered id has a key of %d bytes, want 16: %w", len(k), ErrCorrupt)
+			}
+			keys = append(keys, [16]byte(k))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := recreate(tx, bucketSeen); err != nil {
+			return err
+		}
+		days := dayBuckets{seen: tx.Bucket(bucketSeen)}
+		for i := range keys {
+			if err := days.put(keys[i][:]); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CreateBucket(bucketTail); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(Format))
+	})
+	if err != nil {
+		return fmt.Errorf("upgrading state %s from %q to %q: %w", s.path, formatV1, Format, err)
+	}
+	return nil
+}
+
+// dayBuckets writes remembered-id keys into their day's bucket of seen, keeping the last one open.
+type dayBuckets struct {
+	seen *bolt.Bucket
+	day  int64
+	b    *bolt.Bucket
+}
+
+// put stores key, a (follow_time, id) pair, in the bucket of follow_time's UTC day.
+func (d *dayBuckets) put(key []byte) error {
+	day := dayOf(getInt(key[:8]))
+	if d.b == nil || day != d.day {
+		var name [8]byte
+		putInt(name[:], day)
+		b, err := d.seen.CreateBucketIfNotExists(name[:])
+		if err != nil {
+			return err
+		}
+		// Ids come in key order (the poller publishes in ascending (follow_time, id)): fill the
+		// pages rather than split them half empty, bbolt's default. Out-of-order ids still work.
+		b.FillPercent = seenFillPercent
+		d.day, d.b = day, b
+	}
+	return d.b.Put(key, nil)
+}
+
+// dayOf is the UTC day number of ms (epoch milliseconds), rounding down before 1970 too.
+func dayOf(ms int64) int64 {
+	d := ms / msPerDay
+	if ms%msPerDay < 0 {
+		d--
+	}
+	return d
 }
 
 // checkLength refuses a file shorter than its newest meta page says it is: bbolt would read past
@@ -215,6 +309,9 @@ func create(path string) error {
 		if _, err := tx.CreateBucket(bucketSeen); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucket(bucketTail); err != nil {
+			return err
+		}
 		return meta.Put(keyFormat, []byte(Format))
 	})
 	if cerr := db.Close(); err == nil {
@@ -268,14 +365,21 @@ func (s *Store) Load(context.Context) (poller.State, error) {
 		if u := meta.Get(keyUpdated); u != nil {
 			st.UpdatedAt = time.Unix(0, getInt(u))
 		}
+		tail, err := loadTail(tx)
+		if err != nil {
+			return err
+		}
+		st.Tail = tail
 		seen := tx.Bucket(bucketSeen)
 		st.Seen = make(map[int64]int64, seen.Stats().KeyN)
-		return seen.ForEach(func(k, _ []byte) error {
-			if len(k) != 16 {
-				return fmt.Errorf("a remembered id has a key of %d bytes, want 16: %w", len(k), ErrCorrupt)
-			}
-			st.Seen[getInt(k[8:])] = getInt(k[:8])
-			return nil
+		return seen.ForEachBucket(func(day []byte) error {
+			return seen.Bucket(day).ForEach(func(k, _ []byte) error {
+				if len(k) != 16 {
+					return fmt.Errorf("a remembered id has a key of %d bytes, want 16: %w", len(k), ErrCorrupt)
+				}
+				st.Seen[getInt(k[8:])] = getInt(k[:8])
+				return nil
+			})
 		})
 	})
 	if err != nil {
@@ -284,21 +388,51 @@ func (s *Store) Load(context.Context) (poller.State, error) {
 	return st, nil
 }
 
+func loadTail(tx *bolt.Tx) (poller.Tail, error) {
+	var t poller.Tail
+	t.Topic = string(tx.Bucket(bucketMeta).Get(keyTailTopic))
+	err := tx.Bucket(bucketTail).ForEach(func(k, v []byte) error {
+		if len(k) != 4 || len(v) != 8 {
+			return fmt.Errorf("a tail entry has %d and %d bytes, want 4 and 8: %w", len(k), len(v), ErrCorrupt)
+		}
+		if t.Next == nil {
+			t.Next = map[int]int64{}
+		}
+		t.Next[int(int32(binary.BigEndian.Uint32(k)))] = getInt(v)
+		return nil
+	})
+	return t, err
+}
+
+func putTail(tx *bolt.Tx, t poller.Tail) error {
+	if err := recreate(tx, bucketTail); err != nil {
+		return err
+	}
+	b := tx.Bucket(bucketTail)
+	for p, o := range t.Next {
+		k, v := make([]byte, 4), make([]byte, 8) // bbolt keeps both until the transaction commits
+		binary.BigEndian.PutUint32(k, uint32(int32(p)))
+		putInt(v, o)
+		if err := b.Put(k, v); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keyTailTopic, []byte(t.Topic))
+}
+
 // Commit implements poller.Store.
 func (s *Store) Commit(_ context.Context, c poller.Change) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta, seen := tx.Bucket(bucketMeta), tx.Bucket(bucketSeen)
-		// Ids come in key order (the poller publishes in ascending (follow_time, id)): fill the
-		// pages rather than split them half empty, bbolt's default. Out-of-order ids still work.
-		seen.FillPercent = seenFillPercent
 		if meta.Get(keyFloor) == nil {
 			return errors.New("there is no state to commit to (set a watermark first)")
 		}
+		days := dayBuckets{seen: seen}
 		var key [16]byte
 		for _, a := range c.Add {
 			putInt(key[:8], a.FollowTime)
 			putInt(key[8:], a.ID)
-			if err := seen.Put(key[:], nil); err != nil {
+			if err := days.put(key[:]); err != nil {
 				return err
 			}
 		}
@@ -309,6 +443,11 @@ func (s *Store) Commit(_ context.Context, c poller.Change) error {
 			}
 			floor = c.Floor
 		}
+		if c.Tail != nil {
+			if err := putTail(tx, *c.Tail); err != nil {
+				return err
+			}
+		}
 		watermark := max(getInt(meta.Get(keyWatermark)), c.Watermark)
 		return putMeta(meta, floor, watermark)
 	})
@@ -318,19 +457,42 @@ func (s *Store) Commit(_ context.Context, c poller.Change) error {
 	return nil
 }
 
-// forgetBelow deletes every remembered id with a follow_time below floor. It collects the keys
-// first: deleting under a cursor and seeking the first key again after each deletion walks the
-// emptied leading pages every time, which is quadratic in the ids forgotten.
+// forgetBelow deletes every remembered id with a follow_time below floor: each day bucket that
+// ends at or below it in one deletion, and the ids below it in the day it falls in. It collects
+// first and deletes after, since bbolt's cursors do not survive changes to their bucket.
 func forgetBelow(seen *bolt.Bucket, floor int64) error {
 	var limit [8]byte
 	putInt(limit[:], floor)
-	var keys [][16]byte
+	var whole [][8]byte
+	var partial []byte
 	c := seen.Cursor()
-	for k, _ := c.First(); k != nil && string(k[:8]) < string(limit[:]); k, _ = c.Next() {
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		day := getInt(k)
+		if day*msPerDay >= floor {
+			break
+		}
+		if (day+1)*msPerDay <= floor {
+			whole = append(whole, [8]byte(k))
+		} else {
+			partial = append([]byte(nil), k...)
+		}
+	}
+	for i := range whole {
+		if err := seen.DeleteBucket(whole[i][:]); err != nil {
+			return err
+		}
+	}
+	if partial == nil {
+		return nil
+	}
+	b := seen.Bucket(partial)
+	var keys [][16]byte
+	bc := b.Cursor()
+	for k, _ := bc.First(); k != nil && string(k[:8]) < string(limit[:]); k, _ = bc.Next() {
 		keys = append(keys, [16]byte(k))
 	}
 	for i := range keys {
-		if err := seen.Delete(keys[i][:]); err != nil {
+		if err := b.Delete(keys[i][:]); err != nil {
 			return err
 		}
 	}
@@ -357,8 +519,11 @@ func (s *Store) Reset(context.Context) error {
 		if err := recreate(tx, bucketSeen); err != nil {
 			return err
 		}
+		if err := recreate(tx, bucketTail); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
-		for _, k := range [][]byte{keyFloor, keyWatermark, keyUpdated} {
+		for _, k := range [][]byte{keyFloor, keyWatermark, keyUpdated, keyTailTopic} {
 			if err := meta.Delete(k); err != nil {
 				return err
 			}

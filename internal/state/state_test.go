@@ -310,12 +310,95 @@ func TestPagesAreFilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
-	t.Logf("%d ids: %d leaf pages, %d of %d bytes used (%.0f %%), %.1f bytes of leaf page per id",
-		st.KeyN, st.LeafPageN, st.LeafInuse, st.LeafAlloc, 100*fill, float64(st.LeafAlloc)/ids)
-	if st.KeyN != ids {
-		t.Fatalf("%d ids in the store, want %d", st.KeyN, ids)
+	n := st.KeyN - (st.BucketN - 1) // the stats count each day bucket's key in seen too
+	t.Logf("%d ids in %d day buckets: %d leaf pages, %d of %d bytes used (%.0f %%), %.1f bytes of leaf page per id",
+		n, st.BucketN-1, st.LeafPageN, st.LeafInuse, st.LeafAlloc, 100*fill, float64(st.LeafAlloc)/ids)
+	if n != ids {
+		t.Fatalf("%d ids in the store, want %d", n, ids)
 	}
 	if fill < 0.85 {
 		t.Errorf("leaf pages %.0f %% used, want more than 85 %%: are the pages filled?", 100*fill)
 	}
+}
+
+// TestOpensFormat1AndUpgradesInPlace: testdata/v1.state was written by the release before the
+// tail was recorded (format 1, made with the code at 9d48d8e: a floor and watermark, 51 ids, one
+// above 2^53). It opens, loads exactly what it held with no tail, is upgraded to format 2 in place
+// (ids bucketed by day, as a later Open sees) and takes commits with a tail.
+func TestOpensFormat1AndUpgradesInPlace(t *testing.T) {
+	data, err := os.ReadFile("testdata/v1.state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "followpub.state")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const floor = int64(1707235200000)
+	want := map[int64]int64{9007199254740993: floor + 3_600_000}
+	for i := range 50 {
+		want[1000+int64(i)*7919] = floor + int64(i)*1800_000
+	}
+	s, err := state.Open(path)
+	if err != nil {
+		t.Fatalf("opening a format 1 state: %v", err)
+	}
+	ctx := context.Background()
+	check := func(st poller.State, tail poller.Tail) {
+		t.Helper()
+		if !st.Exists || st.Floor != floor || st.Watermark != floor+49*1800_000 {
+			t.Fatalf("state = exists %v floor %d watermark %d, want exists, floor %d, watermark %d",
+				st.Exists, st.Floor, st.Watermark, floor, floor+49*1800_000)
+		}
+		if len(st.Seen) != len(want) {
+			t.Fatalf("%d ids remembered, want %d", len(st.Seen), len(want))
+		}
+		for id, ft := range want {
+			if got, ok := st.Seen[id]; !ok || got != ft {
+				t.Fatalf("id %d: follow_time %d (remembered %v), want %d", id, got, ok, ft)
+			}
+		}
+		if st.Tail.Topic != tail.Topic || len(st.Tail.Next) != len(tail.Next) {
+			t.Fatalf("tail = %+v, want %+v", st.Tail, tail)
+		}
+	}
+	st, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(st, poller.Tail{})
+	tail := poller.Tail{Topic: "t", Next: map[int]int64{0: 5, 1: 7}}
+	if err := s.Commit(ctx, poller.Change{Floor: floor, Watermark: st.Watermark, Tail: &tail}); err != nil {
+		t.Fatalf("committing to the upgraded state: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var format string
+	var days int
+	if err := db.View(func(tx *bolt.Tx) error {
+		format = string(tx.Bucket([]byte("meta")).Get([]byte("format")))
+		return tx.Bucket([]byte("seen")).ForEachBucket(func([]byte) error { days++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	if format != state.Format || days != 2 {
+		t.Fatalf("after the upgrade: format %q with %d day buckets, want %q with 2 (the ids span two UTC days)", format, days, state.Format)
+	}
+	s, err = state.Open(path)
+	if err != nil {
+		t.Fatalf("reopening the upgraded state: %v", err)
+	}
+	defer s.Close()
+	st, err = s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(st, tail)
 }

@@ -37,6 +37,7 @@ func (m *MemStore) Load(context.Context) (poller.State, error) {
 	}
 	st := m.st
 	st.Seen = maps.Clone(m.st.Seen)
+	st.Tail.Next = maps.Clone(m.st.Tail.Next)
 	if st.Seen == nil {
 		st.Seen = map[int64]int64{}
 	}
@@ -61,6 +62,9 @@ func (m *MemStore) Commit(_ context.Context, c poller.Change) error {
 		maps.DeleteFunc(m.st.Seen, func(_, ft int64) bool { return ft < c.Floor })
 	}
 	m.st.Watermark = max(m.st.Watermark, c.Watermark)
+	if c.Tail != nil {
+		m.st.Tail = poller.Tail{Topic: c.Tail.Topic, Next: maps.Clone(c.Tail.Next)}
+	}
 	m.st.UpdatedAt = time.Now()
 	m.Commits++
 	return nil
@@ -73,7 +77,7 @@ func (m *MemStore) Replace(_ context.Context, floor, watermark int64) error {
 	if m.err != nil {
 		return m.err
 	}
-	m.st = poller.State{Exists: true, Floor: floor, Watermark: watermark, Seen: map[int64]int64{}, UpdatedAt: time.Now()}
+	m.st = poller.State{Exists: true, Floor: floor, Watermark: watermark, Seen: map[int64]int64{}, UpdatedAt: time.Now(), Tail: m.st.Tail}
 	return nil
 }
 

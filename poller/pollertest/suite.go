@@ -76,6 +76,49 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		defer done()
 		assertState(t, s, poller.State{Seen: map[int64]int64{}})
 	})
+	t.Run("the tail is committed, kept by replace, deleted by reset", func(t *testing.T) {
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		tail := poller.Tail{Topic: "t", Next: map[int]int64{0: 17, 2: 1 << 40}}
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 1, FollowTime: 100}}, Watermark: 100, Tail: &tail})
+		// A commit without a tail leaves it as it is.
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 2, FollowTime: 100}}, Watermark: 100})
+		done()
+		s, done = open()
+		assertState(t, s, poller.State{Exists: true, Watermark: 100, Seen: map[int64]int64{1: 100, 2: 100}, Tail: tail})
+		mustReplace(t, s, 50, 50)
+		assertState(t, s, poller.State{Exists: true, Floor: 50, Watermark: 50, Seen: map[int64]int64{}, Tail: tail})
+		if err := s.Reset(ctx); err != nil {
+			t.Fatalf("Reset: %v", err)
+		}
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Seen: map[int64]int64{}})
+	})
+	t.Run("the floor forgets whole days and part of one", func(t *testing.T) {
+		const day = 24 * 60 * 60 * 1000
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		var add []poller.Published
+		want := map[int64]int64{}
+		floor := int64(3*day + day/3)
+		for i := range int64(40) {
+			ft := i * day / 8 // five days, eight records a day
+			add = append(add, poller.Published{ID: 100 + i, FollowTime: ft})
+			if ft >= floor {
+				want[100+i] = ft
+			}
+		}
+		mustCommit(t, s, poller.Change{Add: add, Watermark: 5 * day})
+		mustCommit(t, s, poller.Change{Floor: floor, Watermark: 5 * day})
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 5 * day, Seen: want})
+	})
 	t.Run("negative and huge values", func(t *testing.T) {
 		s, done := newLocation(t)()
 		defer done()
@@ -115,6 +158,14 @@ func assertState(t *testing.T, s poller.Store, want poller.State) {
 	for id, ft := range want.Seen {
 		if got.Seen[id] != ft {
 			t.Fatalf("seen[%d] = %d, want %d (seen %v)", id, got.Seen[id], ft, got.Seen)
+		}
+	}
+	if got.Tail.Topic != want.Tail.Topic || len(got.Tail.Next) != len(want.Tail.Next) {
+		t.Fatalf("tail = %+v, want %+v", got.Tail, want.Tail)
+	}
+	for p, o := range want.Tail.Next {
+		if got.Tail.Next[p] != o {
+			t.Fatalf("tail = %+v, want %+v", got.Tail, want.Tail)
 		}
 	}
 	if want.Exists && got.UpdatedAt.IsZero() {
