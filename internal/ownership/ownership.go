@@ -3,6 +3,7 @@ package ownership
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,10 @@ type Config struct {
 	// Margin is taken off the session timeout in Fence, for the time a write takes to reach the
 	// broker after it was allowed. Default: a fifth of SessionTimeout.
 	Margin time.Duration
+	// Identity names the deployment (kafkastate.Config.Identity) and Instance this process
+	// (host and pid), as the other members and `followpub watermark show` see them. Default: none.
+	Identity string
+	Instance string
 	// Dialer and Transport connect to the brokers (TLS, SASL): the Dialer for the group's own
 	// connections, the Transport for Fence's heartbeats. Defaults: kafka-go's.
 	Dialer    *kafka.Dialer
@@ -157,12 +162,16 @@ func (g *Group) setStatus(s Status) {
 // end) and returns nil. A work that returns an error while its generation goes on ends Run with
 // that error, after leaving the group. The broker refusing the session timeout is ErrSessionTimeout.
 func (g *Group) Run(ctx context.Context, work func(ctx context.Context, t Tenancy) error) error {
+	data, err := json.Marshal(memberData{Identity: g.cfg.Identity, Instance: g.cfg.Instance})
+	if err != nil {
+		return err
+	}
 	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                g.cfg.GroupID,
 		Brokers:           g.cfg.Brokers,
 		Dialer:            g.cfg.Dialer,
 		Topics:            []string{g.cfg.Topic},
-		GroupBalancers:    []kafka.GroupBalancer{kafka.RangeGroupBalancer{}},
+		GroupBalancers:    []kafka.GroupBalancer{balancer{data: data}},
 		HeartbeatInterval: g.cfg.HeartbeatInterval,
 		SessionTimeout:    g.cfg.SessionTimeout,
 		// A rebalance waits this long for the old owner to stop and rejoin; no shorter than the

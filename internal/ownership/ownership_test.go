@@ -157,3 +157,41 @@ func TestSessionTimeoutOutOfRange(t *testing.T) {
 		t.Fatalf("Run with a session timeout of 1s: %v, want ErrSessionTimeout (the broker's minimum is 6s)", err)
 	}
 }
+
+// TestSharedGroupIsRefused: a deployment with another identity, or another state topic, is
+// refused before it joins; the members are described with their instance and partitions.
+func TestSharedGroupIsRefused(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	cfg := ownership.Config{Brokers: brokers, GroupID: randomName("followpub-group-"), Topic: stateTopic(t, brokers),
+		SessionTimeout: 6 * time.Second, Identity: "first", Instance: "host-a/1"}
+	a := join(t, cfg)
+	waitOwner(t, 30*time.Second, a)
+	for _, tc := range []struct {
+		name   string
+		mod    func(*ownership.Config)
+		refuse bool
+	}{
+		{"same deployment", func(*ownership.Config) {}, false},
+		{"other identity", func(c *ownership.Config) { c.Identity = "second" }, true},
+		{"other state topic", func(c *ownership.Config) { c.Topic = "followpub.other-state" }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			c.Instance = "host-b/2"
+			tc.mod(&c)
+			g, err := ownership.New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = g.CheckShared(context.Background())
+			if tc.refuse != errors.Is(err, ownership.ErrShared) {
+				t.Fatalf("CheckShared: %v, want refused %v", err, tc.refuse)
+			}
+		})
+	}
+	g, _ := ownership.New(cfg)
+	ms, err := g.Members(context.Background())
+	if err != nil || len(ms) != 1 || ms[0].Instance != "host-a/1" || len(ms[0].Partitions) != 12 {
+		t.Fatalf("members %+v, %v; want host-a/1 with the 12 partitions", ms, err)
+	}
+}
