@@ -106,6 +106,10 @@ type Store struct {
 
 	loaded bool
 	img    image
+	// pending is the request of `watermark set|reset` found by the last Load, and end the
+	// partition's end offset when it read.
+	pending *Command
+	end     int64
 	// garbage are keys of the tenant that no committed meta record names (left by a commit that
 	// failed before its meta record, or by a crash before the old chunks were deleted): the next
 	// commit deletes them.
@@ -195,6 +199,13 @@ func (s *Store) Load(ctx context.Context) (poller.State, error) {
 	return img.state(), nil
 }
 
+// Pending returns the request of `watermark set|reset` that the last Load found waiting for the
+// tenant's owner, or nil.
+func (s *Store) Pending() *Command { return s.pending }
+
+// End returns the partition's end offset when the last Load read it.
+func (s *Store) End() int64 { return s.end }
+
 func (img image) state() poller.State {
 	st := poller.State{Seen: map[int64]int64{}}
 	if !img.exists {
@@ -230,11 +241,20 @@ func (s *Store) read(ctx context.Context) (image, []string, error) {
 	defer cancel()
 	var recs map[string]record
 	err := whileTemporary(ctx, func() (err error) {
-		recs, err = s.readPartition(ctx)
+		recs, s.end, err = s.readPartition(ctx, -1)
 		return err
 	})
 	if err != nil {
 		return image{}, nil, fmt.Errorf("loading the state of tenant %s from topic %s partition %d: %w", s.cfg.Tenant, s.cfg.Topic, s.part, err)
+	}
+	s.pending = nil
+	if cr, ok := recs[commandKey(s.cfg.Tenant)]; ok {
+		c, err := decodeCommand(cr.value)
+		if err != nil {
+			return image{}, nil, s.corrupt(cr.offset, commandKey(s.cfg.Tenant), err)
+		}
+		s.pending = &c
+		delete(recs, commandKey(s.cfg.Tenant))
 	}
 	mk := metaKey(s.cfg.Tenant)
 	mr, ok := recs[mk]
@@ -279,21 +299,22 @@ func (s *Store) corrupt(offset int64, key string, err error) error {
 		ErrCorrupt, s.cfg.Tenant, offset, s.cfg.Topic, s.part, key, err)
 }
 
-// readPartition returns the newest value of each key of the tenant in its partition, up to the
-// partition's end when the read began (tombstones remove their key).
-func (s *Store) readPartition(ctx context.Context) (map[string]record, error) {
+// readPartition returns the newest value of each key of the tenant in its partition from offset
+// from (-1: the partition's start) up to the partition's end when the read began (tombstones
+// remove their key), and that end.
+func (s *Store) readPartition(ctx context.Context, from int64) (map[string]record, int64, error) {
 	res, err := s.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		s.cfg.Topic: {kafka.FirstOffsetOf(s.part), kafka.LastOffsetOf(s.part)},
 	}})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var first, end int64
 	for _, po := range res.Topics[s.cfg.Topic] {
 		if po.Error != nil {
-			return nil, po.Error
+			return nil, 0, po.Error
 		}
-		first, end = po.FirstOffset, po.LastOffset
+		first, end = max(po.FirstOffset, from), po.LastOffset
 	}
 	prefix := s.cfg.Tenant + "/"
 	out := map[string]record{}
@@ -302,10 +323,10 @@ func (s *Store) readPartition(ctx context.Context) (map[string]record, error) {
 			Topic: s.cfg.Topic, Partition: s.part, Offset: off, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond,
 		})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if f.Error != nil {
-			return nil, f.Error
+			return nil, 0, f.Error
 		}
 		idle++
 		for {
@@ -327,13 +348,13 @@ func (s *Store) readPartition(ctx context.Context) (map[string]record, error) {
 			}
 			v, err := protocol.ReadAll(r.Value)
 			if err != nil {
-				return nil, fmt.Errorf("reading the record at offset %d: %w", r.Offset, err)
+				return nil, 0, fmt.Errorf("reading the record at offset %d: %w", r.Offset, err)
 			}
 			out[string(key)] = record{offset: r.Offset, value: v}
 		}
 		// An offset without a record below end is a gap that compaction left: nothing to read.
 	}
-	return out, nil
+	return out, end, nil
 }
 
 // whileTemporary calls f until it returns nil or an error that is not temporary (a partition

@@ -29,7 +29,7 @@ type balancer struct {
 	data []byte
 }
 
-func (b balancer) ProtocolName() string       { return protocolName }
+func (b balancer) ProtocolName() string      { return protocolName }
 func (b balancer) UserData() ([]byte, error) { return b.data, nil }
 
 // Member is one member of the group as the coordinator describes it.
@@ -80,6 +80,8 @@ func (g *Group) CheckShared(ctx context.Context) error {
 	}
 	for _, m := range members {
 		switch {
+		case len(m.Topics) == 0 && m.Identity == "":
+			// Joining (a rebalance under way): the coordinator has no metadata of it yet.
 		case !slices.Equal(m.Topics, []string{g.cfg.Topic}):
 			return fmt.Errorf("%w: member %s (%s) of group %s uses the state topic(s) %v, not %s", ErrShared, m.ID, m.Instance, g.cfg.GroupID, m.Topics, g.cfg.Topic)
 		case g.cfg.Identity != "" && m.Identity != g.cfg.Identity:
