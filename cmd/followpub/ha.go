@@ -93,17 +93,28 @@ func (s *service) openHA() error {
 		return usagef("group configuration: %v", err)
 	}
 	s.ha = h
+	return nil
+}
+
+// registerGroupMetrics adds the group's gauges to /metrics; with STATE_STORE=file the one
+// process owns its tenant and is in no group.
+func (s *service) registerGroupMetrics() {
+	status := func() ownership.Status {
+		if s.ha == nil {
+			return ownership.Status{Owned: tenants}
+		}
+		return s.ha.group.Status()
+	}
 	gauge := func(name, help string, f func(ownership.Status) float64) {
 		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "followpub_" + name, Help: help},
-			func() float64 { return f(h.group.Status()) }))
+			func() float64 { return f(status()) }))
 	}
-	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined.",
+	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined, and with STATE_STORE=file.",
 		func(st ownership.Status) float64 { return float64(st.Generation) })
 	gauge("group_member", "1 while this instance is a member of a group generation (STATE_STORE=kafka), else 0.",
 		func(st ownership.Status) float64 { return boolFloat(st.Joined) })
-	gauge("tenants_owned", "Tenants this instance owns in the current generation (STATE_STORE=kafka).",
+	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
 		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
-	return nil
 }
 
 func boolFloat(b bool) float64 {

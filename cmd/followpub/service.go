@@ -42,6 +42,7 @@ type service struct {
 // per tenant once this instance owns it (runGroup).
 func openService(cfg *config, log *slog.Logger) (*service, error) {
 	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+	s.registerGroupMetrics()
 	var err error
 	if cfg.StateStore == "file" {
 		if s.store, err = state.Open(cfg.StatePath); err != nil {
