@@ -85,7 +85,7 @@ func (s *service) openHA() error {
 		Replication: s.cfg.KafkaTopicReplication, Timeout: s.cfg.KafkaWriteTimeout, Logger: s.log,
 	}
 	h.group, err = ownership.New(ownership.Config{
-		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: tenants,
+		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: tenants, PartitionOf: kafkastate.PartitionOf,
 		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(),
 		Dialer: dialer, Transport: transport, Logger: s.log,
 	})

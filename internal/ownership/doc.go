@@ -3,7 +3,7 @@
 // (docs/DESIGN.md §7).
 //
 // The instances join one group subscribed to the state topic; each tenant belongs to the
-// partition of that topic that holds its state (kafkastate.PartitionOf), so the member the group
+// partition of that topic that holds its state (Config.PartitionOf), so the member the group
 // assigns that partition owns the tenant, for one generation. A tenant's work runs in the
 // generation (Generation.Start) with the generation's context: when the generation ends (a member
 // joined or left, this member's heartbeat failed) the work is told to stop before this member

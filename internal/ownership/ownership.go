@@ -15,8 +15,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
-
-	"github.com/followpub/followpub/internal/kafkastate"
 )
 
 // Defaults of Config.
@@ -42,8 +40,11 @@ type Config struct {
 	GroupID string
 	// Topic is the state topic, whose partitions are what the group assigns. Required.
 	Topic string
-	// Tenants are the deployment's tenants. Default: kafkastate.DefaultTenant alone.
+	// Tenants are the deployment's tenants. Required.
 	Tenants []string
+	// PartitionOf maps a tenant to the partition of Topic that holds its state
+	// (kafkastate.PartitionOf): its owner owns the tenant. Required.
+	PartitionOf func(tenant string, partitions int) int
 	// SessionTimeout is how long the coordinator keeps a silent member. Default:
 	// DefaultSessionTimeout.
 	SessionTimeout time.Duration
@@ -67,9 +68,6 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	c.GroupID = cmp.Or(c.GroupID, DefaultGroupID)
-	if len(c.Tenants) == 0 {
-		c.Tenants = []string{kafkastate.DefaultTenant}
-	}
 	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
 	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, c.SessionTimeout/10)
 	c.Margin = cmp.Or(c.Margin, c.SessionTimeout/5)
@@ -87,6 +85,8 @@ func (c *Config) validate() error {
 		return errors.New("the group needs at least one broker")
 	case c.Topic == "":
 		return errors.New("the group needs the state topic")
+	case len(c.Tenants) == 0 || c.PartitionOf == nil:
+		return errors.New("the group needs the tenants and their partitions")
 	case c.SessionTimeout <= 0 || c.HeartbeatInterval <= 0 || c.Margin < 0:
 		return errors.New("the session timeout and heartbeat interval must be positive")
 	case c.Margin >= c.SessionTimeout:
@@ -233,7 +233,7 @@ func (g *Group) generation(gen *kafka.Generation, work func(ctx context.Context,
 	}
 	var owned []string
 	for _, t := range g.cfg.Tenants {
-		if parts > 0 && assigned[kafkastate.PartitionOf(t, parts)] {
+		if parts > 0 && assigned[g.cfg.PartitionOf(t, parts)] {
 			owned = append(owned, t)
 		}
 	}

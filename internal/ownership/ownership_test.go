@@ -99,7 +99,7 @@ func waitOwner(t *testing.T, timeout time.Duration, ms ...*member) (int, ownersh
 // one's fence of the generation it had fails.
 func TestOneOwnerMovesOnLeaveAndOldGenerationIsFenced(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
-	cfg := ownership.Config{Brokers: brokers, GroupID: randomName("followpub-group-"), Topic: stateTopic(t, brokers), SessionTimeout: 6 * time.Second}
+	cfg := ownership.Config{Tenants: []string{kafkastate.DefaultTenant}, PartitionOf: kafkastate.PartitionOf, Brokers: brokers, GroupID: randomName("followpub-group-"), Topic: stateTopic(t, brokers), SessionTimeout: 6 * time.Second}
 	a := join(t, cfg)
 	i, first := waitOwner(t, 30*time.Second, a)
 	if i != 0 || first.Tenant != kafkastate.DefaultTenant {
@@ -146,7 +146,7 @@ func TestOneOwnerMovesOnLeaveAndOldGenerationIsFenced(t *testing.T) {
 
 func TestSessionTimeoutOutOfRange(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
-	g, err := ownership.New(ownership.Config{Brokers: brokers, GroupID: randomName("followpub-group-"), Topic: stateTopic(t, brokers), SessionTimeout: time.Second})
+	g, err := ownership.New(ownership.Config{Tenants: []string{kafkastate.DefaultTenant}, PartitionOf: kafkastate.PartitionOf, Brokers: brokers, GroupID: randomName("followpub-group-"), Topic: stateTopic(t, brokers), SessionTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestSessionTimeoutOutOfRange(t *testing.T) {
 // refused before it joins; the members are described with their instance and partitions.
 func TestSharedGroupIsRefused(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
-	cfg := ownership.Config{Brokers: brokers, GroupID: randomName("followpub-group-"), Topic: stateTopic(t, brokers),
+	cfg := ownership.Config{Tenants: []string{kafkastate.DefaultTenant}, PartitionOf: kafkastate.PartitionOf, Brokers: brokers, GroupID: randomName("followpub-group-"), Topic: stateTopic(t, brokers),
 		SessionTimeout: 6 * time.Second, Identity: "first", Instance: "host-a/1"}
 	a := join(t, cfg)
 	waitOwner(t, 30*time.Second, a)
