@@ -502,3 +502,37 @@ func produceTo(t *testing.T, brokers []string, topic string, part int, key strin
 	}
 	return offset
 }
+
+// TestHAStateMigrate: a deployment that ran with the file store moves to STATE_STORE=kafka with
+// `followpub state migrate`: the first instance on Kafka publishes only what is new, nothing
+// again; a second migrate without --force is refused.
+func TestHAStateMigrate(t *testing.T) {
+	t.Parallel()
+	r := newHARig(t)
+	if code, out := run(t, 2*time.Minute, r.w.Env(), "run", "--once"); code != 0 {
+		t.Fatalf("run --once with the file store exited %d:\n%s", code, tail(out, 20))
+	}
+	want := r.w.Want()
+	fileEnv := r.haEnv("FOLLOWPUB_STATE_PATH=" + r.w.State)
+	code, out := run(t, 2*time.Minute, fileEnv, "state", "migrate")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf(`"seen":%d`, len(want))) {
+		t.Fatalf("state migrate exited %d, want 0 with %d ids:\n%s", code, len(want), tail(out, 20))
+	}
+	for _, rec := range r.w.Sim.Insert(time.Now(), time.Now().Add(-time.Minute)) {
+		want[rec.ID] = rec
+	}
+	if code, out := e2etest.RunIn(t, t.TempDir(), 2*time.Minute, r.haEnv(), "run", "--once"); code != 0 {
+		t.Fatalf("run --once with STATE_STORE=kafka after the migration exited %d:\n%s", code, tail(out, 20))
+	}
+	r.ta.sync(t)
+	if lost := r.ta.missing(want); len(lost) > 0 {
+		t.Errorf("%d records missing after the migration", len(lost))
+	}
+	if copies, keys := r.ta.dups(); copies > 0 {
+		t.Errorf("%d records of %d published again after the migration", copies, keys)
+	}
+	if code, out := run(t, time.Minute, fileEnv, "state", "migrate"); code != 2 || !strings.Contains(out, "--force") {
+		t.Errorf("a second migrate exited %d, want 2 pointing at --force:\n%s", code, tail(out, 10))
+	}
+	figures(t, "records=%d migrated_then_published_once=%v", len(want), !t.Failed())
+}
