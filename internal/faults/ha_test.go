@@ -365,7 +365,8 @@ func (r *haRig) haEnv(extra ...string) []string {
 	return r.w.Env(append(slices.Clone(r.extra), extra...)...)
 }
 
-// TestHAWatermarkWhileRunning: with two instances running, `watermark show` names the owner, and
+// TestHAWatermarkWhileRunning: with two instances running, both are ready (/readyz of the standby
+// is 200), `watermark show` names the owner, and
 // `watermark set` is applied by the owner at its next cycle: every record is published once more
 // (the replay), without a restart.
 func TestHAWatermarkWhileRunning(t *testing.T) {
@@ -376,6 +377,15 @@ func TestHAWatermarkWhileRunning(t *testing.T) {
 	want := r.w.Want()
 	if lost := r.ta.syncUntil(t, want, 60*time.Second); len(lost) > 0 {
 		t.Fatalf("%d records not published before the replay", len(lost))
+	}
+	// The standby is ready too: a healthy member that owns nothing.
+	for _, i := range live {
+		if !e2etest.WaitFor(10*time.Second, func() bool { return ready(i.addr) == 200 }) {
+			t.Errorf("%s: /readyz = %d, want 200 (owner or standby)", i.name, ready(i.addr))
+		}
+		if v, _ := metric(scrape(i.addr), "followpub_group_member"); v != 1 {
+			t.Errorf("%s: followpub_group_member = %v, want 1", i.name, v)
+		}
 	}
 	dir := t.TempDir()
 	code, out := e2etest.RunIn(t, dir, time.Minute, r.haEnv(), "watermark", "show")
