@@ -146,8 +146,26 @@ func (s *service) ready() bool {
 
 // checkHA makes sure, before this instance joins the group, that the state topic is compacted
 // and that the group and the state belong to this deployment: a second deployment pointed at the
-// same GROUP_ID or STATE_TOPIC exits 2 without touching the first.
+// same GROUP_ID or STATE_TOPIC exits 2 without touching the first. Brokers that are down or still
+// starting (no group coordinator yet) are waited for, as a cycle would wait for them.
 func (s *service) checkHA(ctx context.Context) error {
+	policy := retry.New(200*time.Millisecond, 5*time.Second)
+	for {
+		err := s.checkHAOnce(ctx)
+		var ue *usageError
+		switch {
+		case err == nil, errors.As(err, &ue), errors.Is(err, kafkastate.ErrCorrupt), ctx.Err() != nil:
+			return err
+		}
+		wait := policy.Next()
+		s.log.Warn("checking the state topic and the group before joining failed; retrying", "err", err, "retry_in", wait)
+		if retry.Sleep(ctx, wait) != nil {
+			return err
+		}
+	}
+}
+
+func (s *service) checkHAOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.KafkaWriteTimeout)
 	defer cancel()
 	sc := s.ha.stateCfg
@@ -190,6 +208,9 @@ func (s *service) sharedError(err error) error {
 // until it owns the tenant, runs one cycle and leaves.
 func (s *service) runGroup(ctx context.Context, once bool) error {
 	if err := s.checkHA(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the brokers
+		}
 		return err
 	}
 	err := s.ha.group.Run(ctx, func(gctx context.Context, ten ownership.Tenancy) error {

@@ -67,10 +67,10 @@ func (i *haInstance) signal(sig syscall.Signal) {
 	i.p.Signal(sig)
 }
 
-func newHARig(t *testing.T) *haRig {
+func newHARig(t *testing.T, opts ...e2etest.WorldOption) *haRig {
 	e2etest.Binary(t) // built before the clock starts
 	from, to := pastDays(1)
-	w := e2etest.NewWorld(t, wshotosim.Config{Count: 3000, Start: from, End: to}, from.Add(-time.Minute))
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 3000, Start: from, End: to}, from.Add(-time.Minute), opts...)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
@@ -264,12 +264,20 @@ func (r *haRig) after(lat map[int64]time.Duration, at time.Time, d time.Duration
 // for 3 × GROUP_SESSION_TIMEOUT and then continued, and the only instance left SIGKILLed and
 // replaced by a fresh one. Then: no record lost, none twice, and every record in the topic within
 // GROUP_SESSION_TIMEOUT + 2 × POLL_INTERVAL of becoming visible.
-func TestHAFailover(t *testing.T) {
+func TestHAFailover(t *testing.T) { haFailover(t, 2, 6, 3) }
+
+// TestHAFailoverThree is TestHAFailover with three instances (two standbys), fewer moves.
+func TestHAFailoverThree(t *testing.T) { haFailover(t, 3, 3, 1) }
+
+func haFailover(t *testing.T, instances, kills, terms int) {
 	t.Parallel()
 	began := time.Now()
 	r := newHARig(t)
 	r.stream()
-	live := []*haInstance{r.start("a"), r.start("b")}
+	var live []*haInstance
+	for i := range instances {
+		live = append(live, r.start(string(rune('a'+i))))
+	}
 	replace := func(gone *haInstance) {
 		live = slices.DeleteFunc(live, func(i *haInstance) bool { return i == gone })
 		live = append(live, r.start("fresh"))
@@ -277,7 +285,7 @@ func TestHAFailover(t *testing.T) {
 	r.owner(60*time.Second, live...)
 	var events []event
 	var lastKill time.Time
-	for range 6 {
+	for range kills {
 		o := r.owner(30*time.Second, live...)
 		time.Sleep(time.Until(lastKill.Add(10 * time.Second)))
 		time.Sleep(2 * time.Second) // the new owner publishing for a while
@@ -288,7 +296,7 @@ func TestHAFailover(t *testing.T) {
 		t.Logf("%s SIGKILLed at %s", o.name, lastKill.Format(time.StampMilli))
 		replace(o)
 	}
-	for range 3 {
+	for range terms {
 		o := r.owner(30*time.Second, live...)
 		time.Sleep(3 * time.Second)
 		at := time.Now()
@@ -545,4 +553,38 @@ func TestHAStateMigrate(t *testing.T) {
 		t.Errorf("a second migrate exited %d, want 2 pointing at --force:\n%s", code, tail(out, 10))
 	}
 	figures(t, "records=%d migrated_then_published_once=%v", len(want), !t.Failed())
+}
+
+// TestHABrokerRestart stops the broker for 10 s under two running instances and 20 records a
+// second: neither exits, ownership settles on one instance once the broker is back, and nothing
+// is lost or published twice.
+func TestHABrokerRestart(t *testing.T) {
+	t.Parallel()
+	b := kafkatest.StartDedicated(t)
+	r := newHARig(t, e2etest.WithBrokers(b.Addrs()))
+	r.stream()
+	live := []*haInstance{r.start("a"), r.start("b")}
+	r.owner(60*time.Second, live...)
+	time.Sleep(5 * time.Second)
+	b.Stop(t)
+	down := time.Now()
+	time.Sleep(10 * time.Second)
+	b.Start(t)
+	back := time.Now()
+	r.owner(90*time.Second, live...)
+	settled := time.Since(back)
+	time.Sleep(5 * time.Second)
+	lat := r.finish(90 * time.Second)
+	for _, i := range live {
+		if i.p.Exited() {
+			t.Errorf("%s exited during the broker's restart (status %d):\n%s", i.name, i.p.ExitCode(), tail(i.p.Output(), 20))
+		}
+	}
+	var worst time.Duration
+	for _, d := range lat {
+		worst = max(worst, d)
+	}
+	copies, _ := r.ta.dups()
+	figures(t, "records=%d lost=%d duplicate_copies=%d broker_down_ms=%d owner_settled_after_back_ms=%d latency_max_ms=%d",
+		len(r.visible), len(r.visible)-len(lat), copies, back.Sub(down).Milliseconds(), settled.Milliseconds(), worst.Milliseconds())
 }
