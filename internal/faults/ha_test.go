@@ -19,6 +19,7 @@ import (
 	"github.com/followpub/followpub/internal/kafkastate"
 	"github.com/followpub/followpub/internal/kafkatest"
 	"github.com/followpub/followpub/internal/wshotosim"
+	"github.com/followpub/followpub/poller"
 )
 
 // The HA tests' timing: the session timeout is the broker's minimum, the poll interval short, so
@@ -587,4 +588,72 @@ func TestHABrokerRestart(t *testing.T) {
 	copies, _ := r.ta.dups()
 	figures(t, "records=%d lost=%d duplicate_copies=%d broker_down_ms=%d owner_settled_after_back_ms=%d latency_max_ms=%d",
 		len(r.visible), len(r.visible)-len(lat), copies, back.Sub(down).Milliseconds(), settled.Milliseconds(), worst.Milliseconds())
+}
+
+// TestHATakeoverMillionIDs: an instance takes over a tenant whose state holds 1,000,000
+// remembered ids; it prints how long it took from being given the tenant to its first publish,
+// and checks that the state it goes on with still holds every id.
+func TestHATakeoverMillionIDs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a million ids")
+	}
+	t.Parallel()
+	r := newHARig(t)
+	ctx := context.Background()
+	stateTopic := strings.TrimPrefix(r.extra[1], "FOLLOWPUB_STATE_TOPIC=")
+	store, err := kafkastate.Open(ctx, kafkastate.Config{Brokers: r.w.Brokers, Topic: stateTopic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := store.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1_000_000
+	floor, now := r.w.Start.UnixMilli(), time.Now().UnixMilli()
+	if err := store.Replace(ctx, floor, floor); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 100_000 {
+		add := make([]poller.Published, 0, 100_000)
+		for j := i; j < i+100_000; j++ {
+			add = append(add, poller.Published{ID: 1<<50 + int64(j)*7, FollowTime: floor + int64(j)*(now-floor)/n})
+		}
+		if err := store.Commit(ctx, poller.Change{Add: add, Floor: floor, Watermark: floor}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started := time.Now()
+	i := r.start("a")
+	var first time.Time
+	if !e2etest.WaitFor(2*time.Minute, func() bool {
+		if len(r.ta.sync(t)) > 0 && first.IsZero() {
+			first = time.Now()
+		}
+		return !first.IsZero()
+	}) {
+		t.Fatalf("nothing published within 2 minutes of the takeover:\n%s", tail(i.p.Output(), 20))
+	}
+	var owned time.Time
+	var load float64
+	for _, m := range e2etest.JSONLines(t, strings.Join(lines(i.p.Output(), `"msg":"tenant owned: state loaded"`), "\n")) {
+		owned, _ = time.Parse(time.RFC3339Nano, m["time"].(string))
+		load, _ = m["load_duration"].(float64)
+	}
+	if owned.IsZero() {
+		t.Fatalf("no takeover logged:\n%s", tail(i.p.Output(), 20))
+	}
+	want := r.w.Want()
+	if lost := r.ta.syncUntil(t, want, time.Minute); len(lost) > 0 {
+		t.Fatalf("%d records not published after the takeover", len(lost))
+	}
+	i.signal(syscall.SIGTERM)
+	i.p.Wait(30 * time.Second)
+	st, err := store.Load(ctx)
+	if err != nil || len(st.Seen) != n+len(want) {
+		t.Fatalf("after the takeover the state holds %d ids (%v), want %d", len(st.Seen), err, n+len(want))
+	}
+	// The takeover log line comes after the load: assignment to first publish is both.
+	figures(t, "remembered_ids=%d process_start_to_loaded_ms=%d load_ms=%.0f loaded_to_first_publish_ms=%d assignment_to_first_publish_ms=%.0f",
+		n, owned.Sub(started).Milliseconds(), load/1e6, first.Sub(owned).Milliseconds(), load/1e6+float64(first.Sub(owned).Milliseconds()))
 }
