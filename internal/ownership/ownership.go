@@ -15,6 +15,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/followpub/followpub/internal/retry"
 )
 
 // Defaults of Config.
@@ -223,13 +225,21 @@ func (g *Group) Run(ctx context.Context, work func(ctx context.Context, t Tenanc
 // generation runs one generation's work and returns when the generation ended, or with the first
 // error a work returned while the generation went on.
 func (g *Group) generation(gen *kafka.Generation, work func(ctx context.Context, t Tenancy) error) error {
+	began := time.Now()
 	assigned := map[int]bool{}
 	for _, pa := range gen.Assignments[g.cfg.Topic] {
 		assigned[pa.ID] = true
 	}
 	parts, err := g.partitions()
+	for policy := retry.New(100*time.Millisecond, time.Second); err != nil && time.Since(began) < g.cfg.SessionTimeout/2; {
+		_ = retry.Sleep(context.Background(), policy.Next())
+		parts, err = g.partitions()
+	}
 	if err != nil {
-		g.log.Warn("reading the partitions of the state topic", "err", err)
+		// Without the partition count this member cannot tell which tenants it was given: end the
+		// generation (a function of it returning does), so that the group assigns again.
+		g.log.Warn("reading the partitions of the state topic failed; leaving the generation", "err", err)
+		gen.Start(func(context.Context) {})
 	}
 	var owned []string
 	for _, t := range g.cfg.Tenants {
