@@ -50,8 +50,9 @@ type Config struct {
 	// SessionTimeout is how long the coordinator keeps a silent member. Default:
 	// DefaultSessionTimeout.
 	SessionTimeout time.Duration
-	// HeartbeatInterval is how often kafka-go's heartbeat runs; the shorter, the sooner a
-	// generation's end is seen. Default: a tenth of SessionTimeout.
+	// HeartbeatInterval is how often kafka-go's heartbeat runs; the shorter, the sooner a standby
+	// sees the generation end when the owner dies (a heartbeat is one small request). Default: a
+	// twentieth of SessionTimeout.
 	HeartbeatInterval time.Duration
 	// Margin is taken off the session timeout in Fence, for the time a write takes to reach the
 	// broker after it was allowed. Default: a fifth of SessionTimeout.
@@ -71,7 +72,7 @@ type Config struct {
 func (c *Config) setDefaults() {
 	c.GroupID = cmp.Or(c.GroupID, DefaultGroupID)
 	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
-	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, c.SessionTimeout/10)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, c.SessionTimeout/20)
 	c.Margin = cmp.Or(c.Margin, c.SessionTimeout/5)
 	if c.Transport == nil {
 		c.Transport = &kafka.Transport{}
