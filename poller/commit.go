@@ -102,7 +102,12 @@ func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *Cy
 	defer cancel()
 	policy := retry.New(publishRetryMin, publishRetryMax)
 	for attempt := 1; ; attempt++ {
-		w, perr := p.pub.Publish(gctx, recs)
+		pctx, unfence, ferr := p.fenced(gctx)
+		if ferr != nil {
+			return ferr
+		}
+		w, perr := p.pub.Publish(pctx, recs)
+		unfence()
 		var add []Published
 		for i, r := range recs {
 			if perr == nil || (i < len(w.Acked) && w.Acked[i]) {

@@ -48,6 +48,10 @@ type Config struct {
 	// ctx is cancelled, so that a shutdown does not abandon what Kafka is acknowledging.
 	// Default: 10s.
 	ShutdownGrace time.Duration
+	// Fence, when set, is called before each publish: the publish is made only when it returns
+	// no error, and its context ends at the time it returns, so that an instance that may have
+	// lost its tenant writes nothing (internal/ownership). Default: none.
+	Fence func(ctx context.Context) (time.Time, error)
 	// Clock returns the current time. Default: time.Now.
 	Clock func() time.Time
 	// Logger receives the poller's logs. Default: none.
@@ -299,6 +303,20 @@ func (p *Poller) ensureState(ctx context.Context) error {
 	}
 	p.cfg.Logger.Info("no state yet; starting", "start_from", start)
 	return nil
+}
+
+// fenced returns ctx bounded by the time Config.Fence allows publishing until, or the fence's
+// refusal.
+func (p *Poller) fenced(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if p.cfg.Fence == nil {
+		return ctx, func() {}, nil
+	}
+	until, err := p.cfg.Fence(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not publishing: %w", err)
+	}
+	ctx, cancel := context.WithDeadline(ctx, until)
+	return ctx, cancel, nil
 }
 
 // graceContext returns a context that ends grace after parent ends (or when cancel is called), so

@@ -80,6 +80,10 @@ type config struct {
 	KafkaWriteTimeout     time.Duration `envconfig:"FOLLOWPUB_KAFKA_WRITE_TIMEOUT" default:"30s" desc:"bound on one publish attempt" field:"publisher.WriteTimeout"`
 	EventSource           string        `envconfig:"FOLLOWPUB_EVENT_SOURCE" default:"https://open.wshoto.com/openapi/crm/follow/listForSystem" desc:"the CloudEvents source (ce_source)" field:"publisher.Source"`
 	StatePath             string        `envconfig:"FOLLOWPUB_STATE_PATH" default:"followpub.state" desc:"the watermark store (a file on local disk)"`
+	StateStore            string        `envconfig:"FOLLOWPUB_STATE_STORE" default:"file" desc:"file: the embedded store at STATE_PATH (one process); kafka: the state in STATE_TOPIC, the tenant owned by one instance of GROUP_ID at a time"`
+	StateTopic            string        `envconfig:"FOLLOWPUB_STATE_TOPIC" default:"followpub.state" desc:"STATE_STORE=kafka: the compacted topic holding the state (created if missing, cleanup.policy=compact)"`
+	GroupID               string        `envconfig:"FOLLOWPUB_GROUP_ID" default:"followpub" desc:"STATE_STORE=kafka: the consumer group of the instances that share this deployment's tenants"`
+	GroupSessionTimeout   time.Duration `envconfig:"FOLLOWPUB_GROUP_SESSION_TIMEOUT" default:"10s" desc:"STATE_STORE=kafka: how long a silent instance keeps its tenants before they move (within the broker's group.min.session.timeout.ms and group.max.session.timeout.ms)"`
 	HTTPAddr              string        `envconfig:"FOLLOWPUB_HTTP_ADDR" default:"127.0.0.1:9464" desc:"address of /metrics, /healthz, /readyz; empty disables"`
 	LogFormat             string        `envconfig:"FOLLOWPUB_LOG_FORMAT" default:"auto" desc:"auto (coloured text on a terminal, JSON otherwise), text or json"`
 	LogLevel              string        `envconfig:"FOLLOWPUB_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
@@ -155,6 +159,10 @@ func (c *config) validate() error {
 		{c.FullReadEvery >= 0, "FOLLOWPUB_FULL_READ_EVERY", c.FullReadEvery, "a duration of 0 or more"},
 		// What this command reads itself.
 		{c.StatePath != "", "FOLLOWPUB_STATE_PATH", c.StatePath, "a file path"},
+		{oneOf(c.StateStore, "file", "kafka"), "FOLLOWPUB_STATE_STORE", c.StateStore, "file or kafka"},
+		{validTopicName(c.StateTopic), "FOLLOWPUB_STATE_TOPIC", c.StateTopic, "a topic name (letters, digits, '.', '_', '-'; at most 249)"},
+		{c.GroupID != "", "FOLLOWPUB_GROUP_ID", c.GroupID, "a consumer group id"},
+		{c.GroupSessionTimeout > 0, "FOLLOWPUB_GROUP_SESSION_TIMEOUT", c.GroupSessionTimeout, "a positive duration"},
 		{oneOf(c.LogFormat, "auto", "text", "json"), "FOLLOWPUB_LOG_FORMAT", c.LogFormat, "auto, text or json"},
 		{oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), "FOLLOWPUB_LOG_LEVEL", c.LogLevel, "debug, info, warn or error"},
 		{c.ShutdownTimeout > 0, "FOLLOWPUB_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "a positive duration"},
@@ -349,7 +357,8 @@ func (c *config) logAttrs() []any {
 		"api_rate_limit", c.APIRateLimit, "api_concurrency", c.APIConcurrency, "poll_interval", c.PollInterval,
 		"lookback", c.Lookback, "start_from", c.StartFrom, "kafka_brokers", c.KafkaBrokers, "kafka_topic", c.KafkaTopic,
 		"kafka_compression", c.KafkaCompression, "kafka_sasl_mechanism", c.KafkaSASLMechanism,
-		"kafka_sasl_password", mask(c.KafkaSASLPassword), "kafka_tls", c.KafkaTLS, "state_path", c.StatePath,
+		"kafka_sasl_password", mask(c.KafkaSASLPassword), "kafka_tls", c.KafkaTLS, "state_store", c.StateStore,
+		"state_path", c.StatePath, "state_topic", c.StateTopic, "group_id", c.GroupID, "group_session_timeout", c.GroupSessionTimeout,
 		"http_addr", c.HTTPAddr,
 	}
 }
@@ -401,6 +410,19 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// validTopicName reports whether s is a name Kafka accepts for a topic.
+func validTopicName(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 249 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '.' && r != '_' && r != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 func oneOf(s string, options ...string) bool {

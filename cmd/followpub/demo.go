@@ -31,6 +31,8 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	duration := fs.Duration("duration", 0, "stop after this long (0 = run until Ctrl-C)")
 	rate := fs.Float64("rate", 3, "new follow-ups per second in the simulator")
+	ha := fs.Bool("ha", false, "two instances with STATE_STORE=kafka sharing the tenant; the owner is SIGKILLed every --kill-every")
+	killEvery := fs.Duration("kill-every", 12*time.Second, "with --ha: how often the owner is killed")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -83,6 +85,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "followpub demo\n  API simulator: %s (%.0f new follow-ups/s, 10%% late, shuffled pages)\n  Kafka: %s at %s, topic %s\n  state: %s (deleted on exit)\nPress Ctrl-C to stop.\n\n",
 		apiURL, *rate, broker, cfg.KafkaBrokers, cfg.KafkaTopic, cfg.StatePath)
 
+	if *ha {
+		return demoHA(ctx, cfg, sim, *killEvery, stdout, stderr)
+	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
 	svc, err := openService(cfg, log)
 	if err != nil {
@@ -195,9 +200,14 @@ type liveView struct {
 	n        int
 	lastLine time.Time
 	lag      time.Duration
+	// onEvent, when set, is also given every event (demo --ha counts them).
+	onEvent func(kafka.Message)
 }
 
 func (v *liveView) print(_ io.Writer, m kafka.Message) {
+	if v.onEvent != nil {
+		v.onEvent(m)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.n++

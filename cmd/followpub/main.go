@@ -59,6 +59,7 @@ func commands() []command {
 		{"run", "poll forever (--once: one cycle, then exit)", cmdRun},
 		{"watermark", "show | set TIME | reset: inspect or move the state", cmdWatermark},
 		{"status", "print the status of a running instance (--addr, default FOLLOWPUB_HTTP_ADDR; --json)", cmdStatus},
+		{"state", "migrate: copy the file state (STATE_PATH) into STATE_TOPIC, for STATE_STORE=kafka", cmdState},
 		{"check", "validate the configuration, get a token, read one page, reach Kafka and the topic", cmdCheck},
 		{"sim", "serve a simulated WeShoto API with generated data", cmdSim},
 		{"demo", "simulator + broker + poller + a live view of the events, no set-up", cmdDemo},

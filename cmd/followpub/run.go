@@ -41,6 +41,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer close(done)
 	go enforceShutdownTimeout(ctx, done, cfg.ShutdownTimeout, stderr)
 
+	if svc.ha != nil {
+		err = svc.runGroup(ctx, *once)
+		log.Info("followpub stopped")
+		return err
+	}
 	if *once {
 		res, err := svc.poller.Cycle(ctx)
 		if err != nil {

@@ -34,17 +34,22 @@ type service struct {
 	store   *state.Store
 	api     *wshoto.Client
 	pub     *publisher.Publisher
-	poller  *poller.Poller
+	poller  *poller.Poller // STATE_STORE=file; with kafka, each owned tenant has its own (ha)
+	ha      *ha            // STATE_STORE=kafka
 }
 
 // openService opens the store first, so that a second process on the same state fails before it
-// touches the API or Kafka.
+// touches the API or Kafka. With STATE_STORE=kafka there is no store to open: the state is loaded
+// per tenant once this instance owns it (runGroup).
 func openService(cfg *config, log *slog.Logger) (*service, error) {
 	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
 	s.status = newStatusTracker(s.metrics, time.Now)
+	s.registerGroupMetrics()
 	var err error
-	if s.store, err = state.Open(cfg.StatePath); err != nil {
-		return nil, err
+	if cfg.StateStore == "file" {
+		if s.store, err = state.Open(cfg.StatePath); err != nil {
+			return nil, err
+		}
 	}
 	apiCfg := cfg.apiConfig()
 	apiCfg.Logger, apiCfg.Metrics = log.With("component", "api"), s.status
@@ -58,15 +63,27 @@ func openService(cfg *config, log *slog.Logger) (*service, error) {
 		s.close()
 		return nil, configError("Kafka configuration", err)
 	}
-	pollCfg := cfg.pollerConfig()
-	pollCfg.Logger, pollCfg.Metrics = log.With("component", "poller"), s.status
-	// Keep a fifth of the shutdown budget for closing the writer and the store.
-	pollCfg.ShutdownGrace = cfg.ShutdownTimeout * 4 / 5
-	if s.poller, err = poller.New(pollCfg, s.api, s.pub, s.store); err != nil {
+	if cfg.StateStore == "kafka" {
+		if err := s.openHA(); err != nil {
+			s.close()
+			return nil, err
+		}
+		return s, nil
+	}
+	if s.poller, err = poller.New(s.pollerConfig(), s.api, s.pub, s.store); err != nil {
 		s.close()
 		return nil, usagef("poller configuration: %v", err)
 	}
 	return s, nil
+}
+
+// pollerConfig is the poller's configuration, wired to the service's logger and metrics.
+func (s *service) pollerConfig() poller.Config {
+	pc := s.cfg.pollerConfig()
+	pc.Logger, pc.Metrics = s.log.With("component", "poller"), s.status
+	// Keep a fifth of the shutdown budget for closing the writer and the store.
+	pc.ShutdownGrace = s.cfg.ShutdownTimeout * 4 / 5
+	return pc
 }
 
 // close closes in reverse order of opening: the publisher (flushing), then the store.
@@ -93,16 +110,16 @@ func (s *service) serveHTTP(ctx context.Context, addr string) (stop func(), err 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.poller.Ready() {
-			http.Error(w, "not ready: no cycle completed within the last three poll intervals", http.StatusServiceUnavailable)
+		if !s.ready() {
+			http.Error(w, "not ready: no cycle completed within the last three poll intervals, or not a member of the group", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET /status", s.status.handleStatus(s.poller))
-	mux.Handle("GET /{$}", s.status.handlePage(s.poller))
-	go s.status.watchState(ctx, s.poller)
+	mux.Handle("GET /status", s.status.handleStatus(s))
+	mux.Handle("GET /{$}", s.status.handlePage(s))
+	go s.status.watchState(ctx, s)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

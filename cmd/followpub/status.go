@@ -42,7 +42,8 @@ type instanceDoc struct {
 
 type tenantDoc struct {
 	Tenant string `json:"tenant"`
-	// Owner is the id of the instance that polls the tenant.
+	// Owner is the id of the instance that polls the tenant; empty on a standby (status STANDBY),
+	// where `watermark show` names the owner.
 	Owner string `json:"owner"`
 	// Status is STARTING (no cycle ended yet), RUNNING (the last cycle completed) or FAILING.
 	Status string `json:"status"`
@@ -79,10 +80,21 @@ type cycleDoc struct {
 	Error string `json:"error,omitempty"`
 }
 
-// stateReader is the part of the poller /status reads the state through.
+// stateReader is what /status reads the tenant through: its poller's state, and this
+// instance's standing (ready, and with STATE_STORE=kafka its generation and whether it owns the
+// tenant).
 type stateReader interface {
 	Status(ctx context.Context) (poller.Status, error)
-	Ready() bool
+	Membership() membership
+}
+
+// membership is an instance's standing for /status.
+type membership struct {
+	Ready bool
+	// Generation is the group generation with STATE_STORE=kafka; nil with one process.
+	Generation *int64
+	// Standby is true when, with STATE_STORE=kafka, another instance owns the tenant.
+	Standby bool
 }
 
 // statusTracker keeps what /status shows. It sits between the components and the metrics: each
@@ -244,13 +256,16 @@ func (t *statusTracker) watchState(ctx context.Context, p stateReader) {
 }
 
 // snapshot returns the document /status serves.
-func (t *statusTracker) snapshot(ready bool) statusDoc {
+func (t *statusTracker) snapshot(m membership) statusDoc {
 	now := t.clock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	td := tenantDoc{Tenant: defaultTenant, Owner: t.instance.ID, Status: "STARTING", Ready: ready,
+	td := tenantDoc{Tenant: defaultTenant, Owner: t.instance.ID, Status: "STARTING", Ready: m.Ready,
 		State: t.state, StateError: t.stateErr}
-	if t.last != nil {
+	if m.Standby {
+		// Another instance polls the tenant: this one shows what it last knew, and says so.
+		td.Owner, td.Status = "", "STANDBY"
+	} else if t.last != nil {
 		c := *t.last
 		td.LastCycle = &c
 		td.Status = "RUNNING"
@@ -264,7 +279,7 @@ func (t *statusTracker) snapshot(ready bool) statusDoc {
 	if t.watermarkMS != 0 {
 		td.LagSeconds = max(0, now.Sub(time.UnixMilli(t.watermarkMS)).Seconds())
 	}
-	return statusDoc{Instance: t.instance, Tenants: []tenantDoc{td}}
+	return statusDoc{Instance: t.instance, Generation: m.Generation, Tenants: []tenantDoc{td}}
 }
 
 // handleStatus serves GET /status.
@@ -273,7 +288,7 @@ func (t *statusTracker) handleStatus(p stateReader) http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(t.snapshot(p.Ready()))
+		_ = enc.Encode(t.snapshot(p.Membership()))
 	}
 }
 
@@ -281,7 +296,7 @@ func (t *statusTracker) handleStatus(p stateReader) http.HandlerFunc {
 func (t *statusTracker) handlePage(p stateReader) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := statusPage.Execute(w, t.snapshot(p.Ready())); err != nil {
+		if err := statusPage.Execute(w, t.snapshot(p.Membership())); err != nil {
 			http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
 		}
 	}

@@ -36,10 +36,10 @@ func (f *fakeState) Status(context.Context) (poller.Status, error) {
 	return f.st, f.err
 }
 
-func (f *fakeState) Ready() bool {
+func (f *fakeState) Membership() membership {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.ready
+	return membership{Ready: f.ready}
 }
 
 func (f *fakeState) set(st poller.Status, err error) {
@@ -86,7 +86,7 @@ func trackerWithCycles(t *testing.T) (*statusTracker, *fakeState) {
 	go tr.watchState(ctx, fs)
 	waitReads(t, fs, 1)
 
-	if d := tr.snapshot(true); d.Tenants[0].Status != "STARTING" || d.Tenants[0].LastCycle != nil {
+	if d := tr.snapshot(membership{Ready: true}); d.Tenants[0].Status != "STARTING" || d.Tenants[0].LastCycle != nil {
 		t.Fatalf("before any cycle: status %q, last cycle %+v; want STARTING, none", d.Tenants[0].Status, d.Tenants[0].LastCycle)
 	}
 	tr.RecordsFetched(10)
@@ -113,7 +113,7 @@ func statusServer(t *testing.T) (*statusTracker, *httptest.Server) {
 
 func TestStatusTracksCyclesAndState(t *testing.T) {
 	tr, fs := trackerWithCycles(t)
-	d := tr.snapshot(true)
+	d := tr.snapshot(membership{Ready: true})
 	if len(d.Tenants) != 1 {
 		t.Fatalf("tenants: %+v, want one", d.Tenants)
 	}
@@ -147,7 +147,7 @@ func TestStatusTracksCyclesAndState(t *testing.T) {
 	tr.ObserveWrite(4, time.Second, errors.New("kafka: leader not available"))
 	tr.CycleDone("failed", 2*time.Second)
 	waitReads(t, fs, 3)
-	td = tr.snapshot(false).Tenants[0]
+	td = tr.snapshot(membership{}).Tenants[0]
 	c = td.LastCycle
 	if td.Status != "FAILING" || td.Ready || c.Result != "failed" || c.Fetched != 4 || c.Published != 0 {
 		t.Errorf("after a failed cycle: status %q ready %v, last cycle %+v; want FAILING, not ready, failed, 4 fetched, 0 published", td.Status, td.Ready, c)
@@ -166,7 +166,7 @@ func TestStatusTracksCyclesAndState(t *testing.T) {
 
 	// The next cycle's error says nothing of the last one's failures.
 	tr.CycleDone("failed", time.Second)
-	if e := tr.snapshot(false).Tenants[0].LastCycle.Error; strings.Contains(e, "leader not available") || !strings.Contains(e, "cycle failed; retrying") {
+	if e := tr.snapshot(membership{}).Tenants[0].LastCycle.Error; strings.Contains(e, "leader not available") || !strings.Contains(e, "cycle failed; retrying") {
 		t.Errorf("a failed cycle without API or Kafka errors: error %q; want a pointer to the log and nothing of the last cycle", e)
 	}
 }
@@ -302,4 +302,23 @@ func TestStatusPageInBrowser(t *testing.T) {
 		shot = filepath.Join(dir, "status-page-failing.png")
 	}
 	tooltest.Screenshot(t, srv.URL+"/", shot, 1000, 560)
+}
+
+// TestStatusOfAStandby: with STATE_STORE=kafka, an instance that does not own the tenant says so
+// (STANDBY, no owner) and shows its generation; the owner shows itself and the generation too.
+func TestStatusOfAStandby(t *testing.T) {
+	tr := newStatusTracker(newMetrics(), time.Now)
+	tr.CycleDone("ok", time.Second)
+	gen := int64(7)
+	d := tr.snapshot(membership{Ready: true, Generation: &gen, Standby: true})
+	if td := d.Tenants[0]; td.Status != "STANDBY" || td.Owner != "" || !td.Ready {
+		t.Errorf("standby: status %q owner %q ready %v, want STANDBY, no owner, ready", td.Status, td.Owner, td.Ready)
+	}
+	if d.Generation == nil || *d.Generation != 7 {
+		t.Errorf("standby: generation %v, want 7", d.Generation)
+	}
+	d = tr.snapshot(membership{Ready: true, Generation: &gen})
+	if td := d.Tenants[0]; td.Status != "RUNNING" || td.Owner != tr.instance.ID {
+		t.Errorf("owner: status %q owner %q, want RUNNING and %q", td.Status, td.Owner, tr.instance.ID)
+	}
 }

@@ -39,6 +39,9 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	default:
 		return usagef("watermark: want show, set TIME or reset, got %q", args)
 	}
+	if cfg.StateStore == "kafka" {
+		return watermarkKafka(ctx, cfg, args, stdout, stderr)
+	}
 	store, err := state.Open(cfg.StatePath)
 	if err != nil {
 		return err

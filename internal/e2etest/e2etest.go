@@ -85,7 +85,14 @@ func Env(kv ...string) []string {
 // Start starts followpub with args and env; its stdout and stderr go to one buffer.
 func Start(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
+	return StartIn(t, "", env, args...)
+}
+
+// StartIn is Start with dir as the working directory ("" for the test's).
+func StartIn(t testing.TB, dir string, env []string, args ...string) *Proc {
+	t.Helper()
 	cmd := exec.Command(Binary(t), args...)
+	cmd.Dir = dir
 	cmd.Env = env
 	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -116,6 +123,13 @@ func Start(t testing.TB, env []string, args ...string) *Proc {
 func Run(t testing.TB, timeout time.Duration, env []string, args ...string) (int, string) {
 	t.Helper()
 	p := Start(t, env, args...)
+	return p.Wait(timeout), p.Output()
+}
+
+// RunIn is Run with dir as the working directory.
+func RunIn(t testing.TB, dir string, timeout time.Duration, env []string, args ...string) (int, string) {
+	t.Helper()
+	p := StartIn(t, dir, env, args...)
 	return p.Wait(timeout), p.Output()
 }
 

@@ -1,0 +1,508 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/internal/kafkastate"
+	"github.com/followpub/followpub/internal/ownership"
+	"github.com/followpub/followpub/internal/retry"
+	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/publisher"
+)
+
+var _ poller.Store = (*kafkastate.Store)(nil)
+
+// tenants are the deployment's tenants: one, until TENANTS_FILE (docs/DESIGN.md §7) adds more.
+var tenants = []string{kafkastate.DefaultTenant}
+
+// errOnceDone ends the group's run after `run --once` completed its cycle.
+var errOnceDone = errors.New("the one cycle is done")
+
+// ha is what STATE_STORE=kafka adds to the service: the group membership, the state store's
+// settings, and the poller of each tenant this instance owns in the current generation.
+type ha struct {
+	group    *ownership.Group
+	stateCfg kafkastate.Config
+	client   *kafka.Client
+
+	mu      sync.Mutex
+	pollers map[string]*poller.Poller
+}
+
+func (h *ha) setPoller(tenant string, p *poller.Poller) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p == nil {
+		delete(h.pollers, tenant)
+		return
+	}
+	h.pollers[tenant] = p
+}
+
+// identity names the deployment without a secret: the API it polls, with which app id, into which
+// topic and with which ce_source. A fixed access token is not part of it (it changes when it is
+// rotated), so two deployments that differ only in their fixed token are not told apart.
+func identity(c *config) string {
+	h := sha256.Sum256([]byte(strings.Join([]string{c.APIBaseURL, c.APIAppID, c.KafkaTopic, c.EventSource}, "\x00")))
+	return hex.EncodeToString(h[:8])
+}
+
+// instanceName is how the other members and `watermark show` name this process.
+func instanceName() string {
+	host, _ := os.Hostname()
+	return host + "/" + strconv.Itoa(os.Getpid())
+}
+
+// openHA prepares STATE_STORE=kafka: the state store's settings and the group membership. It
+// does not touch the network.
+func (s *service) openHA() error {
+	pc := s.cfg.publisherConfig()
+	pc.Topic = s.cfg.StateTopic // the transport fetches metadata of this topic
+	transport, dialer, err := publisher.NewTransport(pc)
+	if err != nil {
+		return configError("Kafka configuration", err)
+	}
+	h := &ha{pollers: map[string]*poller.Poller{}, client: &kafka.Client{Addr: kafka.TCP(s.cfg.brokers...), Transport: transport, Timeout: s.cfg.KafkaWriteTimeout}}
+	h.stateCfg = kafkastate.Config{
+		Brokers: s.cfg.brokers, Topic: s.cfg.StateTopic, Identity: identity(s.cfg), Transport: transport,
+		Replication: s.cfg.KafkaTopicReplication, Timeout: s.cfg.KafkaWriteTimeout, Logger: s.log,
+	}
+	h.group, err = ownership.New(ownership.Config{
+		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: tenants, PartitionOf: kafkastate.PartitionOf,
+		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(),
+		Dialer: dialer, Transport: transport, Logger: s.log,
+	})
+	if err != nil {
+		return usagef("group configuration: %v", err)
+	}
+	s.ha = h
+	return nil
+}
+
+// registerGroupMetrics adds the group's gauges to /metrics; with STATE_STORE=file the one
+// process owns its tenant and is in no group.
+func (s *service) registerGroupMetrics() {
+	status := func() ownership.Status {
+		if s.ha == nil {
+			return ownership.Status{Owned: tenants}
+		}
+		return s.ha.group.Status()
+	}
+	gauge := func(name, help string, f func(ownership.Status) float64) {
+		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "followpub_" + name, Help: help},
+			func() float64 { return f(status()) }))
+	}
+	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined, and with STATE_STORE=file.",
+		func(st ownership.Status) float64 { return float64(st.Generation) })
+	gauge("group_member", "1 while this instance is a member of a group generation (STATE_STORE=kafka), else 0.",
+		func(st ownership.Status) float64 { return boolFloat(st.Joined) })
+	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
+		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ready is /readyz: with STATE_STORE=file, a cycle completed lately; with kafka, a member of a
+// generation whose tenants (none, for a standby) each completed a cycle lately.
+func (s *service) ready() bool {
+	if s.ha == nil {
+		return s.poller.Ready()
+	}
+	st := s.ha.group.Status()
+	if !st.Joined {
+		return false
+	}
+	s.ha.mu.Lock()
+	defer s.ha.mu.Unlock()
+	for _, t := range st.Owned {
+		if p := s.ha.pollers[t]; p == nil || !p.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// errStandby is /status' state error on an instance that does not own the tenant.
+var errStandby = errors.New("another instance owns the tenant: this one is a standby")
+
+// Status is the tenant's state for /status: from the one poller with STATE_STORE=file, or from
+// the poller of the generation that owns the tenant here with kafka.
+func (s *service) Status(ctx context.Context) (poller.Status, error) {
+	if s.ha == nil {
+		return s.poller.Status(ctx)
+	}
+	s.ha.mu.Lock()
+	p := s.ha.pollers[kafkastate.DefaultTenant]
+	s.ha.mu.Unlock()
+	if p == nil {
+		return poller.Status{}, errStandby
+	}
+	return p.Status(ctx)
+}
+
+// Membership is this instance's standing for /status.
+func (s *service) Membership() membership {
+	m := membership{Ready: s.ready()}
+	if s.ha == nil {
+		return m
+	}
+	st := s.ha.group.Status()
+	if st.Joined {
+		g := int64(st.Generation)
+		m.Generation = &g
+	}
+	m.Standby = !slices.Contains(st.Owned, kafkastate.DefaultTenant)
+	return m
+}
+
+// checkHA makes sure, before this instance joins the group, that the state topic is compacted
+// and that the group and the state belong to this deployment: a second deployment pointed at the
+// same GROUP_ID or STATE_TOPIC exits 2 without touching the first. Brokers that are down or still
+// starting (no group coordinator yet) are waited for, as a cycle would wait for them.
+func (s *service) checkHA(ctx context.Context) error {
+	policy := retry.New(200*time.Millisecond, 5*time.Second)
+	for {
+		err := s.checkHAOnce(ctx)
+		var ue *usageError
+		switch {
+		case err == nil, errors.As(err, &ue), errors.Is(err, kafkastate.ErrCorrupt), ctx.Err() != nil:
+			return err
+		}
+		wait := policy.Next()
+		s.log.Warn("checking the state topic and the group before joining failed; retrying", "err", err, "retry_in", wait)
+		if retry.Sleep(ctx, wait) != nil {
+			return err
+		}
+	}
+}
+
+func (s *service) checkHAOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.KafkaWriteTimeout)
+	defer cancel()
+	sc := s.ha.stateCfg
+	if _, err := kafkastate.EnsureTopic(ctx, s.ha.client, sc.Topic, kafkastate.DefaultPartitions, sc.Replication, s.log); err != nil {
+		if errors.Is(err, kafkastate.ErrNotCompacted) {
+			return usagef("FOLLOWPUB_STATE_TOPIC=%s: %v", sc.Topic, err)
+		}
+		return err
+	}
+	if err := s.ha.group.CheckShared(ctx); err != nil {
+		return s.sharedError(err)
+	}
+	for _, t := range tenants {
+		sc.Tenant = t
+		store, err := kafkastate.Open(ctx, sc)
+		if err != nil {
+			return err
+		}
+		_, err = store.Load(ctx)
+		_ = store.Close() // read only
+		if err != nil {
+			return s.sharedError(err)
+		}
+	}
+	return nil
+}
+
+// sharedError turns a group or a state of another deployment into a usage error naming both
+// variables; other errors pass.
+func (s *service) sharedError(err error) error {
+	if errors.Is(err, ownership.ErrShared) || errors.Is(err, kafkastate.ErrForeign) {
+		return usagef("FOLLOWPUB_GROUP_ID=%s and FOLLOWPUB_STATE_TOPIC=%s are in use by another deployment: %v; give each deployment its own GROUP_ID and STATE_TOPIC",
+			s.cfg.GroupID, s.cfg.StateTopic, err)
+	}
+	return err
+}
+
+// runGroup is `run` with STATE_STORE=kafka: join the group and poll each tenant this instance
+// owns, for as long as it owns it, until ctx ends (then leave the group). With once, it waits
+// until it owns the tenant, runs one cycle and leaves.
+func (s *service) runGroup(ctx context.Context, once bool) error {
+	if err := s.checkHA(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the brokers
+		}
+		return err
+	}
+	err := s.ha.group.Run(ctx, func(gctx context.Context, ten ownership.Tenancy) error {
+		return s.own(gctx, ten, once)
+	})
+	switch {
+	case errors.Is(err, errOnceDone):
+		return nil
+	case errors.Is(err, ownership.ErrSessionTimeout):
+		return usagef("FOLLOWPUB_GROUP_SESSION_TIMEOUT=%s: %v", s.cfg.GroupSessionTimeout, err)
+	}
+	return s.sharedError(err)
+}
+
+// own polls one tenant for one generation: it loads the tenant's state (the poller reads the
+// topic back before its first publish), then runs cycles until the generation ends. A state that
+// does not decode, or that is another deployment's, ends the process; failing to reach the
+// brokers is retried.
+func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) error {
+	log := s.log.With("tenant", ten.Tenant, "generation", ten.Generation)
+	began := time.Now()
+	sc := s.ha.stateCfg
+	sc.Tenant, sc.Fence = ten.Tenant, ten.Fence
+	pc := s.pollerConfig()
+	pc.Fence = ten.Fence
+	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.
+	pc.ShutdownGrace = min(pc.ShutdownGrace, s.cfg.GroupSessionTimeout/2)
+	policy := retry.New(200*time.Millisecond, 5*time.Second)
+	for {
+		store, p, st, err := s.load(ctx, sc, pc)
+		if err == nil {
+			defer func() { _ = store.Close() }() // every commit was acknowledged before it returned
+			log.Info("tenant owned: state loaded", "load_duration", time.Since(began).Round(time.Millisecond),
+				"exists", st.Exists, "watermark", st.Watermark, "seen", st.Seen)
+			s.ha.setPoller(ten.Tenant, p)
+			defer s.ha.setPoller(ten.Tenant, nil)
+			if c := store.Pending(); c != nil {
+				if err := applyRequest(ctx, p, store, *c, log); err != nil {
+					return nil // the generation is ending: the next owner applies it
+				}
+			}
+			if once {
+				if res, err := p.Cycle(ctx); err != nil {
+					return fmt.Errorf("the cycle did not complete (published %d before it stopped): %w", res.Published, err)
+				}
+				return errOnceDone
+			}
+			return s.runOwned(ctx, p, store, log)
+		}
+		if errors.Is(err, kafkastate.ErrCorrupt) || errors.Is(err, kafkastate.ErrForeign) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := policy.Next()
+		log.Warn("loading the state failed; retrying", "err", err, "retry_in", wait)
+		if retry.Sleep(ctx, wait) != nil {
+			return nil
+		}
+	}
+}
+
+// runOwned runs p's cycles until ctx ends, reading the tenant's partition every POLL_INTERVAL
+// for a request of `watermark set|reset`: one stops the cycles after the batch in flight, is
+// applied, and the cycles go on from the new state.
+func (s *service) runOwned(ctx context.Context, p *poller.Poller, store *kafkastate.Store, log *slog.Logger) error {
+	since := store.End()
+	for {
+		cctx, cancel := context.WithCancel(ctx)
+		var got *kafkastate.Command
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			for retry.Sleep(cctx, s.cfg.PollInterval) == nil {
+				c, next, err := store.NextCommand(cctx, since)
+				if err != nil {
+					if cctx.Err() == nil {
+						log.Warn("reading the state topic for watermark requests failed", "err", err)
+					}
+					continue
+				}
+				since = next
+				if c != nil {
+					got = c
+					cancel()
+					return
+				}
+			}
+		}()
+		err := p.Run(cctx)
+		cancel()
+		<-watched
+		if got == nil || ctx.Err() != nil {
+			return err
+		}
+		if err := applyRequest(ctx, p, store, *got, log); err != nil {
+			return nil // the generation is ending: the next owner applies it
+		}
+	}
+}
+
+// applyRequest applies a `watermark set|reset` request and deletes it.
+func applyRequest(ctx context.Context, p *poller.Poller, store *kafkastate.Store, c kafkastate.Command, log *slog.Logger) error {
+	var err error
+	switch c.Op {
+	case "set":
+		err = p.SetWatermark(ctx, time.UnixMilli(c.TimeMS))
+	case "reset":
+		err = p.Reset(ctx)
+	}
+	if err == nil {
+		err = store.Done(ctx, c)
+	}
+	if err != nil {
+		log.Warn("applying a watermark request failed; the next owner applies it", "op", c.Op, "err", err)
+		return err
+	}
+	log.Info("watermark request applied", "op", c.Op, "watermark", time.UnixMilli(c.TimeMS).UTC())
+	return nil
+}
+
+// load opens the tenant's store and a poller over it, and loads the state.
+func (s *service) load(ctx context.Context, sc kafkastate.Config, pc poller.Config) (*kafkastate.Store, *poller.Poller, poller.Status, error) {
+	store, err := kafkastate.Open(ctx, sc)
+	if err != nil {
+		return nil, nil, poller.Status{}, err
+	}
+	p, err := poller.New(pc, s.api, s.pub, store)
+	if err == nil {
+		var st poller.Status
+		if st, err = p.Status(ctx); err == nil {
+			return store, p, st, nil
+		}
+	}
+	_ = store.Close()
+	return nil, nil, poller.Status{}, err
+}
+
+// owner returns the instance that owns tenant now ("" for none), for `watermark`.
+func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, error) {
+	members, err := h.group.Members(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range members {
+		if slices.Contains(m.Partitions, kafkastate.PartitionOf(tenant, partitions)) {
+			return cmp.Or(m.Instance, m.ID), nil
+		}
+	}
+	return "", nil
+}
+
+// watermarkKafka is `watermark show|set|reset` with STATE_STORE=kafka, which works while
+// instances run: show names the owner; set and reset are handed to the owner, which applies them
+// at its next cycle (a replay without downtime), or applied here when no instance owns the tenant.
+func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
+	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+	if err := s.openHA(); err != nil {
+		return err
+	}
+	wait := 2*cfg.GroupSessionTimeout + 2*cfg.PollInterval + 30*time.Second
+	ctx, cancel := context.WithTimeout(ctx, cfg.KafkaWriteTimeout+wait)
+	defer cancel()
+	parts, err := kafkastate.EnsureTopic(ctx, s.ha.client, cfg.StateTopic, kafkastate.DefaultPartitions, cfg.KafkaTopicReplication, log)
+	if errors.Is(err, kafkastate.ErrNotCompacted) {
+		return usagef("FOLLOWPUB_STATE_TOPIC=%s: %v", cfg.StateTopic, err)
+	}
+	if err != nil {
+		return err
+	}
+	for _, tenant := range tenants {
+		sc := s.ha.stateCfg
+		sc.Tenant = tenant
+		owner, err := s.ha.owner(ctx, tenant, parts)
+		if err != nil {
+			return err
+		}
+		store, err := kafkastate.Open(ctx, sc)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = store.Close() }() // each write was acknowledged
+		pc := cfg.pollerConfig()
+		pc.Logger = log
+		p, err := poller.New(pc, nil, nil, store)
+		if err != nil {
+			return err
+		}
+		if _, err := p.Status(ctx); err != nil {
+			return s.sharedError(err)
+		}
+		var at time.Time
+		if args[0] == "set" {
+			at, _ = poller.ParseTimeOrDate(args[1], cfg.location)
+		}
+		switch {
+		case args[0] == "show":
+		case owner == "" && args[0] == "set":
+			err = p.SetWatermark(ctx, at)
+		case owner == "" && args[0] == "reset":
+			err = p.Reset(ctx)
+		default:
+			err = request(ctx, store, kafkastate.Command{Op: args[0], TimeMS: at.UnixMilli(), ID: strconv.FormatInt(time.Now().UnixNano(), 36)}, owner, wait)
+		}
+		if err != nil {
+			return err
+		}
+		if p, err = poller.New(pc, nil, nil, store); err != nil { // the state as it is now
+			return err
+		}
+		st, err := p.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if args[0] == "reset" {
+			fmt.Fprintf(stdout, "state of tenant %s in %s reset; its next cycle starts from FOLLOWPUB_START_FROM=%s\n", tenant, cfg.StateTopic, cfg.StartFrom)
+			continue
+		}
+		b, err := json.Marshal(struct {
+			poller.Status
+			Tenant     string  `json:"tenant"`
+			StateTopic string  `json:"state_topic"`
+			Owner      *string `json:"owner"`
+		}{st, tenant, cfg.StateTopic, nilIfEmpty(owner)})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, string(b))
+	}
+	return nil
+}
+
+func nilIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// request hands c to the tenant's owner and waits until it applied it (deleted the request).
+func request(ctx context.Context, store *kafkastate.Store, c kafkastate.Command, owner string, wait time.Duration) error {
+	if err := store.Request(ctx, c); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		if _, err := store.Load(ctx); err != nil {
+			return err
+		}
+		if p := store.Pending(); p == nil || p.ID != c.ID {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("watermark %s: handed to the owner %s, which did not apply it within %s; it stays requested, and the tenant's next owner applies it", c.Op, owner, wait)
+		}
+		if err := retry.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
