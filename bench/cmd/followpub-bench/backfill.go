@@ -173,7 +173,8 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 				return nil, err
 			}
 			took := lcpu.wall
-			for _, bin := range d.bins {
+			for _, bi := range runOrder(len(d.bins), run) {
+				bin := d.bins[bi]
 				progress("backfill run %d/%d, %s: %s", run, d.opts.runs, codec, bin.name)
 				r, err := d.runBackfill(ctx, a, bin, map[string]string{"API_RATE_LIMIT": fmt.Sprint(d.opts.rateLimit), "KAFKA_COMPRESSION": codec})
 				if err != nil {
@@ -315,5 +316,25 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 	}
 	tc.note("Broker bytes: the size of the topic's log segments (DescribeLogDirs) after the run: record batches with keys, headers and values, compressed. "+
 		"The values alone average %.0f bytes per record uncompressed.", float64(raw)/float64(d.opts.records))
-	return []*table{tp, tu, tc, tm}, nil
+	tables := []*table{tp, tu, tc, tm}
+	if len(d.bins) > 1 {
+		tv := &table{
+			title: "Variants against followpub, backfill: each variant's figure over followpub's in the same run (median, then run by run)",
+			head:  []string{"KAFKA_COMPRESSION", "records/s, start to exit", "records/s, the cycle alone", "CPU s per record (its rusage)", "peak RSS"},
+		}
+		for _, c := range d.opts.codecs {
+			base := samples[key{c, d.bins[0].name}]
+			for _, bin := range d.bins[1:] {
+				v := samples[key{c, bin.name}]
+				f := func(x func(sample) float64) string {
+					return ratioCell(mapSamples(base, x), mapSamples(v, x))
+				}
+				tv.add(c+label(bin.name), f(func(s sample) float64 { return s.fpRate }), f(func(s sample) float64 { return s.cycleRate }),
+					f(func(s sample) float64 { return s.cpu }), f(func(s sample) float64 { return s.rss }))
+			}
+		}
+		tv.note("A ratio within one run compares the two binaries under the same load; the order of the binaries alternates from run to run. Above 100%% the variant is faster (records/s) or spends more (CPU, RSS).")
+		tables = append(tables, tv)
+	}
+	return tables, nil
 }

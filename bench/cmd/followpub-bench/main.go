@@ -25,20 +25,21 @@ func main() {
 
 // options are the driver's flags.
 type options struct {
-	runs        int
-	only        map[string]bool
-	records     int
-	days        int
-	codecs      []string
-	concurrency []int
-	rateLimit   float64
-	apiRate     float64
-	latency     time.Duration
-	steady      time.Duration
-	steadyRate  float64
-	ids         int
-	out         string
-	variants    []binary
+	runs                          int
+	only                          map[string]bool
+	records                       int
+	days                          int
+	codecs                        []string
+	concurrency                   []int
+	rateLimit                     float64
+	apiRate                       float64
+	latency                       time.Duration
+	steady                        time.Duration
+	steadyRate                    float64
+	ids                           int
+	recoveryRecords, recoveryDays int
+	out                           string
+	variants                      []binary
 }
 
 // binary is a followpub binary the driver measures: the one built from this repository, and any
@@ -52,7 +53,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "backfill,api,steady,memory", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids)")
+	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -63,6 +64,8 @@ func run() (err error) {
 	flag.DurationVar(&o.steady, "steady", 60*time.Second, "length of the steady-state run")
 	flag.Float64Var(&o.steadyRate, "steady-rate", 50, "records per second arriving in the steady state")
 	flag.IntVar(&o.ids, "ids", 1_000_000, "remembered ids of the memory measurement")
+	flag.IntVar(&o.recoveryRecords, "recovery-records", 60_000, "records of the recovery measurement's backfill")
+	flag.IntVar(&o.recoveryDays, "recovery-days", 6, "days the recovery measurement's records span")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")
 	flag.Parse()
@@ -151,6 +154,7 @@ func run() (err error) {
 		{"api", d.apiBound},
 		{"steady", d.steadyState},
 		{"memory", d.memory},
+		{"recovery", d.recovery},
 	}
 	for _, s := range steps {
 		if !o.only[s.name] {

@@ -52,10 +52,21 @@ type proc struct {
 }
 
 func startProc(bin string, vars map[string]string, args ...string) (*proc, error) {
+	return startProcTee(bin, vars, nil, args...)
+}
+
+// startProcTee is startProc that also copies the process's output to tee (when not nil) as it
+// comes, for a measurement that acts on a log line the moment it is written.
+func startProcTee(bin string, vars map[string]string, tee io.Writer, args ...string) (*proc, error) {
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env(vars)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	var out io.Writer = &p.out
+	if tee != nil {
+		out = io.MultiWriter(&p.out, tee)
+	}
+	// One writer for both: os/exec then never calls it from two goroutines at once.
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	p.start = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting followpub: %w", err)

@@ -106,3 +106,39 @@ func pct(x float64) string {
 	}
 	return fmt.Sprintf("%.0f%%", 100*x)
 }
+
+// runOrder returns the indexes 0..n-1 in the order run (from 1) measures them: as given in odd
+// runs, reversed in even ones, so that a drift of the machine's load within a run does not always
+// favour the same binary.
+func runOrder(n, run int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	if run%2 == 0 {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// mapSamples returns f of each sample, in order.
+func mapSamples[S any](ss []S, f func(S) float64) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = f(s)
+	}
+	return out
+}
+
+// ratioCell returns the median of the per-run ratios variant[i] / base[i], then each run's ratio:
+// "98% (103%, 98%, 95%)".
+func ratioCell(base, variant []float64) string {
+	var rs []float64
+	var runs []string
+	for i := range min(len(base), len(variant)) {
+		r := variant[i] / base[i]
+		rs = append(rs, r)
+		runs = append(runs, pct(r))
+	}
+	return fmt.Sprintf("%s (%s)", pct(median(rs)), strings.Join(runs, ", "))
+}

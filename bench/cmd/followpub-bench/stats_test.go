@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -123,5 +124,17 @@ func TestProcTime(t *testing.T) {
 		if _, err := procTime(bad); err == nil {
 			t.Errorf("procTime(%q) succeeded, want an error", bad)
 		}
+	}
+}
+
+func TestRatioCellAndRunOrder(t *testing.T) {
+	if got, want := ratioCell([]float64{100, 200, 50}, []float64{110, 180, 50}), "100% (110%, 90%, 100%)"; got != want {
+		t.Errorf("ratioCell = %q, want %q", got, want)
+	}
+	if got := runOrder(3, 1); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Errorf("runOrder(3, 1) = %v, want [0 1 2]", got)
+	}
+	if got := runOrder(3, 2); !slices.Equal(got, []int{2, 1, 0}) {
+		t.Errorf("runOrder(3, 2) = %v, want [2 1 0]", got)
 	}
 }

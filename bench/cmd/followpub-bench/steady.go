@@ -31,7 +31,8 @@ type steadySample struct {
 func (d *driver) steadyState(ctx context.Context) ([]*table, error) {
 	samples := make([][]steadySample, len(d.bins))
 	for run := 1; run <= d.opts.runs; run++ {
-		for i, bin := range d.bins {
+		for _, i := range runOrder(len(d.bins), run) {
+			bin := d.bins[i]
 			progress("steady state run %d/%d, %s: %g records/s for %s", run, d.opts.runs, bin.name, d.opts.steadyRate, d.opts.steady)
 			s, err := d.steadyOnce(ctx, bin)
 			if err != nil {
@@ -84,6 +85,21 @@ func (d *driver) steadyState(ctx context.Context) ([]*table, error) {
 	}
 
 	var tables = []*table{t}
+	if len(d.bins) > 1 {
+		tv := &table{
+			title: "Variants against followpub, steady state: each variant's figure over followpub's in the same run (median, then run by run)",
+			head:  []string{"variant", "latency p50", "latency p99", "CPU s per 1,000 records", "peak RSS"},
+		}
+		for i, bin := range d.bins[1:] {
+			f := func(x func(steadySample) float64) string {
+				return ratioCell(mapSamples(samples[0], x), mapSamples(samples[i+1], x))
+			}
+			tv.add(bin.name, f(func(s steadySample) float64 { return s.p50 }), f(func(s steadySample) float64 { return s.p99 }),
+				f(func(s steadySample) float64 { return s.cpuPer1000 }), f(func(s steadySample) float64 { return s.rss }))
+		}
+		tv.note("The order of the binaries alternates from run to run. Above 100%% the variant is slower (latency) or spends more (CPU, RSS).")
+		tables = append(tables, tv)
+	}
 	for i, bin := range d.bins {
 		tc := &table{
 			title: "Goal 4 — API requests per cycle against the size of today's window, " + bin.name + " (all runs)",
