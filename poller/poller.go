@@ -220,7 +220,9 @@ func (p *Poller) Cycle(ctx context.Context) (CycleResult, error) {
 	case err != nil:
 		result = "failed"
 	default:
-		p.lastSuccess.Store(p.cfg.Clock().UnixNano())
+		end := p.cfg.Clock()
+		p.lastSuccess.Store(end.UnixNano())
+		p.cfg.Metrics.CycleSucceeded(end)
 	}
 	p.cfg.Metrics.CycleDone(result, p.cfg.Clock().Sub(began))
 	log := p.cfg.Logger.With("result", result, "days", res.Days, "fetched", res.Fetched, "published", res.Published,

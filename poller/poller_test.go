@@ -407,8 +407,16 @@ func TestStoreFailureStopsPublishing(t *testing.T) {
 	if got := len(r.kafka.published()) - before; got != 2 {
 		t.Fatalf("failed cycles published %d records in all, want the one batch of 2", got)
 	}
+	// Each failed cycle counted its refused commit: the first the batch's, the next three the
+	// retried commit of that batch, which fails before anything is published.
+	if r.late.commitErrors != 4 {
+		t.Errorf("StateCommitFailed was called %d times over 4 cycles with a refusing store, want 4", r.late.commitErrors)
+	}
 	r.store.Fail(nil)
 	r.cycle()
+	if r.late.commitErrors != 4 {
+		t.Errorf("a cycle with a healthy store counted %d more commit errors", r.late.commitErrors-4)
+	}
 	counts := r.kafka.counts()
 	for _, rec := range append(all, more...) {
 		if counts[rec.ID] != 1 {
@@ -475,6 +483,11 @@ func TestSourceFailureLeavesStateAlone(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
 	r.cycle()
+	succeeded := r.clock.Now()
+	if !r.late.lastSuccess.Equal(succeeded) {
+		t.Fatalf("CycleSucceeded reported %s, want the end of the cycle, %s", r.late.lastSuccess, succeeded)
+	}
+	r.clock.Add(time.Second)
 	before, _ := r.store.Load(context.Background())
 	r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
 	r.api.fail = errors.New("HTTP 500")
@@ -485,12 +498,15 @@ func TestSourceFailureLeavesStateAlone(t *testing.T) {
 	if after.Watermark != before.Watermark || len(after.Seen) != len(before.Seen) {
 		t.Fatal("a failed cycle changed the state")
 	}
+	if !r.late.lastSuccess.Equal(succeeded) {
+		t.Fatalf("a failed cycle reported a success at %s", r.late.lastSuccess)
+	}
 	if r.p.Ready() {
-		// The clock has not moved since the first success, so Ready stays true: within 3 intervals.
+		// One interval since the last success: within three, so Ready stays true.
 	} else {
 		t.Fatal("ready went false within three intervals of a success")
 	}
-	r.clock.Set(r.clock.Now().Add(4 * time.Second))
+	r.clock.Set(succeeded.Add(4 * time.Second))
 	if r.p.Ready() {
 		t.Fatal("still ready four intervals after the last success")
 	}

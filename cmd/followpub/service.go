@@ -40,7 +40,7 @@ type service struct {
 // openService opens the store first, so that a second process on the same state fails before it
 // touches the API or Kafka.
 func openService(cfg *config, log *slog.Logger) (*service, error) {
-	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
 	s.status = newStatusTracker(s.metrics, time.Now)
 	var err error
 	if s.store, err = state.Open(cfg.StatePath); err != nil {

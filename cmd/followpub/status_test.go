@@ -77,7 +77,7 @@ func waitReads(t *testing.T, f *fakeState, n int) {
 // read after each.
 func trackerWithCycles(t *testing.T) (*statusTracker, *fakeState) {
 	t.Helper()
-	tr := newStatusTracker(newMetrics(), func() time.Time { return statusNow })
+	tr := newStatusTracker(newMetrics(30*time.Second), func() time.Time { return statusNow })
 	fs := &fakeState{ready: true}
 	w := statusNow.Add(-90 * time.Second)
 	fs.set(sampleState(w), nil)
