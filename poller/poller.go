@@ -54,6 +54,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives measurements. Default: none.
 	Metrics Metrics
+	// Progress receives the progress of cycles that read more than one day. Default: a log line
+	// "backfill progress" on Logger at most every 5 s.
+	Progress ProgressReporter
 }
 
 func (c *Config) setDefaults() error {
@@ -93,6 +96,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Metrics == nil {
 		c.Metrics = noMetrics{}
+	}
+	if c.Progress == nil {
+		c.Progress = &logProgress{log: c.Logger}
 	}
 	return nil
 }
@@ -254,7 +260,7 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	})
 	p.history.started(pl)
 	from, days := pl.From, pl.Days
-	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days, p.src)
+	progress := newProgress(p.cfg.Progress, p.cfg.Clock, days, p.src)
 
 	fctx, stopFetching := context.WithCancel(ctx)
 	fetches, fetching := p.prefetch(fctx, from, days, pl.Incremental)
