@@ -84,7 +84,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		apiURL, *rate, broker, cfg.KafkaBrokers, cfg.KafkaTopic, cfg.StatePath)
 
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
-	svc, err := openService(cfg, log)
+	svc, err := openService(cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -38,8 +38,8 @@ type service struct {
 }
 
 // openService opens the store first, so that a second process on the same state fails before it
-// touches the API or Kafka.
-func openService(cfg *config, log *slog.Logger) (*service, error) {
+// touches the API or Kafka. progress receives the poller's progress reports; nil means log lines.
+func openService(cfg *config, log *slog.Logger, progress poller.ProgressReporter) (*service, error) {
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
 	s.status = newStatusTracker(s.metrics, time.Now)
 	var err error
@@ -60,6 +60,7 @@ func openService(cfg *config, log *slog.Logger) (*service, error) {
 	}
 	pollCfg := cfg.pollerConfig()
 	pollCfg.Logger, pollCfg.Metrics = log.With("component", "poller"), s.status
+	pollCfg.Progress = progress
 	// Keep a fifth of the shutdown budget for closing the writer and the store.
 	pollCfg.ShutdownGrace = cfg.ShutdownTimeout * 4 / 5
 	if s.poller, err = poller.New(pollCfg, s.api, s.pub, s.store); err != nil {
