@@ -85,42 +85,31 @@ func s(metric, labels, values string) series {
 	return series{metric + "{" + inst + labels + "}", values}
 }
 
+// cycleSeries are FollowpubNoSuccessfulCycle's inputs: the end of the last completed cycle, the
+// poll interval and the process start, in seconds (promtool's time() starts at 0, and each step of
+// a series is 30 s, so "0+30x20" is a cycle completing at every step).
+func cycleSeries(lastSuccess, interval, start string) []series {
+	return []series{
+		s("followpub_last_success_timestamp_seconds", "", lastSuccess),
+		s("followpub_poll_interval_seconds", "", interval),
+		s("process_start_time_seconds", "", start),
+	}
+}
+
 // alertCases make every alert fire and keep it silent in the situations it is meant to tell apart.
 var alertCases = []alertCase{
-	// followpub_last_success_timestamp_seconds is a Unix time; promtool's time() starts at 0, and
-	// each step of a series is 30 s, so "0+30x20" is a cycle completing at every step.
 	{name: "cycles stopped completing", alert: "FollowpubNoSuccessfulCycle", at: "20m", fire: true,
-		series: []series{
-			s("followpub_last_success_timestamp_seconds", "", "0+30x20 600x20"),
-			s("followpub_poll_interval_seconds", "", "30x40"),
-			s("process_start_time_seconds", "", "0x40"),
-		},
+		series:  cycleSeries("0+30x20 600x20", "30x40", "0x40"),
 		summary: "followpub a:9464: no cycle completed for 10m 0s"},
 	{name: "no cycle ever completed", alert: "FollowpubNoSuccessfulCycle", at: "10m", fire: true,
-		series: []series{
-			s("followpub_last_success_timestamp_seconds", "", "0x20"),
-			s("followpub_poll_interval_seconds", "", "30x20"),
-			s("process_start_time_seconds", "", "0x20"),
-		},
+		series:  cycleSeries("0x20", "30x20", "0x20"),
 		summary: "followpub a:9464: no cycle completed for 10m 0s"},
 	{name: "a cycle completes every interval", alert: "FollowpubNoSuccessfulCycle", at: "20m",
-		series: []series{
-			s("followpub_last_success_timestamp_seconds", "", "0+30x40"),
-			s("followpub_poll_interval_seconds", "", "30x40"),
-			s("process_start_time_seconds", "", "0x40"),
-		}},
+		series: cycleSeries("0+30x40", "30x40", "0x40")},
 	{name: "just started, the first cycle under way", alert: "FollowpubNoSuccessfulCycle", at: "3m",
-		series: []series{
-			s("followpub_last_success_timestamp_seconds", "", "0x6"),
-			s("followpub_poll_interval_seconds", "", "30x6"),
-			s("process_start_time_seconds", "", "120x6"),
-		}},
+		series: cycleSeries("0x6", "30x6", "120x6")},
 	{name: "POLL_INTERVAL=5m, the last cycle 10 minutes ago", alert: "FollowpubNoSuccessfulCycle", at: "20m",
-		series: []series{
-			s("followpub_last_success_timestamp_seconds", "", "0 300 300 300 300 300 300 300 300 300 300 600x30"),
-			s("followpub_poll_interval_seconds", "", "300x40"),
-			s("process_start_time_seconds", "", "0x40"),
-		}},
+		series: cycleSeries("0 300x9 600x30", "300x40", "0x40")},
 
 	{name: "lag above 30 minutes for 10", alert: "FollowpubLagHigh", at: "20m", fire: true,
 		series:  []series{s("followpub_lag_seconds", "", "100x10 2000+30x30")},
