@@ -85,16 +85,38 @@ func s(metric, labels, values string) series {
 	return series{metric + "{" + inst + labels + "}", values}
 }
 
+// cycleSeries are FollowpubNoSuccessfulCycle's inputs: the end of the last completed cycle, the
+// poll interval and the process start, in seconds (promtool's time() starts at 0, and each step of
+// a series is 30 s, so "0+30x20" is a cycle completing at every step).
+func cycleSeries(lastSuccess, interval, start string) []series {
+	return []series{
+		s("followpub_last_success_timestamp_seconds", "", lastSuccess),
+		s("followpub_poll_interval_seconds", "", interval),
+		s("process_start_time_seconds", "", start),
+	}
+}
+
 // alertCases make every alert fire and keep it silent in the situations it is meant to tell apart.
 var alertCases = []alertCase{
 	{name: "cycles stopped completing", alert: "FollowpubNoSuccessfulCycle", at: "20m", fire: true,
-		series:  []series{s("followpub_cycles_total", `result="ok"`, "0+1x20 20x20"), s("followpub_cycles_total", `result="failed"`, "0x20 0+1x20")},
-		summary: "followpub a:9464: no cycle completed for three poll intervals"},
+		series:  cycleSeries("0+30x20 600x20", "30x40", "0x40"),
+		summary: "followpub a:9464: no cycle completed for 10m 0s"},
 	{name: "no cycle ever completed", alert: "FollowpubNoSuccessfulCycle", at: "10m", fire: true,
-		series:  []series{s("followpub_cycles_total", `result="failed"`, "0+1x20")},
-		summary: "followpub a:9464: no cycle completed for three poll intervals"},
-	{name: "an odd failed cycle between ok ones", alert: "FollowpubNoSuccessfulCycle", at: "20m",
-		series: []series{s("followpub_cycles_total", `result="ok"`, "0+1x40"), s("followpub_cycles_total", `result="failed"`, "0x20 1x20")}},
+		series:  cycleSeries("0x20", "30x20", "0x20"),
+		summary: "followpub a:9464: no cycle completed for 10m 0s"},
+	{name: "a cycle completes every interval", alert: "FollowpubNoSuccessfulCycle", at: "20m",
+		series: cycleSeries("0+30x40", "30x40", "0x40")},
+	{name: "just started, the first cycle under way", alert: "FollowpubNoSuccessfulCycle", at: "3m",
+		series: cycleSeries("0x6", "30x6", "120x6")},
+	{name: "POLL_INTERVAL=5m, the last cycle 10 minutes ago", alert: "FollowpubNoSuccessfulCycle", at: "20m",
+		series: cycleSeries("0 300x9 600x30", "300x40", "0x40")},
+	{name: "an owner (STATE_STORE=kafka) stops completing", alert: "FollowpubNoSuccessfulCycle", at: "20m", fire: true,
+		series: append(cycleSeries("0+30x20 600x20", "30x40", "0x40"),
+			s("followpub_tenants_owned", "", "1x40")),
+		summary: "followpub a:9464: no cycle completed for 10m 0s"},
+	{name: "a standby owns no tenant and runs no cycles", alert: "FollowpubNoSuccessfulCycle", at: "20m",
+		series: append(cycleSeries("0x40", "30x40", "0x40"),
+			s("followpub_tenants_owned", "", "0x40"))},
 
 	{name: "lag above 30 minutes for 10", alert: "FollowpubLagHigh", at: "20m", fire: true,
 		series:  []series{s("followpub_lag_seconds", "", "100x10 2000+30x30")},
@@ -142,15 +164,35 @@ var alertCases = []alertCase{
 			s("followpub_records_published_total", "", "0+100x60"),
 		}},
 
-	{name: "cycles fail before asking the API", alert: "FollowpubStateCommitsFailing", at: "30m", fire: true,
+	{name: "every commit is refused", alert: "FollowpubStateCommitsFailing", at: "30m", fire: true,
 		series: []series{
-			s("followpub_cycles_total", `result="failed"`, "0+1x60"),
-			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="ok"`, "0+10x10 100x50"),
+			s("followpub_state_commit_errors_total", "", "0x10 1+1x50"),
+			s("followpub_state_commit_duration_seconds_count", "", "0+5x10 50x50"),
 		},
 		summary: "followpub a:9464: the state store does not save"},
-	{name: "cycles fail on the API", alert: "FollowpubStateCommitsFailing", at: "30m",
+	{name: "an owner's commits are refused", alert: "FollowpubStateCommitsFailing", at: "30m", fire: true,
+		series: []series{
+			s("followpub_state_commit_errors_total", "", "0x10 1+1x50"),
+			s("followpub_state_commit_duration_seconds_count", "", "0+5x10 50x50"),
+			s("followpub_tenants_owned", "", "1x60"),
+		},
+		summary: "followpub a:9464: the state store does not save"},
+	{name: "the fence refused a lost owner's last commits, now a standby", alert: "FollowpubStateCommitsFailing", at: "30m",
+		series: []series{
+			s("followpub_state_commit_errors_total", "", "0x10 1+1x5 6x45"),
+			s("followpub_state_commit_duration_seconds_count", "", "0+5x10 50x50"),
+			s("followpub_tenants_owned", "", "1x15 0x45"),
+		}},
+	{name: "one refused commit, then commits go on", alert: "FollowpubStateCommitsFailing", at: "15m",
+		series: []series{
+			s("followpub_state_commit_errors_total", "", "0x20 1x40"),
+			s("followpub_state_commit_duration_seconds_count", "", "0+5x60"),
+		}},
+	{name: "cycles fail on the API, the store is fine", alert: "FollowpubStateCommitsFailing", at: "30m",
 		series: []series{
 			s("followpub_cycles_total", `result="failed"`, "0+1x60"),
+			s("followpub_state_commit_errors_total", "", "0x60"),
+			s("followpub_state_commit_duration_seconds_count", "", "20x60"),
 			s("followpub_api_requests_total", `endpoint="listForSystem",outcome="http_5xx"`, "0+10x60"),
 		}},
 
@@ -289,7 +331,7 @@ func TestAlertRulesCatchBrokenExpectations(t *testing.T) {
 	alerts := loadRules(t, alertsFile).alerts()
 	for _, c := range alertCases[:2] {
 		c.fire = !c.fire
-		c.summary = "followpub a:9464: no cycle completed for three poll intervals"
+		c.summary = "followpub a:9464: no cycle completed for 10m 0s"
 		testFile := filepath.Join(t.TempDir(), "broken_test.yml")
 		if err := os.WriteFile(testFile, promtoolTests(t, abs, alerts, []alertCase{c}), 0o644); err != nil {
 			t.Fatal(err)

@@ -271,6 +271,7 @@ func (p *Poller) raiseFloor(ctx context.Context) error {
 func (p *Poller) commit(ctx context.Context, c Change) error {
 	began := p.cfg.Clock()
 	if err := p.store.Commit(ctx, c); err != nil {
+		p.commitFailed(ctx)
 		return fmt.Errorf("committing the state (%d ids, watermark %s): %w", len(c.Add), msTime(c.Watermark), err)
 	}
 	p.seenMu.Lock()
@@ -294,6 +295,14 @@ func (p *Poller) commit(ctx context.Context, c Change) error {
 	p.st.UpdatedAt = p.cfg.Clock()
 	p.cfg.Metrics.StateCommitted(time.UnixMilli(p.st.Watermark), p.cfg.Clock().Sub(began))
 	return nil
+}
+
+// commitFailed counts a state write that failed, unless ctx ended: a shutdown that abandons a
+// write is not a store that refuses them.
+func (p *Poller) commitFailed(ctx context.Context) {
+	if ctx.Err() == nil {
+		p.cfg.Metrics.StateCommitFailed()
+	}
 }
 
 // reportLate counts and logs (at debug) a record below the floor, once per id while the floor

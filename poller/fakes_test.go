@@ -240,7 +240,9 @@ type countingMetrics struct {
 	mu                          sync.Mutex
 	late, dups, outside, cycles int
 	readBacks, found, settled   int
+	commitErrors                int
 	results                     []string
+	lastSuccess                 time.Time
 }
 
 func (m *countingMetrics) RecordsFetched(int)   {}
@@ -266,7 +268,17 @@ func (m *countingMetrics) CycleDone(result string, _ time.Duration) {
 	m.cycles++
 	m.results = append(m.results, result)
 }
+func (m *countingMetrics) CycleSucceeded(end time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastSuccess = end
+}
 func (m *countingMetrics) StateCommitted(time.Time, time.Duration) {}
+func (m *countingMetrics) StateCommitFailed() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.commitErrors++
+}
 func (m *countingMetrics) ReadBackDone(found int, _ time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -17,8 +17,13 @@ type Metrics interface {
 	OutOfWindow(n int)
 	// CycleDone records one cycle's result ("ok", "failed" or "interrupted") and duration.
 	CycleDone(result string, d time.Duration)
+	// CycleSucceeded reports the end of a cycle that completed, by Config.Clock.
+	CycleSucceeded(end time.Time)
 	// StateCommitted reports the watermark after a commit, and the commit's duration.
 	StateCommitted(watermark time.Time, d time.Duration)
+	// StateCommitFailed counts a state write the store refused (not one abandoned because ctx
+	// ended).
+	StateCommitFailed()
 	// ReadBackDone reports one read-back of the topic: the records of ours it found that the state
 	// did not have (committed as published), and how long it took.
 	ReadBackDone(found int, d time.Duration)
@@ -38,7 +43,9 @@ func (noMetrics) DuplicatesSkipped(int)                   {}
 func (noMetrics) LateDropped(int)                         {}
 func (noMetrics) OutOfWindow(int)                         {}
 func (noMetrics) CycleDone(string, time.Duration)         {}
+func (noMetrics) CycleSucceeded(time.Time)                {}
 func (noMetrics) StateCommitted(time.Time, time.Duration) {}
+func (noMetrics) StateCommitFailed()                      {}
 func (noMetrics) ReadBackDone(int, time.Duration)         {}
 func (noMetrics) AmbiguousWritesSettled(int)              {}
 func (noMetrics) ReadBackAnomalies(int64, int, int)       {}

@@ -58,6 +58,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics receives measurements. Default: none.
 	Metrics Metrics
+	// Progress receives the progress of cycles that read more than one day. Default: a log line
+	// "backfill progress" on Logger at most every 5 s.
+	Progress ProgressReporter
 }
 
 func (c *Config) setDefaults() error {
@@ -97,6 +100,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Metrics == nil {
 		c.Metrics = noMetrics{}
+	}
+	if c.Progress == nil {
+		c.Progress = &logProgress{log: c.Logger}
 	}
 	return nil
 }
@@ -224,7 +230,9 @@ func (p *Poller) Cycle(ctx context.Context) (CycleResult, error) {
 	case err != nil:
 		result = "failed"
 	default:
-		p.lastSuccess.Store(p.cfg.Clock().UnixNano())
+		end := p.cfg.Clock()
+		p.lastSuccess.Store(end.UnixNano())
+		p.cfg.Metrics.CycleSucceeded(end)
 	}
 	p.cfg.Metrics.CycleDone(result, p.cfg.Clock().Sub(began))
 	log := p.cfg.Logger.With("result", result, "days", res.Days, "fetched", res.Fetched, "published", res.Published,
@@ -256,7 +264,7 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	})
 	p.history.started(pl)
 	from, days := pl.From, pl.Days
-	progress := newProgress(p.cfg.Logger, p.cfg.Clock, days, p.src)
+	progress := newProgress(p.cfg.Progress, p.cfg.Clock, days, p.src)
 
 	fctx, stopFetching := context.WithCancel(ctx)
 	fetches, fetching := p.prefetch(fctx, from, days, pl.Incremental)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/followpub/followpub/internal/clocktest"
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/poller/pollertest"
 	"github.com/followpub/followpub/schema"
@@ -407,8 +408,16 @@ func TestStoreFailureStopsPublishing(t *testing.T) {
 	if got := len(r.kafka.published()) - before; got != 2 {
 		t.Fatalf("failed cycles published %d records in all, want the one batch of 2", got)
 	}
+	// Each failed cycle counted its refused commit: the first the batch's, the next three the
+	// retried commit of that batch, which fails before anything is published.
+	if r.late.commitErrors != 4 {
+		t.Errorf("StateCommitFailed was called %d times over 4 cycles with a refusing store, want 4", r.late.commitErrors)
+	}
 	r.store.Fail(nil)
 	r.cycle()
+	if r.late.commitErrors != 4 {
+		t.Errorf("a cycle with a healthy store counted %d more commit errors", r.late.commitErrors-4)
+	}
 	counts := r.kafka.counts()
 	for _, rec := range append(all, more...) {
 		if counts[rec.ID] != 1 {
@@ -475,6 +484,11 @@ func TestSourceFailureLeavesStateAlone(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
 	r.cycle()
+	succeeded := r.clock.Now()
+	if !r.late.lastSuccess.Equal(succeeded) {
+		t.Fatalf("CycleSucceeded reported %s, want the end of the cycle, %s", r.late.lastSuccess, succeeded)
+	}
+	r.clock.Add(time.Second)
 	before, _ := r.store.Load(context.Background())
 	r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
 	r.api.fail = errors.New("HTTP 500")
@@ -485,12 +499,15 @@ func TestSourceFailureLeavesStateAlone(t *testing.T) {
 	if after.Watermark != before.Watermark || len(after.Seen) != len(before.Seen) {
 		t.Fatal("a failed cycle changed the state")
 	}
+	if !r.late.lastSuccess.Equal(succeeded) {
+		t.Fatalf("a failed cycle reported a success at %s", r.late.lastSuccess)
+	}
 	if r.p.Ready() {
-		// The clock has not moved since the first success, so Ready stays true: within 3 intervals.
+		// One interval since the last success: within three, so Ready stays true.
 	} else {
 		t.Fatal("ready went false within three intervals of a success")
 	}
-	r.clock.Set(r.clock.Now().Add(4 * time.Second))
+	r.clock.Set(succeeded.Add(4 * time.Second))
 	if r.p.Ready() {
 		t.Fatal("still ready four intervals after the last success")
 	}
@@ -653,6 +670,65 @@ func TestBackfillReportsProgress(t *testing.T) {
 		if !strings.Contains(line, want) {
 			t.Fatalf("progress line %q lacks %q", line, want)
 		}
+	}
+}
+
+// recordingProgress is a ProgressReporter that keeps every report and moves the clock on by a
+// second after each, as if each day took one to read.
+type recordingProgress struct {
+	clock   *clocktest.Clock
+	reports []poller.Progress
+}
+
+func (r *recordingProgress) Report(p poller.Progress) {
+	r.reports = append(r.reports, p)
+	r.clock.Add(time.Second)
+}
+
+func TestBackfillReportsProgressToTheReporter(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 1, 3, 12, 0, 0, 0), nil)
+	id := int64(0)
+	for d := 1; d <= 3; d++ {
+		for range d { // d records on day d
+			id++
+			r.api.add(id, sh(t, 2024, 1, d, 8, int(id), 0, 0))
+		}
+	}
+	rep := &recordingProgress{clock: r.clock}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, StartFrom: "2024-01-01", Progress: rep}, pagedAPI{r.api}, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := []poller.Progress{
+		{Day: sh(t, 2024, 1, 1, 0, 0, 0, 0), DaysDone: 1, Days: 3, Records: 1, Pages: 1, Elapsed: 0, Rate: 0, Left: 0},
+		{Day: sh(t, 2024, 1, 2, 0, 0, 0, 0), DaysDone: 2, Days: 3, Records: 3, Pages: 2, Elapsed: time.Second, Rate: 3, Left: 500 * time.Millisecond},
+		{Day: sh(t, 2024, 1, 3, 0, 0, 0, 0), DaysDone: 3, Days: 3, Records: 6, Pages: 3, Elapsed: 2 * time.Second, Rate: 3, Left: 0},
+	}
+	if len(rep.reports) != len(want) {
+		t.Fatalf("got %d reports, want one per day (%d): %+v", len(rep.reports), len(want), rep.reports)
+	}
+	for i, w := range want {
+		g := rep.reports[i]
+		if !g.Day.Equal(w.Day) || g.DaysDone != w.DaysDone || g.Days != w.Days || g.Records != w.Records ||
+			g.Elapsed != w.Elapsed || g.Rate != w.Rate || g.Left != w.Left {
+			t.Errorf("report %d = %+v, want %+v", i+1, g, w)
+		}
+		// Days are read ahead of the one being published, so pages can run ahead of DaysDone.
+		if g.Pages < w.Pages || g.Pages > 3 {
+			t.Errorf("report %d: %d pages read, want %d to 3 (one a day)", i+1, g.Pages, w.Pages)
+		}
+	}
+
+	// A one-day cycle reports nothing.
+	rep.reports = nil
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.reports) != 0 {
+		t.Errorf("a cycle of one day reported progress: %+v", rep.reports)
 	}
 }
 

@@ -77,6 +77,7 @@ func (p *Poller) Reset(ctx context.Context) error {
 func (p *Poller) replace(ctx context.Context, t time.Time) error {
 	ms := t.UnixMilli()
 	if err := p.store.Replace(ctx, ms, ms); err != nil {
+		p.commitFailed(ctx)
 		return fmt.Errorf("setting the watermark to %s: %w", t.Format(time.RFC3339), err)
 	}
 	p.st = State{Exists: true, Floor: ms, Watermark: ms, Seen: map[int64]int64{}, UpdatedAt: p.cfg.Clock(), Tail: p.st.Tail}

@@ -89,7 +89,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return demoHA(ctx, cfg, sim, *killEvery, stdout, stderr)
 	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
-	svc, err := openService(cfg, log)
+	svc, err := openService(cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -402,7 +402,7 @@ func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, 
 // at its next cycle (a replay without downtime), or applied here when no instance owns the tenant.
 func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
-	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
 	if err := s.openHA(); err != nil {
 		return err
 	}

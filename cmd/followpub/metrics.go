@@ -27,6 +27,8 @@ type metrics struct {
 	kafkaErrors                                   prometheus.Counter
 	kafkaRecords                                  prometheus.Counter
 	commitSeconds                                 prometheus.Histogram
+	commitErrors                                  prometheus.Counter
+	lastSuccess, pollInterval                     prometheus.Gauge
 	readBackFound, ambiguousSettled               prometheus.Counter
 	removedBeforeReadBack, topicRewound           prometheus.Counter
 	unrecognised                                  prometheus.Counter
@@ -41,7 +43,9 @@ var (
 	_ publisher.Metrics = (*metrics)(nil)
 )
 
-func newMetrics() *metrics {
+// newMetrics returns the metrics of a service polling every interval (POLL_INTERVAL, exported so
+// that the alerts need not assume it).
+func newMetrics(interval time.Duration) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	counter := func(name, help string) prometheus.Counter {
@@ -71,6 +75,12 @@ func newMetrics() *metrics {
 	m.kafkaSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "followpub_kafka_write_duration_seconds", Help: "Latency of a publish call until Kafka acknowledged every record.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)})
 	m.commitSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "followpub_state_commit_duration_seconds", Help: "Latency of a durable state commit.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
 	m.watermark = prometheus.NewGauge(prometheus.GaugeOpts{Name: "followpub_watermark_timestamp_seconds", Help: "The watermark: the newest follow_time published, as a Unix timestamp."})
+	m.commitErrors = counter("state_commit_errors_total", "State writes the store refused (records Kafka acknowledged stay in memory until one succeeds).")
+	m.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "followpub_last_success_timestamp_seconds", Help: "End of the last cycle that completed, as a Unix timestamp; 0 before the first."})
+	m.pollInterval = prometheus.NewGauge(prometheus.GaugeOpts{Name: "followpub_poll_interval_seconds", Help: "POLL_INTERVAL: the time between cycle starts."})
+	m.pollInterval.Set(interval.Seconds())
+	f(m.lastSuccess)
+	f(m.pollInterval)
 	f(m.cycles)
 	f(m.cycleSeconds)
 	f(m.apiRequests)
@@ -113,6 +123,12 @@ func (m *metrics) CycleDone(result string, d time.Duration) {
 	m.cycles.WithLabelValues(result).Inc()
 	m.cycleSeconds.Observe(d.Seconds())
 }
+
+func (m *metrics) CycleSucceeded(end time.Time) {
+	m.lastSuccess.Set(float64(end.UnixMilli()) / 1000)
+}
+
+func (m *metrics) StateCommitFailed() { m.commitErrors.Inc() }
 
 func (m *metrics) StateCommitted(w time.Time, d time.Duration) {
 	m.commitSeconds.Observe(d.Seconds())

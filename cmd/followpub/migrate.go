@@ -44,7 +44,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		return fmt.Errorf("state %s holds no state to migrate (FOLLOWPUB_STATE_PATH)", cfg.StatePath)
 	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
-	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
 	if err := s.openHA(); err != nil {
 		return err
 	}

@@ -23,9 +23,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel, cfg.secrets())
+	logs, format, progress, endProgress := runOutput(stderr, *once, cfg.LogFormat)
+	defer endProgress()
+	log := newLogger(logs, format, cfg.LogLevel, cfg.secrets())
 	logStart(log, cfg, *once)
-	svc, err := openService(cfg, log)
+	svc, err := openService(cfg, log, progress)
 	if err != nil {
 		return err
 	}

@@ -36,13 +36,16 @@ type service struct {
 	pub     *publisher.Publisher
 	poller  *poller.Poller // STATE_STORE=file; with kafka, each owned tenant has its own (ha)
 	ha      *ha            // STATE_STORE=kafka
+	// progress receives the pollers' progress reports (the bar of run --once); nil: log lines.
+	progress poller.ProgressReporter
 }
 
 // openService opens the store first, so that a second process on the same state fails before it
 // touches the API or Kafka. With STATE_STORE=kafka there is no store to open: the state is loaded
-// per tenant once this instance owns it (runGroup).
-func openService(cfg *config, log *slog.Logger) (*service, error) {
-	s := &service{cfg: cfg, log: log, metrics: newMetrics()}
+// per tenant once this instance owns it (runGroup). progress receives the pollers' progress
+// reports; nil means log lines.
+func openService(cfg *config, log *slog.Logger, progress poller.ProgressReporter) (*service, error) {
+	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval), progress: progress}
 	s.status = newStatusTracker(s.metrics, time.Now)
 	s.registerGroupMetrics()
 	var err error
@@ -81,6 +84,7 @@ func openService(cfg *config, log *slog.Logger) (*service, error) {
 func (s *service) pollerConfig() poller.Config {
 	pc := s.cfg.pollerConfig()
 	pc.Logger, pc.Metrics = s.log.With("component", "poller"), s.status
+	pc.Progress = s.progress
 	// Keep a fifth of the shutdown budget for closing the writer and the store.
 	pc.ShutdownGrace = s.cfg.ShutdownTimeout * 4 / 5
 	return pc

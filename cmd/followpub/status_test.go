@@ -77,7 +77,7 @@ func waitReads(t *testing.T, f *fakeState, n int) {
 // read after each.
 func trackerWithCycles(t *testing.T) (*statusTracker, *fakeState) {
 	t.Helper()
-	tr := newStatusTracker(newMetrics(), func() time.Time { return statusNow })
+	tr := newStatusTracker(newMetrics(30*time.Second), func() time.Time { return statusNow })
 	fs := &fakeState{ready: true}
 	w := statusNow.Add(-90 * time.Second)
 	fs.set(sampleState(w), nil)
@@ -307,7 +307,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 // TestStatusOfAStandby: with STATE_STORE=kafka, an instance that does not own the tenant says so
 // (STANDBY, no owner) and shows its generation; the owner shows itself and the generation too.
 func TestStatusOfAStandby(t *testing.T) {
-	tr := newStatusTracker(newMetrics(), time.Now)
+	tr := newStatusTracker(newMetrics(time.Second), time.Now)
 	tr.CycleDone("ok", time.Second)
 	gen := int64(7)
 	d := tr.snapshot(membership{Ready: true, Generation: &gen, Standby: true})
