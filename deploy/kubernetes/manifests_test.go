@@ -21,10 +21,6 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// haVariables are read only by the HA release that the manifests target; the binary of today
-// does not know them yet.
-var haVariables = []string{"FOLLOWPUB_STATE_STORE", "FOLLOWPUB_STATE_TOPIC", "FOLLOWPUB_GROUP_ID", "FOLLOWPUB_GROUP_SESSION_TIMEOUT"}
-
 // objects is every document of the manifests, decoded.
 type objects struct {
 	deployments []*appsv1.Deployment
@@ -241,7 +237,7 @@ func TestManifests(t *testing.T) {
 
 	known := binaryVariables(t)
 	for name := range env {
-		if strings.HasPrefix(name, "FOLLOWPUB_") && !known[name] && !slices.Contains(haVariables, name) {
+		if strings.HasPrefix(name, "FOLLOWPUB_") && !known[name] {
 			t.Errorf("%s: followpub does not read this variable (followpub env)", name)
 		}
 	}
