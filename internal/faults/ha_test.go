@@ -384,7 +384,7 @@ func TestHAWatermarkWhileRunning(t *testing.T) {
 	t.Parallel()
 	r := newHARig(t)
 	live := []*haInstance{r.start("a"), r.start("b")}
-	o := r.owner(60*time.Second, live...)
+	r.owner(60*time.Second, live...)
 	want := r.w.Want()
 	if lost := r.ta.syncUntil(t, want, 60*time.Second); len(lost) > 0 {
 		t.Fatalf("%d records not published before the replay", len(lost))
@@ -400,7 +400,7 @@ func TestHAWatermarkWhileRunning(t *testing.T) {
 	}
 	// The second member's join can move the tenant once more (the assignment is not sticky): ask
 	// again, now that both are members.
-	o = r.owner(30*time.Second, live...)
+	o := r.owner(30*time.Second, live...)
 	dir := t.TempDir()
 	code, out := e2etest.RunIn(t, dir, time.Minute, r.haEnv(), "watermark", "show")
 	if code != 0 {
