@@ -1652,6 +1652,10 @@ func TestChecksCatchBreaks(t *testing.T) {
 		}
 		s.Command[i+1] = val
 	}
+	// setEnv sets one variable of one service.
+	setEnv := func(name, key, val string) func(d *deployment) {
+		return func(d *deployment) { svc(d, name).Environment[key] = val }
+	}
 	// fileStore puts followpub's state on file, on a named volume, as a single replica would have it.
 	fileStore := func(d *deployment) *service {
 		s := svc(d, followpubService)
@@ -1671,24 +1675,16 @@ func TestChecksCatchBreaks(t *testing.T) {
 		mutate func(d *deployment)
 		want   string
 	}{
-		{"brokers on loopback", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_KAFKA_BROKERS"] = "localhost:9092"
-		}, "FOLLOWPUB_KAFKA_BROKERS"},
-		{"brokers on the controller port", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_KAFKA_BROKERS"] = "kafka:9093"
-		}, "not an advertised broker listener"},
-		{"unknown variable", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_KAFKA_BROKER"] = "kafka:9092"
-		}, "FOLLOWPUB_KAFKA_BROKER,"},
+		{"brokers on loopback", setEnv(followpubService, "FOLLOWPUB_KAFKA_BROKERS", "localhost:9092"), "FOLLOWPUB_KAFKA_BROKERS"},
+		{"brokers on the controller port", setEnv(followpubService, "FOLLOWPUB_KAFKA_BROKERS", "kafka:9093"), "not an advertised broker listener"},
+		{"unknown variable", setEnv(followpubService, "FOLLOWPUB_KAFKA_BROKER", "kafka:9092"), "FOLLOWPUB_KAFKA_BROKER,"},
 		{"unknown variable in a comment", func(d *deployment) {
 			d.composeText += "\n# FOLLOWPUB_POLL_EVERY=5s\n"
 		}, "FOLLOWPUB_POLL_EVERY"},
 		{"http without allow-insecure", func(d *deployment) {
 			delete(svc(d, followpubService).Environment, "FOLLOWPUB_API_ALLOW_INSECURE")
 		}, "FOLLOWPUB_API_ALLOW_INSECURE must be true"},
-		{"API on another port", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_API_BASE_URL"] = "http://sim:8091"
-		}, "listens on port"},
+		{"API on another port", setEnv(followpubService, "FOLLOWPUB_API_BASE_URL", "http://sim:8091"), "listens on port"},
 		{"sim on loopback", func(d *deployment) { setArg(d, simService, "--addr", "127.0.0.1:8090") }, "--addr"},
 		{"wrong secret", func(d *deployment) { setArg(d, simService, "--app-secret", "other") }, "FOLLOWPUB_API_APP_SECRET"},
 		{"unknown sim flag", func(d *deployment) {
@@ -1701,24 +1697,12 @@ func TestChecksCatchBreaks(t *testing.T) {
 		{"waiting for a health check that is not there", func(d *deployment) {
 			svc(d, followpubService).DependsOn[simService] = "service_healthy"
 		}, "has no health check"},
-		{"voter is another node", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] = "2@kafka:9093"
-		}, "KAFKA_NODE_ID"},
-		{"voter on the broker port", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] = "1@kafka:9092"
-		}, "not a controller listener"},
-		{"broker only", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_PROCESS_ROLES"] = "broker"
-		}, "KAFKA_PROCESS_ROLES"},
-		{"offsets replicated 3 times", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] = "3"
-		}, "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"},
-		{"advertised on loopback, not published", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_ADVERTISED_LISTENERS"] = "PLAINTEXT://localhost:9092"
-		}, "no port 9092:9092 is published"},
-		{"unmapped controller listener", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] = "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT"
-		}, "listener CONTROLLER has no security protocol"},
+		{"voter is another node", setEnv(kafkaService, "KAFKA_CONTROLLER_QUORUM_VOTERS", "2@kafka:9093"), "KAFKA_NODE_ID"},
+		{"voter on the broker port", setEnv(kafkaService, "KAFKA_CONTROLLER_QUORUM_VOTERS", "1@kafka:9092"), "not a controller listener"},
+		{"broker only", setEnv(kafkaService, "KAFKA_PROCESS_ROLES", "broker"), "KAFKA_PROCESS_ROLES"},
+		{"offsets replicated 3 times", setEnv(kafkaService, "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"), "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"},
+		{"advertised on loopback, not published", setEnv(kafkaService, "KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://localhost:9092"), "no port 9092:9092 is published"},
+		{"unmapped controller listener", setEnv(kafkaService, "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT"), "listener CONTROLLER has no security protocol"},
 		{"health check on the controller", func(d *deployment) {
 			svc(d, kafkaService).Healthcheck.Test = yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{
 				{Kind: yaml.ScalarNode, Value: "CMD"}, {Kind: yaml.ScalarNode, Value: "/opt/kafka/bin/kafka-topics.sh"},
@@ -1726,26 +1710,16 @@ func TestChecksCatchBreaks(t *testing.T) {
 				{Kind: yaml.ScalarNode, Value: "--list"},
 			}}
 		}, "health check --bootstrap-server"},
-		{"metrics on loopback", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_HTTP_ADDR"] = "127.0.0.1:9464"
-		}, "FOLLOWPUB_HTTP_ADDR"},
+		{"metrics on loopback", setEnv(followpubService, "FOLLOWPUB_HTTP_ADDR", "127.0.0.1:9464"), "FOLLOWPUB_HTTP_ADDR"},
 		{"metrics not published", func(d *deployment) { svc(d, followpubService).Ports = nil }, "is not published"},
 		{"second replica's metrics not published", func(d *deployment) { svc(d, replica2).Ports = nil }, replica2 + ": port 9464"},
 		{"replicas on one host port", func(d *deployment) {
 			svc(d, replica2).Ports = slices.Clone(svc(d, followpubService).Ports)
 		}, "the second replica would not start"},
-		{"replica on the file store", func(d *deployment) {
-			svc(d, replica2).Environment["FOLLOWPUB_STATE_STORE"] = "file"
-		}, replica2 + ": FOLLOWPUB_STATE_STORE=file with 2 replicas"},
-		{"replicas in two groups", func(d *deployment) {
-			svc(d, replica2).Environment["FOLLOWPUB_GROUP_ID"] = "other"
-		}, replica2 + `: FOLLOWPUB_GROUP_ID="other"`},
-		{"no state topic", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_STATE_TOPIC"] = ""
-		}, "FOLLOWPUB_STATE_TOPIC empty"},
-		{"session shorter than the broker allows", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_GROUP_SESSION_TIMEOUT"] = "3s"
-		}, "FOLLOWPUB_GROUP_SESSION_TIMEOUT"},
+		{"replica on the file store", setEnv(replica2, "FOLLOWPUB_STATE_STORE", "file"), replica2 + ": FOLLOWPUB_STATE_STORE=file with 2 replicas"},
+		{"replicas in two groups", setEnv(replica2, "FOLLOWPUB_GROUP_ID", "other"), replica2 + `: FOLLOWPUB_GROUP_ID="other"`},
+		{"no state topic", setEnv(followpubService, "FOLLOWPUB_STATE_TOPIC", ""), "FOLLOWPUB_STATE_TOPIC empty"},
+		{"session shorter than the broker allows", setEnv(followpubService, "FOLLOWPUB_GROUP_SESSION_TIMEOUT", "3s"), "FOLLOWPUB_GROUP_SESSION_TIMEOUT"},
 		// With STATE_STORE=file the state's path and volume matter.
 		{"state not on a volume", func(d *deployment) { fileStore(d).Volumes = nil }, "not a named volume"},
 		{"state on a bind mount", func(d *deployment) {
@@ -1755,9 +1729,7 @@ func TestChecksCatchBreaks(t *testing.T) {
 			fileStore(d).Environment["FOLLOWPUB_STATE_PATH"] = "followpub.state"
 		}, "absolute path"},
 		{"short grace period", func(d *deployment) { svc(d, followpubService).StopGracePeriod = "" }, "stop_grace_period"},
-		{"tail on another topic", func(d *deployment) {
-			svc(d, tailService).Environment["FOLLOWPUB_KAFKA_TOPIC"] = "other"
-		}, "FOLLOWPUB_KAFKA_TOPIC"},
+		{"tail on another topic", setEnv(tailService, "FOLLOWPUB_KAFKA_TOPIC", "other"), "FOLLOWPUB_KAFKA_TOPIC"},
 		{"root", func(d *deployment) { replaceDockerfile(d, "USER 65532:65532", "USER root") }, "is root"},
 		{"no USER", func(d *deployment) { replaceDockerfile(d, "USER 65532:65532", "") }, "no USER"},
 		{"cgo", func(d *deployment) { replaceDockerfile(d, "CGO_ENABLED=0 ", "") }, "CGO_ENABLED=0"},

@@ -385,6 +385,7 @@ func TestComposeUp(t *testing.T) {
 
 	start := time.Now()
 	p.must(5*time.Minute, "up", "-d")
+	upTook, start := time.Since(start).Round(100*time.Millisecond), time.Now()
 	// Both replicas ready: the owner after a cycle, the standby as a healthy group member.
 	for _, r := range replicas {
 		if !e2etest.WaitFor(3*time.Minute, func() bool {
@@ -510,10 +511,10 @@ func TestComposeUp(t *testing.T) {
 		_ = conn.Close()
 		t.Errorf("after down the broker's port %s still accepts connections", ports["FP_KAFKA_PORT"])
 	}
-	t.Logf("compose: /readyz 200 on both replicas %v after up; %s owned the tenant, %s stood by; %d events in Kafka, each once, before the failover; "+
+	t.Logf("compose: up -d took %v (it waits for Kafka's health); /readyz 200 on both replicas %v after it; %s owned the tenant, %s stood by; %d events in Kafka, each once, before the failover; "+
 		"%s stopped: %s owned the tenant %v later; %s published %d events in %d cycles, %s %d in %d (%d with a follow_time after the stop); "+
 		"Kafka holds %d (%d distinct keys, key and CloudEvents headers checked on each); the tail service printed %d; down left nothing",
-		ready, owner.service, standby.service, beforeFailover, owner.service, standby.service, tookOver,
+		upTook, ready, owner.service, standby.service, beforeFailover, owner.service, standby.service, tookOver,
 		owner.service, publishedOld, cyclesOld, standby.service, publishedNew, cyclesNew, arrivedAfter,
 		len(msgs), len(keys), len(printed))
 }
