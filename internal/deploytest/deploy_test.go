@@ -29,6 +29,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/followpub/followpub/internal/e2etest"
 	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/internal/wshotosim"
 )
@@ -39,6 +40,8 @@ const (
 	simService       = "sim"
 	followpubService = "followpub"
 	tailService      = "tail" // optional
+	// replica2 is followpub's second replica (STATE_STORE=kafka: one owns the tenant).
+	replica2 = "followpub-2"
 )
 
 // What the binary says about itself, read once per test run in TestMain.
@@ -889,7 +892,10 @@ func (d *deployment) checkServices() []string {
 			p.add("docker-compose.yml has no %s service", name)
 		}
 	}
-	for _, name := range []string{simService, followpubService, tailService} {
+	if n := len(d.replicas()); n < 2 {
+		p.add("docker-compose.yml runs %d followpub replicas (followpub run): want two, one owning the tenant and a standby", n)
+	}
+	for _, name := range []string{simService, followpubService, replica2, tailService} {
 		if s := d.compose.Services[name]; s != nil && !builtHere(s) {
 			p.add("service %s is not built from this repository's Dockerfile (build: .)", name)
 		}
@@ -1191,22 +1197,67 @@ func (d *deployment) checkSim() []string {
 	return p
 }
 
-// checkFollowpub: the poller's wiring to the broker, the simulator, its state and its port.
+// replicas lists the services that run the poller (followpub run, built here), in name order.
+func (d *deployment) replicas() []string {
+	var out []string
+	for name, s := range d.compose.Services {
+		if cmd := d.command(s); builtHere(s) && len(cmd) > 0 && cmd[0] == "run" {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkFollowpub checks every replica, then what the replicas must share: with more than one, the
+// state in Kafka (two file stores would each publish every record), one configuration (one
+// group, one state topic, one tenant), and host ports of their own.
 func (d *deployment) checkFollowpub() []string {
 	var p problems
 	fp := d.compose.Services[followpubService]
 	if fp == nil {
 		return nil
 	}
-	env := d.effectiveEnv(fp)
-	if cmd := d.command(fp); len(cmd) == 0 || cmd[0] != "run" {
-		p.add("followpub: command %q: want run", cmd)
+	names := d.replicas()
+	if !slices.Contains(names, followpubService) {
+		p.add("followpub: command %q: want run", d.command(fp))
+		names = append(names, followpubService)
 	}
+	want := d.effectiveEnv(fp)
+	hostPorts := map[string]string{}
+	for _, name := range names {
+		s := d.compose.Services[name]
+		p = append(p, d.checkReplica(name, s)...)
+		env := d.effectiveEnv(s)
+		if len(names) > 1 && env["FOLLOWPUB_STATE_STORE"] != "kafka" {
+			p.add("%s: FOLLOWPUB_STATE_STORE=%s with %d replicas (%s): want kafka, or each replica publishes every record", name, env["FOLLOWPUB_STATE_STORE"], len(names), strings.Join(names, ", "))
+		}
+		for _, k := range slices.Sorted(maps.Keys(want)) {
+			if env[k] != want[k] {
+				p.add("%s: %s=%q, but %s has %q: the replicas must be one definition (one group, one state topic, one tenant)", name, k, env[k], followpubService, want[k])
+			}
+		}
+		for _, ps := range s.Ports {
+			if pm, err := parsePort(ps); err == nil && pm.host != "" {
+				if other, dup := hostPorts[pm.hostIP+":"+pm.host]; dup {
+					p.add("%s: host port %s is %s's too: the second replica would not start", name, ps, other)
+				}
+				hostPorts[pm.hostIP+":"+pm.host] = name
+			}
+		}
+	}
+	return p
+}
+
+// checkReplica: one poller's wiring to the broker, the simulator, its state and its port.
+func (d *deployment) checkReplica(name string, fp *service) []string {
+	var p problems
+	env := d.effectiveEnv(fp)
 	if c := fp.DependsOn[kafkaService]; c != "service_healthy" {
-		p.add("followpub: depends_on kafka: condition %q, want service_healthy", c)
+		p.add("%s: depends_on kafka: condition %q, want service_healthy", name, c)
 	}
 	if _, ok := fp.DependsOn[simService]; !ok {
-		p.add("followpub: does not depend on sim")
+		p.add("%s: does not depend on sim", name)
 	}
 
 	// Brokers: an advertised broker listener of the kafka service, by its service name.
@@ -1215,12 +1266,12 @@ func (d *deployment) checkFollowpub() []string {
 		controllers := splitList(k.Environment["KAFKA_CONTROLLER_LISTENER_NAMES"])
 		brokers := splitList(env["FOLLOWPUB_KAFKA_BROKERS"])
 		if len(brokers) == 0 {
-			p.add("followpub: FOLLOWPUB_KAFKA_BROKERS is empty")
+			p.add("%s: FOLLOWPUB_KAFKA_BROKERS is empty", name)
 		}
 		for _, b := range brokers {
 			host, port, err := net.SplitHostPort(b)
 			if err != nil || host != kafkaService {
-				p.add("followpub: FOLLOWPUB_KAFKA_BROKERS=%s: %s is not the kafka service", env["FOLLOWPUB_KAFKA_BROKERS"], b)
+				p.add("%s: FOLLOWPUB_KAFKA_BROKERS=%s: %s is not the kafka service", name, env["FOLLOWPUB_KAFKA_BROKERS"], b)
 				continue
 			}
 			ok := false
@@ -1228,7 +1279,7 @@ func (d *deployment) checkFollowpub() []string {
 				ok = ok || (a.host == host && a.port == port && !slices.Contains(controllers, a.name))
 			}
 			if !ok {
-				p.add("followpub: FOLLOWPUB_KAFKA_BROKERS=%s: %s is not an advertised broker listener of the kafka service (%s)", env["FOLLOWPUB_KAFKA_BROKERS"], b, k.Environment["KAFKA_ADVERTISED_LISTENERS"])
+				p.add("%s: FOLLOWPUB_KAFKA_BROKERS=%s: %s is not an advertised broker listener of the kafka service (%s)", name, env["FOLLOWPUB_KAFKA_BROKERS"], b, k.Environment["KAFKA_ADVERTISED_LISTENERS"])
 			}
 		}
 	}
@@ -1243,37 +1294,86 @@ func (d *deployment) checkFollowpub() []string {
 			_, simPort, _ := net.SplitHostPort(flags["addr"])
 			switch {
 			case err != nil:
-				p.add("followpub: FOLLOWPUB_API_BASE_URL=%q: %v", base, err)
+				p.add("%s: FOLLOWPUB_API_BASE_URL=%q: %v", name, base, err)
 			case u.Hostname() != simService:
-				p.add("followpub: FOLLOWPUB_API_BASE_URL=%s: host %q is not the sim service", base, u.Hostname())
+				p.add("%s: FOLLOWPUB_API_BASE_URL=%s: host %q is not the sim service", name, base, u.Hostname())
 			case u.Port() != simPort:
-				p.add("followpub: FOLLOWPUB_API_BASE_URL=%s: the simulator listens on port %q (--addr %s)", base, simPort, flags["addr"])
+				p.add("%s: FOLLOWPUB_API_BASE_URL=%s: the simulator listens on port %q (--addr %s)", name, base, simPort, flags["addr"])
 			}
 			if err == nil && u.Scheme == "http" {
 				if ok, _ := strconv.ParseBool(env["FOLLOWPUB_API_ALLOW_INSECURE"]); !ok {
-					p.add("followpub: FOLLOWPUB_API_BASE_URL=%s is plain http:// to a host that is not loopback: FOLLOWPUB_API_ALLOW_INSECURE must be true", base)
+					p.add("%s: FOLLOWPUB_API_BASE_URL=%s is plain http:// to a host that is not loopback: FOLLOWPUB_API_ALLOW_INSECURE must be true", name, base)
 				}
 			}
 			def := simDefaults()
 			if tok := env["FOLLOWPUB_API_ACCESS_TOKEN"]; tok != "" {
 				if flags["static-token"] != tok {
-					p.add("followpub: FOLLOWPUB_API_ACCESS_TOKEN is not the sim's --static-token")
+					p.add("%s: FOLLOWPUB_API_ACCESS_TOKEN is not the sim's --static-token", name)
 				}
 			} else {
 				if id := cmpOr(flags["app-id"], def.AppID); env["FOLLOWPUB_API_APP_ID"] != id {
-					p.add("followpub: FOLLOWPUB_API_APP_ID=%q: the sim accepts %q (--app-id)", env["FOLLOWPUB_API_APP_ID"], id)
+					p.add("%s: FOLLOWPUB_API_APP_ID=%q: the sim accepts %q (--app-id)", name, env["FOLLOWPUB_API_APP_ID"], id)
 				}
 				if env["FOLLOWPUB_API_APP_SECRET"] != cmpOr(flags["app-secret"], def.AppSecret) {
-					p.add("followpub: FOLLOWPUB_API_APP_SECRET is not the secret the sim accepts (--app-secret)")
+					p.add("%s: FOLLOWPUB_API_APP_SECRET is not the secret the sim accepts (--app-secret)", name)
 				}
 			}
 		}
 	}
 
-	// The state: an absolute path on a named volume, in a directory the image's user owns.
-	sp := env["FOLLOWPUB_STATE_PATH"]
+	// The state. In Kafka: the names of its topic and group, and the session bounds the broker
+	// allows. On file: an absolute path on a named volume, in a directory the image's user owns.
+	switch store := env["FOLLOWPUB_STATE_STORE"]; store {
+	case "kafka":
+		for _, k := range []string{"FOLLOWPUB_STATE_TOPIC", "FOLLOWPUB_GROUP_ID"} {
+			if env[k] == "" {
+				p.add("%s: FOLLOWPUB_STATE_STORE=kafka with %s empty", name, k)
+			}
+		}
+		// The broker's defaults: group.min.session.timeout.ms 6 s, group.max.session.timeout.ms 30 min.
+		if st, err := time.ParseDuration(env["FOLLOWPUB_GROUP_SESSION_TIMEOUT"]); err != nil || st < 6*time.Second || st > 30*time.Minute {
+			p.add("%s: FOLLOWPUB_GROUP_SESSION_TIMEOUT=%q: want a duration within the broker's default bounds, 6s to 30m", name, env["FOLLOWPUB_GROUP_SESSION_TIMEOUT"])
+		}
+	case "file":
+		p = append(p, d.checkFileState(name, fp, env["FOLLOWPUB_STATE_PATH"])...)
+	default:
+		p.add("%s: FOLLOWPUB_STATE_STORE=%q: want file or kafka", name, store)
+	}
+
+	// /metrics, /healthz, /readyz: every interface inside the container, exposed and published.
+	ha := env["FOLLOWPUB_HTTP_ADDR"]
+	if host, port, err := net.SplitHostPort(ha); err != nil || !unspecified(host) {
+		p.add("%s: FOLLOWPUB_HTTP_ADDR=%q: want 0.0.0.0:PORT inside a container (loopback is out of reach of a published port)", name, ha)
+	} else {
+		published := false
+		for _, ps := range fp.Ports {
+			pm, err := parsePort(ps)
+			published = published || (err == nil && pm.container == port)
+		}
+		if !published {
+			p.add("%s: port %s (FOLLOWPUB_HTTP_ADDR) is not published", name, port)
+		}
+		if builtHere(fp) && !slices.ContainsFunc(d.docker.final().list("EXPOSE"), func(e string) bool { return strings.TrimSuffix(e, "/tcp") == port }) {
+			p.add("%s: port %s (FOLLOWPUB_HTTP_ADDR) is not EXPOSEd by the Dockerfile", name, port)
+		}
+	}
+
+	// A clean shutdown gets its time before SIGKILL.
+	if st, err := time.ParseDuration(env["FOLLOWPUB_SHUTDOWN_TIMEOUT"]); err == nil {
+		grace, err := time.ParseDuration(cmpOr(fp.StopGracePeriod, "10s"))
+		if err != nil || grace <= st {
+			p.add("%s: stop_grace_period %q: want more than FOLLOWPUB_SHUTDOWN_TIMEOUT (%v), or docker kills a clean shutdown", name, fp.StopGracePeriod, st)
+		}
+	}
+	return p
+}
+
+// checkFileState: with STATE_STORE=file the state path is absolute, on a named volume, in a
+// directory the image's user owns.
+func (d *deployment) checkFileState(name string, fp *service, sp string) []string {
+	var p problems
 	if !path.IsAbs(sp) {
-		p.add("followpub: FOLLOWPUB_STATE_PATH=%q: want an absolute path on the state volume", sp)
+		p.add("%s: FOLLOWPUB_STATE_PATH=%q: want an absolute path on the state volume", name, sp)
 	} else {
 		dir := path.Dir(sp)
 		onVolume := false
@@ -1282,36 +1382,10 @@ func (d *deployment) checkFollowpub() []string {
 			onVolume = onVolume || (path.Clean(m.target) == dir && d.compose.namedVolume(m))
 		}
 		if !onVolume {
-			p.add("followpub: FOLLOWPUB_STATE_PATH=%s: %s is not a named volume: the watermark would be lost with the container", sp, dir)
+			p.add("%s: FOLLOWPUB_STATE_PATH=%s: %s is not a named volume: the watermark would be lost with the container", name, sp, dir)
 		}
 		if builtHere(fp) && !d.docker.ownsDir(dir) {
-			p.add("followpub: FOLLOWPUB_STATE_PATH=%s: the image does not create %s owned by its user (COPY --chown): the store could not be written", sp, dir)
-		}
-	}
-
-	// /metrics, /healthz, /readyz: every interface inside the container, exposed and published.
-	ha := env["FOLLOWPUB_HTTP_ADDR"]
-	if host, port, err := net.SplitHostPort(ha); err != nil || !unspecified(host) {
-		p.add("followpub: FOLLOWPUB_HTTP_ADDR=%q: want 0.0.0.0:PORT inside a container (loopback is out of reach of a published port)", ha)
-	} else {
-		published := false
-		for _, ps := range fp.Ports {
-			pm, err := parsePort(ps)
-			published = published || (err == nil && pm.container == port)
-		}
-		if !published {
-			p.add("followpub: port %s (FOLLOWPUB_HTTP_ADDR) is not published", port)
-		}
-		if builtHere(fp) && !slices.ContainsFunc(d.docker.final().list("EXPOSE"), func(e string) bool { return strings.TrimSuffix(e, "/tcp") == port }) {
-			p.add("followpub: port %s (FOLLOWPUB_HTTP_ADDR) is not EXPOSEd by the Dockerfile", port)
-		}
-	}
-
-	// A clean shutdown gets its time before SIGKILL.
-	if st, err := time.ParseDuration(env["FOLLOWPUB_SHUTDOWN_TIMEOUT"]); err == nil {
-		grace, err := time.ParseDuration(cmpOr(fp.StopGracePeriod, "10s"))
-		if err != nil || grace <= st {
-			p.add("followpub: stop_grace_period %q: want more than FOLLOWPUB_SHUTDOWN_TIMEOUT (%v), or docker kills a clean shutdown", fp.StopGracePeriod, st)
+			p.add("%s: FOLLOWPUB_STATE_PATH=%s: the image does not create %s owned by its user (COPY --chown): the store could not be written", name, sp, dir)
 		}
 	}
 	return p
@@ -1578,6 +1652,18 @@ func TestChecksCatchBreaks(t *testing.T) {
 		}
 		s.Command[i+1] = val
 	}
+	// setEnv sets one variable of one service.
+	setEnv := func(name, key, val string) func(d *deployment) {
+		return func(d *deployment) { svc(d, name).Environment[key] = val }
+	}
+	// fileStore puts followpub's state on file, on a named volume, as a single replica would have it.
+	fileStore := func(d *deployment) *service {
+		s := svc(d, followpubService)
+		s.Environment["FOLLOWPUB_STATE_STORE"] = "file"
+		s.Volumes = []string{"followpub-state:/var/lib/followpub"}
+		d.compose.Volumes["followpub-state"] = nil
+		return s
+	}
 	replaceDockerfile := func(d *deployment, old, new string) {
 		if !strings.Contains(d.dockerText, old) {
 			t.Fatalf("Dockerfile has no %q", old)
@@ -1589,24 +1675,16 @@ func TestChecksCatchBreaks(t *testing.T) {
 		mutate func(d *deployment)
 		want   string
 	}{
-		{"brokers on loopback", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_KAFKA_BROKERS"] = "localhost:9092"
-		}, "FOLLOWPUB_KAFKA_BROKERS"},
-		{"brokers on the controller port", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_KAFKA_BROKERS"] = "kafka:9093"
-		}, "not an advertised broker listener"},
-		{"unknown variable", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_KAFKA_BROKER"] = "kafka:9092"
-		}, "FOLLOWPUB_KAFKA_BROKER,"},
+		{"brokers on loopback", setEnv(followpubService, "FOLLOWPUB_KAFKA_BROKERS", "localhost:9092"), "FOLLOWPUB_KAFKA_BROKERS"},
+		{"brokers on the controller port", setEnv(followpubService, "FOLLOWPUB_KAFKA_BROKERS", "kafka:9093"), "not an advertised broker listener"},
+		{"unknown variable", setEnv(followpubService, "FOLLOWPUB_KAFKA_BROKER", "kafka:9092"), "FOLLOWPUB_KAFKA_BROKER,"},
 		{"unknown variable in a comment", func(d *deployment) {
 			d.composeText += "\n# FOLLOWPUB_POLL_EVERY=5s\n"
 		}, "FOLLOWPUB_POLL_EVERY"},
 		{"http without allow-insecure", func(d *deployment) {
 			delete(svc(d, followpubService).Environment, "FOLLOWPUB_API_ALLOW_INSECURE")
 		}, "FOLLOWPUB_API_ALLOW_INSECURE must be true"},
-		{"API on another port", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_API_BASE_URL"] = "http://sim:8091"
-		}, "listens on port"},
+		{"API on another port", setEnv(followpubService, "FOLLOWPUB_API_BASE_URL", "http://sim:8091"), "listens on port"},
 		{"sim on loopback", func(d *deployment) { setArg(d, simService, "--addr", "127.0.0.1:8090") }, "--addr"},
 		{"wrong secret", func(d *deployment) { setArg(d, simService, "--app-secret", "other") }, "FOLLOWPUB_API_APP_SECRET"},
 		{"unknown sim flag", func(d *deployment) {
@@ -1619,24 +1697,12 @@ func TestChecksCatchBreaks(t *testing.T) {
 		{"waiting for a health check that is not there", func(d *deployment) {
 			svc(d, followpubService).DependsOn[simService] = "service_healthy"
 		}, "has no health check"},
-		{"voter is another node", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] = "2@kafka:9093"
-		}, "KAFKA_NODE_ID"},
-		{"voter on the broker port", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] = "1@kafka:9092"
-		}, "not a controller listener"},
-		{"broker only", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_PROCESS_ROLES"] = "broker"
-		}, "KAFKA_PROCESS_ROLES"},
-		{"offsets replicated 3 times", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] = "3"
-		}, "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"},
-		{"advertised on loopback, not published", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_ADVERTISED_LISTENERS"] = "PLAINTEXT://localhost:9092"
-		}, "no port 9092:9092 is published"},
-		{"unmapped controller listener", func(d *deployment) {
-			svc(d, kafkaService).Environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"] = "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT"
-		}, "listener CONTROLLER has no security protocol"},
+		{"voter is another node", setEnv(kafkaService, "KAFKA_CONTROLLER_QUORUM_VOTERS", "2@kafka:9093"), "KAFKA_NODE_ID"},
+		{"voter on the broker port", setEnv(kafkaService, "KAFKA_CONTROLLER_QUORUM_VOTERS", "1@kafka:9092"), "not a controller listener"},
+		{"broker only", setEnv(kafkaService, "KAFKA_PROCESS_ROLES", "broker"), "KAFKA_PROCESS_ROLES"},
+		{"offsets replicated 3 times", setEnv(kafkaService, "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "3"), "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"},
+		{"advertised on loopback, not published", setEnv(kafkaService, "KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://localhost:9092"), "no port 9092:9092 is published"},
+		{"unmapped controller listener", setEnv(kafkaService, "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT"), "listener CONTROLLER has no security protocol"},
 		{"health check on the controller", func(d *deployment) {
 			svc(d, kafkaService).Healthcheck.Test = yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{
 				{Kind: yaml.ScalarNode, Value: "CMD"}, {Kind: yaml.ScalarNode, Value: "/opt/kafka/bin/kafka-topics.sh"},
@@ -1644,21 +1710,26 @@ func TestChecksCatchBreaks(t *testing.T) {
 				{Kind: yaml.ScalarNode, Value: "--list"},
 			}}
 		}, "health check --bootstrap-server"},
-		{"metrics on loopback", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_HTTP_ADDR"] = "127.0.0.1:9464"
-		}, "FOLLOWPUB_HTTP_ADDR"},
+		{"metrics on loopback", setEnv(followpubService, "FOLLOWPUB_HTTP_ADDR", "127.0.0.1:9464"), "FOLLOWPUB_HTTP_ADDR"},
 		{"metrics not published", func(d *deployment) { svc(d, followpubService).Ports = nil }, "is not published"},
-		{"state not on a volume", func(d *deployment) { svc(d, followpubService).Volumes = nil }, "not a named volume"},
+		{"second replica's metrics not published", func(d *deployment) { svc(d, replica2).Ports = nil }, replica2 + ": port 9464"},
+		{"replicas on one host port", func(d *deployment) {
+			svc(d, replica2).Ports = slices.Clone(svc(d, followpubService).Ports)
+		}, "the second replica would not start"},
+		{"replica on the file store", setEnv(replica2, "FOLLOWPUB_STATE_STORE", "file"), replica2 + ": FOLLOWPUB_STATE_STORE=file with 2 replicas"},
+		{"replicas in two groups", setEnv(replica2, "FOLLOWPUB_GROUP_ID", "other"), replica2 + `: FOLLOWPUB_GROUP_ID="other"`},
+		{"no state topic", setEnv(followpubService, "FOLLOWPUB_STATE_TOPIC", ""), "FOLLOWPUB_STATE_TOPIC empty"},
+		{"session shorter than the broker allows", setEnv(followpubService, "FOLLOWPUB_GROUP_SESSION_TIMEOUT", "3s"), "FOLLOWPUB_GROUP_SESSION_TIMEOUT"},
+		// With STATE_STORE=file the state's path and volume matter.
+		{"state not on a volume", func(d *deployment) { fileStore(d).Volumes = nil }, "not a named volume"},
 		{"state on a bind mount", func(d *deployment) {
-			svc(d, followpubService).Volumes = []string{"./state:/var/lib/followpub"}
+			fileStore(d).Volumes = []string{"./state:/var/lib/followpub"}
 		}, "not a named volume"},
 		{"relative state path", func(d *deployment) {
-			svc(d, followpubService).Environment["FOLLOWPUB_STATE_PATH"] = "followpub.state"
+			fileStore(d).Environment["FOLLOWPUB_STATE_PATH"] = "followpub.state"
 		}, "absolute path"},
 		{"short grace period", func(d *deployment) { svc(d, followpubService).StopGracePeriod = "" }, "stop_grace_period"},
-		{"tail on another topic", func(d *deployment) {
-			svc(d, tailService).Environment["FOLLOWPUB_KAFKA_TOPIC"] = "other"
-		}, "FOLLOWPUB_KAFKA_TOPIC"},
+		{"tail on another topic", setEnv(tailService, "FOLLOWPUB_KAFKA_TOPIC", "other"), "FOLLOWPUB_KAFKA_TOPIC"},
 		{"root", func(d *deployment) { replaceDockerfile(d, "USER 65532:65532", "USER root") }, "is root"},
 		{"no USER", func(d *deployment) { replaceDockerfile(d, "USER 65532:65532", "") }, "no USER"},
 		{"cgo", func(d *deployment) { replaceDockerfile(d, "CGO_ENABLED=0 ", "") }, "CGO_ENABLED=0"},
@@ -1731,6 +1802,17 @@ func TestServiceConfigAccepted(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			env := append(d.processEnv(s), "FOLLOWPUB_STATE_PATH="+filepath.Join(t.TempDir(), "followpub.state"))
+			if d.effectiveEnv(s)["FOLLOWPUB_STATE_STORE"] == "kafka" {
+				// The state is in Kafka: a valid configuration gets as far as asking a broker for
+				// the state topic; here no broker listens, so that is exit 1 naming the topic, where
+				// a configuration error is exit 2 naming its variable.
+				env = append(env, "FOLLOWPUB_KAFKA_BROKERS="+e2etest.FreeAddr(t))
+				_, stderr, code, err := runBinary(env, "watermark", "show")
+				if err != nil || code != 1 || !strings.Contains(stderr, "state topic") {
+					t.Fatalf("followpub watermark show with the %s service's environment and no broker: exit %d, %v; want 1, the state topic out of reach\n%s", name, code, err, stderr)
+				}
+				return
+			}
 			out, stderr, code, err := runBinary(env, "watermark", "show")
 			if err != nil || code != 0 {
 				t.Fatalf("followpub watermark show with the %s service's environment: exit %d, %v\n%s", name, code, err, stderr)

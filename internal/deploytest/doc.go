@@ -12,9 +12,11 @@
 //   - every command and flag a service runs exists (`followpub COMMAND --bad-flag` lists them);
 //   - the wiring holds: followpub's brokers are an advertised listener of the kafka service, its API
 //     URL is the sim service's listening port, its credentials are accepted by a simulator started
-//     with the sim service's own flags, its state is on a named volume the non-root user can write,
-//     its HTTP port is exposed and published; depends_on waits for health only where there is a
-//     health check;
+//     with the sim service's own flags, its HTTP port is exposed and published; depends_on waits for
+//     health only where there is a health check. That holds for every replica (each service that
+//     runs `followpub run`); with more than one, each has STATE_STORE=kafka and the same
+//     configuration (one group, one state topic) and a host port of its own. With STATE_STORE=file
+//     the state is on a named volume the non-root user can write;
 //   - the kafka service is a valid single-node KRaft configuration (roles, node id, quorum voters,
 //     listeners and their security protocols, replication factors of 1, a health check against a
 //     broker listener);
@@ -32,7 +34,9 @@
 // With Docker — `make test-docker` builds the images on this machine (no registry is reachable) and
 // names them in FOLLOWPUB_TEST_IMAGE and FOLLOWPUB_TEST_KAFKA_IMAGE — TestImage runs the image
 // (stamped version, non-root user, time zone data, state on a fresh volume) and TestComposeUp runs
-// `docker compose up` and `down` (readiness, every published event in Kafka once with its key and
-// headers, the tail service, nothing left behind). Without an image or a daemon they are skipped,
+// `docker compose up` and `down`: both followpub replicas ready, exactly one owning the tenant,
+// every published event in Kafka once with its key and headers; the owner stopped, the other
+// takes over and publishes what arrives after, nothing twice; the tail service; nothing left
+// behind. Without an image or a daemon they are skipped,
 // unless FOLLOWPUB_TEST_DOCKER says make test-docker promised both: then they fail.
 package deploytest

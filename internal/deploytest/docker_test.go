@@ -262,18 +262,21 @@ func metric(url, sample string) float64 {
 	return 0
 }
 
-// cycleLogs sums what followpub's JSON log says it published, over its "cycle done" lines.
+// cycleLogs sums what followpub's JSON log says it published: its "cycle done" lines, and the
+// "cycle ended early" lines of a cycle cut short (by a stop, or a generation's end).
 func cycleLogs(t *testing.T, logs string) (cycles, published int) {
 	t.Helper()
 	for _, l := range e2etest.JSONLines(t, logs) {
-		if l["msg"] != "cycle done" {
+		if l["msg"] != "cycle done" && l["msg"] != "cycle ended early" {
 			continue
 		}
 		n, ok := l["published"].(float64)
 		if !ok {
-			t.Fatalf("a cycle done line without a published count: %v", l)
+			t.Fatalf("a %s line without a published count: %v", l["msg"], l)
 		}
-		cycles++
+		if l["msg"] == "cycle done" {
+			cycles++
+		}
 		published += int(n)
 	}
 	return cycles, published
@@ -281,10 +284,69 @@ func cycleLogs(t *testing.T, logs string) (cycles, published int) {
 
 var tailKeyRE = regexp.MustCompile(`(?m)^key=(\S+) `)
 
+// replica is one followpub service of the compose project, seen from the host.
+type replica struct {
+	service, http string
+}
+
+// owned is the replica's followpub_tenants_owned, or -1 when /metrics does not answer.
+func (r replica) owned() float64 {
+	code, body := e2etest.Get(r.http + "/metrics")
+	if code != 200 {
+		return -1
+	}
+	for _, l := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(l, "followpub_tenants_owned "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// soleOwner waits until exactly one of the running replicas owns the tenant and the others own
+// nothing, the same on three reads in a row half a second apart; it returns the owner and the
+// time of the first of those reads.
+func soleOwner(t *testing.T, timeout time.Duration, running ...replica) (replica, time.Time, bool) {
+	t.Helper()
+	var owner replica
+	var since time.Time
+	streak := 0
+	ok := e2etest.WaitFor(timeout, func() bool {
+		var owners []replica
+		answered := 0
+		for _, r := range running {
+			switch r.owned() {
+			case 1:
+				owners = append(owners, r)
+				answered++
+			case 0:
+				answered++
+			}
+		}
+		if answered == len(running) && len(owners) == 1 && (streak == 0 || owners[0] == owner) {
+			if streak == 0 {
+				since = time.Now()
+			}
+			owner = owners[0]
+			streak++
+		} else {
+			streak = 0
+		}
+		if streak < 3 {
+			time.Sleep(500 * time.Millisecond)
+			return false
+		}
+		return true
+	})
+	return owner, since, ok
+}
+
 // TestComposeUp runs docker-compose.yml as a user would (with the test override: the local images,
-// host networking): `up` brings followpub to ready, every event it says it published is in Kafka
-// exactly once with its key and CloudEvents headers, the tail service prints them all, and `down`
-// leaves nothing behind.
+// host networking): `up` brings both followpub replicas to ready, exactly one owns the tenant,
+// every event they say they published is in Kafka exactly once with its key and CloudEvents
+// headers; stopping the owner hands the tenant to the other, which publishes what arrives after
+// without repeating anything; the tail service prints every event, and `down` leaves nothing behind.
 func TestComposeUp(t *testing.T) {
 	image := dockerImage(t)
 	kafkaImage := os.Getenv(kafkatest.EnvImage)
@@ -292,7 +354,7 @@ func TestComposeUp(t *testing.T) {
 		t.Fatalf("%s is unset: make test-docker names the local Kafka image there", kafkatest.EnvImage)
 	}
 	ports, taken := map[string]string{}, map[string]bool{}
-	for _, name := range []string{"FP_KAFKA_PORT", "FP_KAFKA_CONTROLLER_PORT", "FP_KAFKA_EXTERNAL_PORT", "FP_SIM_PORT", "FP_HTTP_PORT"} {
+	for _, name := range []string{"FP_KAFKA_PORT", "FP_KAFKA_CONTROLLER_PORT", "FP_KAFKA_EXTERNAL_PORT", "FP_SIM_PORT", "FP_HTTP_PORT", "FP_HTTP_PORT_2"} {
 		for ports[name] == "" {
 			if _, port, _ := net.SplitHostPort(e2etest.FreeAddr(t)); !taken[port] {
 				ports[name], taken[port] = port, true
@@ -316,49 +378,116 @@ func TestComposeUp(t *testing.T) {
 			}
 		}
 	})
+	replicas := []replica{
+		{followpubService, "http://127.0.0.1:" + ports["FP_HTTP_PORT"]},
+		{replica2, "http://127.0.0.1:" + ports["FP_HTTP_PORT_2"]},
+	}
+	logsOf := func(r replica) string {
+		return p.must(time.Minute, "logs", "--no-color", "--no-log-prefix", r.service)
+	}
+	brokers := []string{"127.0.0.1:" + ports["FP_KAFKA_PORT"]}
+	topic := envVars["FOLLOWPUB_KAFKA_TOPIC"]
 
 	start := time.Now()
 	p.must(5*time.Minute, "up", "-d")
-	httpBase := "http://127.0.0.1:" + ports["FP_HTTP_PORT"]
-	if !e2etest.WaitFor(3*time.Minute, func() bool {
-		code, _ := e2etest.Get(httpBase + "/readyz")
-		return code == 200
-	}) {
-		t.Fatalf("/readyz did not turn 200 within 3 minutes of up")
+	upTook, start := time.Since(start).Round(100*time.Millisecond), time.Now()
+	// Both replicas ready: the owner after a cycle, the standby as a healthy group member.
+	for _, r := range replicas {
+		if !e2etest.WaitFor(3*time.Minute, func() bool {
+			code, _ := e2etest.Get(r.http + "/readyz")
+			return code == 200
+		}) {
+			t.Fatalf("%s: /readyz did not turn 200 within 3 minutes of up", r.service)
+		}
 	}
 	ready := time.Since(start).Round(100 * time.Millisecond)
+	for _, r := range replicas {
+		id := strings.TrimSpace(p.must(time.Minute, "ps", "-q", r.service))
+		if uid, _ := procIDs(t, runningPID(t, id)); uid != nonroot {
+			t.Errorf("%s runs as uid %s, want %s", r.service, uid, nonroot)
+		}
+	}
+	owner, _, ok := soleOwner(t, time.Minute, replicas...)
+	if !ok {
+		t.Fatalf("no single owner within a minute: followpub_tenants_owned %v, %v", replicas[0].owned(), replicas[1].owned())
+	}
+	standby := replicas[0]
+	if owner == standby {
+		standby = replicas[1]
+	}
 
-	// A few cycles: the backfill of the last 24 h, then the records the simulator keeps adding.
+	// A few cycles on the owner: the backfill of the last 24 h, then what the simulator keeps adding.
 	if !e2etest.WaitFor(time.Minute, func() bool {
-		return metric(httpBase+"/metrics", `followpub_cycles_total{result="ok"}`) >= 3
+		return metric(owner.http+"/metrics", `followpub_cycles_total{result="ok"}`) >= 3
 	}) {
-		t.Fatal("followpub did not complete 3 cycles within a minute of being ready")
+		t.Fatalf("%s (the owner) did not complete 3 cycles within a minute of being ready", owner.service)
 	}
-	fpID := strings.TrimSpace(p.must(time.Minute, "ps", "-q", followpubService))
-	if uid, _ := procIDs(t, runningPID(t, fpID)); uid != nonroot {
-		t.Errorf("followpub runs as uid %s, want %s", uid, nonroot)
+	if code, _ := e2etest.Get(standby.http + "/readyz"); code != 200 || standby.owned() != 0 {
+		t.Fatalf("%s (the standby): /readyz %d, followpub_tenants_owned %v: want 200 and 0", standby.service, code, standby.owned())
 	}
-	scraped := metric(httpBase+"/metrics", "followpub_records_published_total")
-
-	// Stopped cleanly, followpub has published exactly what its cycles logged. A second replica
-	// (the high-availability design) would be stopped and summed here too: Kafka must still hold
-	// each key once.
-	p.must(2*time.Minute, "stop", followpubService)
-	cycles, published := cycleLogs(t, p.must(time.Minute, "logs", "--no-color", "--no-log-prefix", followpubService))
-	if cycles < 3 || published == 0 || float64(published) < scraped {
-		t.Fatalf("followpub logged %d cycles publishing %d events (/metrics said %v before the stop)", cycles, published, scraped)
-	}
-
-	topic := envVars["FOLLOWPUB_KAFKA_TOPIC"]
-	msgs := e2etest.ReadTopic(t, []string{"127.0.0.1:" + ports["FP_KAFKA_PORT"]}, topic)
+	// While the owner runs: no key twice, and Kafka holds at least what the logs said before the
+	// read and at most what they say once the next cycle is done (the owner publishes meanwhile).
+	_, before := cycleLogs(t, logsOf(owner)+logsOf(standby))
+	msgs := e2etest.ReadTopic(t, brokers, topic)
 	keys := e2etest.CountKeys(msgs)
-	if len(msgs) != published || len(keys) != published {
-		t.Errorf("Kafka holds %d events with %d distinct keys; followpub published %d", len(msgs), len(keys), published)
+	cyclesNow := metric(owner.http+"/metrics", `followpub_cycles_total{result="ok"}`)
+	if !e2etest.WaitFor(time.Minute, func() bool {
+		return metric(owner.http+"/metrics", `followpub_cycles_total{result="ok"}`) > cyclesNow
+	}) {
+		t.Fatalf("%s completed no cycle within a minute", owner.service)
 	}
+	_, after := cycleLogs(t, logsOf(owner)+logsOf(standby))
+	if len(keys) != len(msgs) || len(msgs) < before || len(msgs) > after || before == 0 {
+		t.Errorf("with %s owning the tenant: Kafka holds %d events with %d distinct keys; the replicas' logs said %d published before the read, %d after",
+			owner.service, len(msgs), len(keys), before, after)
+	}
+	beforeFailover := len(msgs)
+
+	// The owner stops (SIGTERM: it leaves the group): the standby takes the tenant over and
+	// publishes what becomes visible from then on.
+	p.must(2*time.Minute, "stop", owner.service)
+	stopped := time.Now()
+	cyclesOld, publishedOld := cycleLogs(t, logsOf(owner))
+	_, owned, ok := soleOwner(t, time.Minute, standby)
+	if !ok {
+		t.Fatalf("%s did not take the tenant over within a minute of %s's stop", standby.service, owner.service)
+	}
+	tookOver := owned.Sub(stopped).Round(100 * time.Millisecond)
+	if !e2etest.WaitFor(time.Minute, func() bool {
+		return metric(standby.http+"/metrics", `followpub_cycles_total{result="ok"}`) >= 3 &&
+			metric(standby.http+"/metrics", "followpub_records_published_total") > 0
+	}) {
+		t.Fatalf("%s, owning the tenant, did not complete 3 cycles with something published within a minute", standby.service)
+	}
+
+	// Both stopped cleanly, the replicas have published exactly what their cycles logged.
+	p.must(2*time.Minute, "stop", standby.service)
+	cyclesNew, publishedNew := cycleLogs(t, logsOf(standby))
+	if cyclesOld < 3 || publishedOld == 0 || cyclesNew < 3 || publishedNew == 0 {
+		t.Fatalf("%s logged %d cycles publishing %d events, %s %d cycles publishing %d: want 3 cycles and some events each",
+			owner.service, cyclesOld, publishedOld, standby.service, cyclesNew, publishedNew)
+	}
+	published := publishedOld + publishedNew
+	msgs = e2etest.ReadTopic(t, brokers, topic)
+	keys = e2etest.CountKeys(msgs)
+	if len(msgs) != published || len(keys) != published {
+		t.Errorf("Kafka holds %d events with %d distinct keys; the cycle lines of %s say %d published, of %s %d, %d in all",
+			len(msgs), len(keys), owner.service, publishedOld, standby.service, publishedNew, published)
+	}
+	// Records that came after the owner's stop can only be the new owner's.
+	arrivedAfter := 0
 	for _, m := range msgs {
 		if err := checkEvent(m); err != nil {
 			t.Errorf("partition %d offset %d: %v", m.Partition, m.Offset, err)
 		}
+		for _, h := range m.Headers {
+			if ft, err := time.Parse(time.RFC3339Nano, string(h.Value)); h.Key == schema.HeaderTime && err == nil && ft.After(stopped) {
+				arrivedAfter++
+			}
+		}
+	}
+	if arrivedAfter == 0 {
+		t.Errorf("no event in Kafka has a follow_time after %s's stop: %s published nothing that arrived after the takeover", owner.service, standby.service)
 	}
 
 	// The tail service prints every event, each once.
@@ -384,13 +513,16 @@ func TestComposeUp(t *testing.T) {
 	if c, v := p.left(); len(c)+len(v) > 0 {
 		t.Errorf("after down: containers %v and volumes %v are left", c, v)
 	}
-	if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+ports["FP_KAFKA_PORT"], time.Second); err == nil {
+	if conn, err := net.DialTimeout("tcp", brokers[0], time.Second); err == nil {
 		_ = conn.Close()
 		t.Errorf("after down the broker's port %s still accepts connections", ports["FP_KAFKA_PORT"])
 	}
-	t.Logf("compose: /readyz 200 %v after up; followpub published %d events in %d cycles; Kafka holds %d (%d distinct keys, "+
-		"key and CloudEvents headers checked on each); the tail service printed %d; down left nothing",
-		ready, published, cycles, len(msgs), len(keys), len(printed))
+	t.Logf("compose: up -d took %v (it waits for Kafka's health); /readyz 200 on both replicas %v after it; %s owned the tenant, %s stood by; %d events in Kafka, each once, before the failover; "+
+		"%s stopped: %s owned the tenant %v after stop returned; over their lives %s published %d events in %d cycles, %s %d in %d (%d with a follow_time after the stop); "+
+		"Kafka holds %d (%d distinct keys, key and CloudEvents headers checked on each); the tail service printed %d; down left nothing",
+		upTook, ready, owner.service, standby.service, beforeFailover, owner.service, standby.service, tookOver,
+		owner.service, publishedOld, cyclesOld, standby.service, publishedNew, cyclesNew, arrivedAfter,
+		len(msgs), len(keys), len(printed))
 }
 
 // checkEvent holds one Kafka record to the event format: the key is the follow-up's id, and the
