@@ -39,6 +39,9 @@ type options struct {
 	ids         int
 	out         string
 	variants    []binary
+	haMoves     int
+	haRecords   int
+	haSteady    time.Duration
 }
 
 // binary is a followpub binary the driver measures: the one built from this repository, and any
@@ -52,7 +55,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "backfill,api,steady,memory", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids)")
+	flag.StringVar(&only, "only", "backfill,api,steady,memory,ha", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), ha (failover, takeover, the kafka store)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -64,6 +67,9 @@ func run() (err error) {
 	flag.Float64Var(&o.steadyRate, "steady-rate", 50, "records per second arriving in the steady state")
 	flag.IntVar(&o.ids, "ids", 1_000_000, "remembered ids of the memory measurement")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
+	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
+	flag.IntVar(&o.haRecords, "ha-records", 50_000, "records of the ha measurement's backfill on each store")
+	flag.DurationVar(&o.haSteady, "ha-steady", 20*time.Second, "length of the ha measurement's steady state on each store")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")
 	flag.Parse()
 	o.only = map[string]bool{}
@@ -151,6 +157,7 @@ func run() (err error) {
 		{"api", d.apiBound},
 		{"steady", d.steadyState},
 		{"memory", d.memory},
+		{"ha", d.ha},
 	}
 	for _, s := range steps {
 		if !o.only[s.name] {
