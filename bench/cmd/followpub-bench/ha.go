@@ -83,6 +83,20 @@ type takeover struct {
 	firstAppend      time.Time // zero until the topic is read back
 }
 
+// haTopics creates an output topic stamped with LogAppendTime (the time Kafka appended each
+// record, on this machine's clock) and names a state topic for followpub to create; cleanup
+// deletes both.
+func (d *driver) haTopics(ctx context.Context, what string) (topic, stateTopic string, cleanup func(), err error) {
+	topic, stateTopic = topicName(what), topicName("hastate")
+	if err := d.kafka.createTopic(ctx, topic, publisher.DefaultPartitions, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+		return "", "", nil, err
+	}
+	return topic, stateTopic, func() {
+		d.kafka.deleteTopic(ctx, topic)
+		d.kafka.deleteTopic(ctx, stateTopic)
+	}, nil
+}
+
 // haGroup is the environment of an instance of one failover run's deployment.
 func (d *driver) haGroup(a *api, topic, stateTopic, group, addr string) map[string]string {
 	return map[string]string{
@@ -153,12 +167,11 @@ type failoverRun struct {
 
 func (d *driver) failoverOnce(ctx context.Context, perKind int) (failoverRun, error) {
 	var res failoverRun
-	topic, stateTopic := topicName("ha"), topicName("hastate")
-	if err := d.kafka.createTopic(ctx, topic, publisher.DefaultPartitions, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+	topic, stateTopic, cleanup, err := d.haTopics(ctx, "ha")
+	if err != nil {
 		return res, err
 	}
-	defer d.kafka.deleteTopic(ctx, topic)
-	defer d.kafka.deleteTopic(ctx, stateTopic)
+	defer cleanup()
 	a, err := startAPI(wshotosim.Config{Count: -1, Rate: haRate, Latency: d.opts.latency, Location: d.loc})
 	if err != nil {
 		return res, err
@@ -348,18 +361,16 @@ type takeoverSample struct {
 
 func (d *driver) takeoverOnce(ctx context.Context) (takeoverSample, error) {
 	var s takeoverSample
-	topic, stateTopic := topicName("takeover"), topicName("hastate")
-	if err := d.kafka.createTopic(ctx, topic, publisher.DefaultPartitions, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+	topic, stateTopic, cleanup, err := d.haTopics(ctx, "takeover")
+	if err != nil {
 		return s, err
 	}
-	defer d.kafka.deleteTopic(ctx, topic)
-	defer d.kafka.deleteTopic(ctx, stateTopic)
+	defer cleanup()
 	began := time.Now()
 	if err := buildKafkaState(ctx, d.kafka.addrs, stateTopic, d.opts.ids, d.loc); err != nil {
 		return s, err
 	}
 	s.build = time.Since(began).Seconds()
-	var err error
 	if s.bytes, err = d.kafka.logBytes(ctx, stateTopic); err != nil {
 		return s, err
 	}
