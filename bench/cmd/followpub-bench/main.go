@@ -68,8 +68,8 @@ func run() (err error) {
 	flag.IntVar(&o.ids, "ids", 1_000_000, "remembered ids of the memory measurement")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
-	flag.IntVar(&o.haRecords, "ha-records", 50_000, "records of the ha measurement's backfill on each store")
-	flag.DurationVar(&o.haSteady, "ha-steady", 20*time.Second, "length of the ha measurement's steady state on each store")
+	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
+	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")
 	flag.Parse()
 	o.only = map[string]bool{}
