@@ -72,6 +72,16 @@ func (i *haInstance) assigned(after time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// publishedSince reports whether the instance logged a cycle that published something after t.
+func (i *haInstance) publishedSince(t time.Time) bool {
+	for _, l := range i.p.logs("cycle done") {
+		if n, _ := l["published"].(float64); n > 0 && l.time().After(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // joined reports whether the instance has joined a generation of the group.
 func (i *haInstance) joined() bool { return len(i.p.logs("group generation joined")) > 0 }
 
@@ -155,7 +165,7 @@ func (d *driver) haFailover(ctx context.Context) (*table, error) {
 	}
 	t.note("Each takeover: the owner (the instance whose /metrics says followpub_tenants_owned 1) is signalled once the standby has joined the group and the owner has published for at least 2 s; "+
 		"assigned is the standby's next `group generation joined` log line that gives it the tenant, state loaded its next `tenant owned: state loaded` line; first record is the smallest LogAppendTime (the topic is created with message.timestamp.type=LogAppendTime) at or after that line, on this machine's clock. "+
-		"The signalled instance is then started again as the new standby. %d runs, %d instances started in all.", d.opts.runs, started)
+		"The signalled instance is started again as the new standby once the new owner has logged a cycle that published. %d runs, %d instances started in all.", d.opts.runs, started)
 	t.note("Over all runs: %d records were due (visible at least 2 × POLL_INTERVAL before the end of a run), %d of them never appeared in the topic (lost), %d duplicate copies among the %d records read back.",
 		visible, lost, dups, published)
 	return t, nil
@@ -264,6 +274,14 @@ func (d *driver) failoverOnce(ctx context.Context, perKind int) (failoverRun, er
 			}
 			if time.Now().After(deadline) {
 				return res, fmt.Errorf("the standby was not given the tenant within %s of %s:\n%s", 4*haSession, m.kind, tail(standby.p.out.String(), 15))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// The signalled one comes back only once the new owner has published: its joining the
+		// group starts a rebalance, which would otherwise interrupt the takeover being measured.
+		for !standby.publishedSince(m.assigned) {
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("the new owner published nothing within %s of %s:\n%s", 4*haSession, m.kind, tail(standby.p.out.String(), 15))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
