@@ -40,6 +40,9 @@ type options struct {
 	recoveryRecords, recoveryDays int
 	out                           string
 	variants                      []binary
+	haMoves                       int
+	haRecords                     int
+	haSteady                      time.Duration
 }
 
 // binary is a followpub binary the driver measures: the one built from this repository, and any
@@ -53,7 +56,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight)")
+	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery,ha", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -67,6 +70,9 @@ func run() (err error) {
 	flag.IntVar(&o.recoveryRecords, "recovery-records", 60_000, "records of the recovery measurement's backfill")
 	flag.IntVar(&o.recoveryDays, "recovery-days", 6, "days the recovery measurement's records span")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
+	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
+	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
+	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")
 	flag.Parse()
 	o.only = map[string]bool{}
@@ -155,6 +161,7 @@ func run() (err error) {
 		{"steady", d.steadyState},
 		{"memory", d.memory},
 		{"recovery", d.recovery},
+		{"ha", d.ha},
 	}
 	for _, s := range steps {
 		if !o.only[s.name] {
