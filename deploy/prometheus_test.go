@@ -498,6 +498,7 @@ func TestHAAlertsAgainstRealPrometheus(t *testing.T) {
 	if !e2etest.WaitFor(30*time.Second, func() bool { return owner() == 1-first }) {
 		t.Errorf("the other instance did not take the tenant: %s", describe(p.alerts()))
 	}
+	t.Logf("tenant default moved from %s to %s", addrs[first], addrs[1-first])
 	for _, a := range p.alerts() {
 		if a.Labels["alertname"] == "FollowpubTenantWithoutOwner" && a.State == "firing" {
 			t.Errorf("the tenant moved at once, yet FollowpubTenantWithoutOwner is firing: %s", describe(p.alerts()))
@@ -591,9 +592,11 @@ func checkDashboard(t *testing.T, p *prom, kafkaStore bool) {
 					t.Errorf("panel %q: %s names %s, which followpub does not expose and no rule records", panel.Title, tg.Expr, n)
 				}
 			}
+			if kafkaOnly {
+				groupOnly++
+			}
 			switch {
 			case kafkaOnly && !kafkaStore:
-				groupOnly++
 				if len(res) != 0 {
 					t.Errorf("panel %q: %s returns %v with STATE_STORE=file, which exports no group metric", panel.Title, tg.Expr, res)
 				}
@@ -602,7 +605,7 @@ func checkDashboard(t *testing.T, p *prom, kafkaStore bool) {
 			}
 		}
 	}
-	t.Logf("%d dashboard queries checked against %d exposed metric names (%d of them on STATE_STORE=kafka's group metrics, empty here)", queries, len(exposed), groupOnly)
+	t.Logf("%d dashboard queries checked against %d exposed metric names, STATE_STORE=kafka %v (%d queries on the group's metrics)", queries, len(exposed), kafkaStore, groupOnly)
 }
 
 // checkStatusPage reads /status and the page at / (in headless Chromium) of the running process.

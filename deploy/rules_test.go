@@ -127,11 +127,45 @@ var alertCases = []alertCase{
 		series: append(cycleSeries("0x40", "30x40", "0x40"),
 			s("followpub_tenants_owned", "", "0x40"))},
 
+	{name: "of two tenants, the one whose cycles stopped is named", alert: "FollowpubNoSuccessfulCycle", at: "20m", fire: true,
+		series: []series{
+			s("followpub_last_success_timestamp_seconds", `tenant="t01"`, "0+30x40"),
+			s("followpub_last_success_timestamp_seconds", `tenant="t02"`, "0+30x20 600x20"),
+			s("followpub_poll_interval_seconds", "", "30x40"),
+			s("process_start_time_seconds", "", "0x40"),
+			s("followpub_tenants_owned", "", "2x40"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub a:9464 tenant t02: no cycle completed for 10m 0s"},
+	{name: "of two tenants, the one that never completed a cycle is named", alert: "FollowpubNoSuccessfulCycle", at: "10m", fire: true,
+		series: []series{
+			s("followpub_last_success_timestamp_seconds", `tenant="t01"`, "0+30x20"),
+			s("followpub_last_success_timestamp_seconds", `tenant="t02"`, "0x20"),
+			s("followpub_poll_interval_seconds", "", "30x20"),
+			s("process_start_time_seconds", "", "0x20"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub a:9464 tenant t02: no cycle completed for 10m 0s"},
+	{name: "two tenants, each completing", alert: "FollowpubNoSuccessfulCycle", at: "20m",
+		series: []series{
+			s("followpub_last_success_timestamp_seconds", `tenant="t01"`, "0+30x40"),
+			s("followpub_last_success_timestamp_seconds", `tenant="t02"`, "0+30x40"),
+			s("followpub_poll_interval_seconds", "", "30x40"),
+			s("process_start_time_seconds", "", "0x40"),
+		}},
+
 	{name: "lag above 30 minutes for 10", alert: "FollowpubLagHigh", at: "20m", fire: true,
 		series:  []series{s("followpub_lag_seconds", "", "100x10 2000+30x30")},
 		summary: "followpub a:9464: the newest published follow-up is 47m 50s old"},
 	{name: "lag above 30 minutes for 5", alert: "FollowpubLagHigh", at: "20m",
 		series: []series{s("followpub_lag_seconds", "", "100x30 2000+30x10")}},
+	{name: "one tenant's lag, named", alert: "FollowpubLagHigh", at: "20m", fire: true,
+		series: []series{
+			s("followpub_lag_seconds", `tenant="t01"`, "100x40"),
+			s("followpub_lag_seconds", `tenant="t02"`, "100x10 2000+30x30"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub a:9464 tenant t02: the newest published follow-up is 47m 50s old"},
 
 	{name: "half the list requests answer 5xx", alert: "FollowpubAPIErrors", at: "30m", fire: true,
 		series: []series{
