@@ -96,8 +96,8 @@ func (s *service) openHA() error {
 	return nil
 }
 
-// registerGroupMetrics adds the group's gauges to /metrics; with STATE_STORE=file the one
-// process owns its tenant and is in no group.
+// registerGroupMetrics adds the ownership gauges to /metrics; with STATE_STORE=file the one
+// process owns its tenant and is in no group, so the group's own gauges are left out.
 func (s *service) registerGroupMetrics() {
 	status := func() ownership.Status {
 		if s.ha == nil {
@@ -109,12 +109,16 @@ func (s *service) registerGroupMetrics() {
 		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "followpub_" + name, Help: help},
 			func() float64 { return f(status()) }))
 	}
-	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined, and with STATE_STORE=file.",
+	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
+		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
+	s.metrics.registerTenantOwned(func() (all, owned []string) { return tenants, status().Owned })
+	if s.cfg.StateStore != "kafka" {
+		return // the group's gauges: a file store is in no group, and the alerts count members by them
+	}
+	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined.",
 		func(st ownership.Status) float64 { return float64(st.Generation) })
 	gauge("group_member", "1 while this instance is a member of a group generation (STATE_STORE=kafka), else 0.",
 		func(st ownership.Status) float64 { return boolFloat(st.Joined) })
-	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
-		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
 }
 
 func boolFloat(b bool) float64 {
