@@ -210,7 +210,11 @@ func (l *loader) entry(index int, n *yaml.Node) (t Tenant, ok bool) {
 		}
 		dst, known := fields[key]
 		if !known {
-			fail(key, k.Line, "unknown key")
+			if near := nearest(key, fields); near != "" {
+				fail(key, k.Line, "unknown key (did you mean %s?)", near)
+			} else {
+				fail(key, k.Line, "unknown key")
+			}
 			continue
 		}
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!null" || v.Kind == yaml.ScalarNode && v.Value == "" && v.Tag == "!!str" {
@@ -397,4 +401,36 @@ func describe(v *yaml.Node) string {
 		return fmt.Sprintf("%q", v.Value)
 	}
 	return "that value"
+}
+
+// nearest returns the key of fields closest to key, if a typo away (at most two edits), or "".
+func nearest(key string, fields map[string]any) string {
+	best, bestD := "", 3
+	for f := range fields {
+		if d := editDistance(key, f); d < bestD || d == bestD && f < best {
+			best, bestD = f, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(sub, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

@@ -140,7 +140,8 @@ func TestLoadRefuses(t *testing.T) {
 		line   int
 		msg    string // also in the message
 	}{
-		{"unknown key", "tenants:\n  - id: acme\n    " + entryOK + "    tpoic: x\n", "acme", "tpoic", 5, "unknown key"},
+		{"unknown key", "tenants:\n  - id: acme\n    " + entryOK + "    tpoic: x\n", "acme", "tpoic", 5, "unknown key (did you mean topic?)"},
+		{"unknown key, no near one", "tenants:\n  - id: acme\n    " + entryOK + "    colour: blue\n", "acme", "colour", 5, "colour: unknown key"},
 		{"inline app secret", "tenants:\n  - id: acme\n    app_id: wx1\n    app_secret: " + fileSecret + "\n", "acme", "app_secret", 4, "inline secret is not accepted"},
 		{"inline access token", "tenants:\n  - id: acme\n    access_token: " + fileSecret + "\n", "acme", "access_token", 3, "access_token_env"},
 		{"duplicate id", "tenants:\n  - id: acme\n    " + entryOK + "  - id: acme\n    " + entryOK, "acme", "id", 5, "duplicate id: also the tenant at line 2"},
