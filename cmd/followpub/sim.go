@@ -20,6 +20,8 @@ faults; every other flag applies to each tenant (-count and -rate are per tenant
 is routed by its appid, a list request by its access_token; each tenant is also served on its own
 base URL, ADDR/tenants/ID. The start lists every tenant, one line each:
   tenant app_id app_secret access_token records base_url
+-write-tenants-file PATH also writes a followpub tenants file listing them (FOLLOWPUB_TENANTS_FILE),
+each app secret in a file of its own under secrets/ beside it.
 
 flags:
 `
@@ -33,6 +35,7 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	addr := fs.String("addr", "127.0.0.1:8090", "address to listen on (port 0 picks a free one)")
 	tenants := fs.Int("tenants", 0, "serve this many tenants, t01 … tNN, each with its own credentials, data and faults (0 = one API, as without it)")
+	tenantsFile := fs.String("write-tenants-file", "", "with -tenants: write a followpub tenants file listing them to this path (secrets in secrets/ beside it)")
 	var cfg wshotosim.Config
 	cfg.RegisterFlags(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -42,6 +45,9 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("sim: -tenants %d: must not be negative", *tenants)
 	}
 	if *tenants == 0 {
+		if *tenantsFile != "" {
+			return usagef("sim: -write-tenants-file needs -tenants")
+		}
 		srv, err := wshotosim.New(cfg)
 		if err != nil {
 			return usagef("sim: %v", err)
@@ -66,5 +72,15 @@ func cmdSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return usagef("sim: %v", err)
 	}
-	return m.ListenAndServe(ctx, *addr, stdout)
+	var ready func(string) error
+	if *tenantsFile != "" {
+		ready = func(baseURL string) error {
+			if err := m.WriteTenantsFile(*tenantsFile, baseURL); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "tenants file for followpub: %s\n", *tenantsFile)
+			return nil
+		}
+	}
+	return m.ListenAndServe(ctx, *addr, stdout, ready)
 }

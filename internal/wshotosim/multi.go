@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -214,4 +216,27 @@ func (m *Multi) Describe(baseURL string) string {
 			s.Stats().Visible, baseURL, TenantsPrefix, id)
 	}
 	return b.String()
+}
+
+// WriteTenantsFile writes a followpub tenants file (docs/DESIGN.md §7) listing every tenant with
+// its app id and api_base_url baseURL, and each app secret in a file of its own beside it
+// (secrets/ID beside path, mode 0600), so that followpub polls exactly these tenants.
+func (m *Multi) WriteTenantsFile(path, baseURL string) error {
+	dir := filepath.Join(filepath.Dir(path), "secrets")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("writing the tenants file: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# The %d tenants of the simulator at %s (followpub sim -tenants).\ntenants:\n", len(m.ids), baseURL)
+	for _, id := range m.ids {
+		c := m.byID[id].Config()
+		if err := os.WriteFile(filepath.Join(dir, id), []byte(c.AppSecret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing tenant %s's secret: %w", id, err)
+		}
+		fmt.Fprintf(&b, "  - id: %s\n    app_id: %q\n    app_secret_file: secrets/%s\n    api_base_url: %q\n", id, c.AppID, id, baseURL)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("writing the tenants file: %w", err)
+	}
+	return nil
 }
