@@ -55,7 +55,7 @@ func (l *loader) load() []Tenant {
 		l.fail("", 0, "", 0, "%v", err)
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		l.fail("", 0, "", 0, "reading: %v", err)
