@@ -94,10 +94,10 @@ func newHARig(t *testing.T, opts ...e2etest.WorldOption) *haRig {
 	return r
 }
 
-// start starts an instance in a new empty directory.
-func (r *haRig) start(name string) *haInstance {
+// start starts an instance in a new empty directory, with the rig's variables and env.
+func (r *haRig) start(name string, env ...string) *haInstance {
 	addr := e2etest.FreeAddr(r.t)
-	env := r.w.Env(append(slices.Clone(r.extra), "FOLLOWPUB_HTTP_ADDR="+addr)...)
+	env = r.w.Env(append(append(slices.Clone(r.extra), env...), "FOLLOWPUB_HTTP_ADDR="+addr)...)
 	i := &haInstance{name: fmt.Sprintf("%s#%d", name, len(r.all)+1), addr: addr, p: e2etest.StartIn(r.t, r.t.TempDir(), env, "run")}
 	r.all = append(r.all, i)
 	return i
@@ -383,7 +383,9 @@ func (r *haRig) haEnv(extra ...string) []string {
 func TestHAWatermarkWhileRunning(t *testing.T) {
 	t.Parallel()
 	r := newHARig(t)
-	live := []*haInstance{r.start("a"), r.start("b")}
+	// a names itself (FOLLOWPUB_INSTANCE_ID), b goes by its host and pid.
+	a, b := r.start("a", "FOLLOWPUB_INSTANCE_ID=replica-a"), r.start("b")
+	live := []*haInstance{a, b}
 	r.owner(60*time.Second, live...)
 	want := r.w.Want()
 	if lost := r.ta.syncUntil(t, want, 60*time.Second); len(lost) > 0 {
@@ -415,8 +417,12 @@ func TestHAWatermarkWhileRunning(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines(out, `"tenant"`)[0]), &st); err != nil {
 		t.Fatalf("watermark show printed %q: %v", out, err)
 	}
-	if !st.Exists || st.Seen < len(want) || st.Tenant != "default" || st.Owner == nil || !strings.HasSuffix(*st.Owner, fmt.Sprintf("/%d", o.p.Pid())) {
-		t.Fatalf("watermark show: %+v, want the state with %d ids, owned by %s (pid %d)", st, len(want), o.name, o.p.Pid())
+	named := func(owner string) bool { return strings.HasSuffix(owner, fmt.Sprintf("/%d", o.p.Pid())) }
+	if o == a {
+		named = func(owner string) bool { return owner == "replica-a" }
+	}
+	if !st.Exists || st.Seen < len(want) || st.Tenant != "default" || st.Owner == nil || !named(*st.Owner) {
+		t.Fatalf("watermark show: %+v, want the state with %d ids, owned by %s (pid %d, FOLLOWPUB_INSTANCE_ID=replica-a for a)", st, len(want), o.name, o.p.Pid())
 	}
 	began := time.Now()
 	code, out = e2etest.RunIn(t, dir, time.Minute, r.haEnv(), "watermark", "set", r.w.Start.Format(time.RFC3339))
