@@ -652,6 +652,18 @@ func TestATakeoverReadsIncrementallyThenInFull(t *testing.T) {
 		t.Fatalf("the takeover's second cycle read incrementally; want a full read")
 	}
 	r.assertExactlyOnce(a, b, c)
+
+	// FullReadEvery below the interval: every cycle in full, a takeover's first too.
+	strict, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, TakeOver: true, Interval: time.Second, FullReadEvery: time.Nanosecond}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.api.add(4, sh(t, 2024, 2, 8, 4, 0, 0, 0))
+	cycle(strict)
+	if inc.newCalls != 1 {
+		t.Fatalf("a takeover's first cycle with FullReadEvery below the interval read incrementally; want a full read")
+	}
+	r.assertExactlyOnce(a, b, c, d)
 }
 
 func TestAFailedCycleIsFollowedByAFullRead(t *testing.T) {
