@@ -377,9 +377,9 @@ func (r *haRig) haEnv(extra ...string) []string {
 }
 
 // TestHAWatermarkWhileRunning: with two instances running, both are ready (/readyz of the standby
-// is 200), `watermark show` names the owner, and
-// `watermark set` is applied by the owner at its next cycle: every record is published once more
-// (the replay), without a restart.
+// is 200), `watermark show` names the owner (by FOLLOWPUB_INSTANCE_ID or host/pid), and
+// `watermark set`, then `watermark reset`, are applied by the owner at its next cycle: every record
+// is published once more each time (a replay), without a restart.
 func TestHAWatermarkWhileRunning(t *testing.T) {
 	t.Parallel()
 	r := newHARig(t)
@@ -424,40 +424,56 @@ func TestHAWatermarkWhileRunning(t *testing.T) {
 	if !st.Exists || st.Seen < len(want) || st.Tenant != "default" || st.Owner == nil || !named(*st.Owner) {
 		t.Fatalf("watermark show: %+v, want the state with %d ids, owned by %s (pid %d, FOLLOWPUB_INSTANCE_ID=replica-a for a)", st, len(want), o.name, o.p.Pid())
 	}
+	// copies waits until every record is in the topic n times, and fails if one is there more often.
+	copies := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			r.ta.sync(t)
+			done := 0
+			for id := range want {
+				if r.ta.counts[id] == n {
+					done++
+				}
+			}
+			if done == len(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d records in the topic %d times within a minute of %s:\n%s", done, len(want), n, what, r.logs())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		for id, c := range r.ta.counts {
+			if c > n {
+				t.Errorf("id %d is in the topic %d times after %s, want %d", id, c, what, n)
+			}
+		}
+		for _, i := range live {
+			if i.p.Exited() {
+				t.Errorf("%s exited (status %d) after %s", i.name, i.p.ExitCode(), what)
+			}
+		}
+	}
 	began := time.Now()
 	code, out = e2etest.RunIn(t, dir, time.Minute, r.haEnv(), "watermark", "set", r.w.Start.Format(time.RFC3339))
 	if code != 0 {
 		t.Fatalf("watermark set exited %d:\n%s", code, out)
 	}
 	applied := time.Since(began)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		r.ta.sync(t)
-		twice := 0
-		for id := range want {
-			if r.ta.counts[id] == 2 {
-				twice++
-			}
-		}
-		if twice == len(want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d records published again within a minute of watermark set:\n%s", twice, len(want), r.logs())
-		}
-		time.Sleep(200 * time.Millisecond)
+	copies(2, "watermark set")
+	replayed := time.Since(began)
+	// reset while running: the owner deletes the state, and its next cycle starts from START_FROM,
+	// publishing every record once more.
+	began = time.Now()
+	code, out = e2etest.RunIn(t, dir, time.Minute, r.haEnv(), "watermark", "reset")
+	if code != 0 || !strings.Contains(out, "reset") {
+		t.Fatalf("watermark reset exited %d:\n%s", code, out)
 	}
-	for id, n := range r.ta.counts {
-		if n > 2 {
-			t.Errorf("id %d is in the topic %d times after one replay", id, n)
-		}
-	}
-	for _, i := range live {
-		if i.p.Exited() {
-			t.Errorf("%s exited (status %d) during the replay", i.name, i.p.ExitCode())
-		}
-	}
-	figures(t, "records=%d replayed=%d set_applied_ms=%d replay_done_ms=%d", len(want), len(want), applied.Milliseconds(), time.Since(began).Milliseconds())
+	resetApplied := time.Since(began)
+	copies(3, "watermark reset")
+	figures(t, "records=%d replayed=%d set_applied_ms=%d replay_done_ms=%d reset_applied_ms=%d reset_replay_done_ms=%d", len(want), len(want),
+		applied.Milliseconds(), replayed.Milliseconds(), resetApplied.Milliseconds(), time.Since(began).Milliseconds())
 }
 
 // TestHABadInput: a state topic that is not compacted, a session timeout outside the broker's
