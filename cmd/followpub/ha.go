@@ -64,8 +64,12 @@ func identity(c *config) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// instanceName is how the other members and `watermark show` name this process.
-func instanceName() string {
+// instanceName is how the other members and `watermark show` name this process:
+// FOLLOWPUB_INSTANCE_ID, or its host name and pid.
+func instanceName(c *config) string {
+	if c.InstanceID != "" {
+		return c.InstanceID
+	}
 	host, _ := os.Hostname()
 	return host + "/" + strconv.Itoa(os.Getpid())
 }
@@ -86,7 +90,7 @@ func (s *service) openHA() error {
 	}
 	h.group, err = ownership.New(ownership.Config{
 		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: tenants, PartitionOf: kafkastate.PartitionOf,
-		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(),
+		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(s.cfg),
 		Dialer: dialer, Transport: transport, Logger: s.log,
 	})
 	if err != nil {
@@ -273,6 +277,9 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 	sc.Tenant, sc.Fence = ten.Tenant, ten.Fence
 	pc := s.pollerConfig()
 	pc.Fence = ten.Fence
+	// The state is the last owner's: the first cycle reads what the window gained since, as that
+	// owner's next cycle would have, rather than the whole window (docs/DESIGN.md §7, "Takeover").
+	pc.TakeOver = true
 	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.
 	pc.ShutdownGrace = min(pc.ShutdownGrace, s.cfg.GroupSessionTimeout/2)
 	policy := retry.New(200*time.Millisecond, 5*time.Second)
