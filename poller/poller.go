@@ -44,13 +44,6 @@ type Config struct {
 	// what that hid. The first cycle and the one after a failed cycle read in full too.
 	// Default: 5m. Less than Interval: always read in full.
 	FullReadEvery time.Duration
-	// TakeOver marks a poller that takes a tenant over from another instance (internal/ownership):
-	// the stored state is that owner's, which read in full at least every FullReadEvery, so the
-	// first cycle reads incrementally as that owner's next one would, and the second in full, from
-	// the floor's day (what the last owner read only incrementally is not known here). With
-	// FullReadEvery below Interval every cycle reads in full all the same. Default: false, a first
-	// cycle in full.
-	TakeOver bool
 	// ShutdownGrace is how long a publish and its commit that are under way may still finish after
 	// ctx is cancelled, so that a shutdown does not abandon what Kafka is acknowledging.
 	// Default: 10s.
@@ -175,8 +168,7 @@ func New(cfg Config, src Source, pub Publisher, store Store) (*Poller, error) {
 	if store == nil {
 		return nil, errors.New("poller needs a store")
 	}
-	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}, unsavedIDs: map[int64]struct{}{},
-		history: readHistory{TakenOver: cfg.TakeOver && cfg.FullReadEvery >= cfg.Interval}}, nil
+	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}, unsavedIDs: map[int64]struct{}{}}, nil
 }
 
 // CycleResult counts what one cycle did.
@@ -299,6 +291,14 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 		return res, fmt.Errorf("stopped after %d of %d days: %w", res.Days, days, err)
 	}
 	p.history.completed(pl, began)
+	if !pl.Incremental {
+		// Recorded so that the next process to load the state (a restart, a takeover) may read
+		// incrementally as this one would.
+		full := FullRead{At: began.UnixMilli(), From: pl.Window.UnixMilli()}
+		if err := p.commit(ctx, Change{Floor: p.st.Floor, Watermark: p.st.Watermark, FullRead: &full}); err != nil {
+			return res, fmt.Errorf("recording the full read: %w", err)
+		}
+	}
 	return res, nil
 }
 

@@ -277,9 +277,6 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 	sc.Tenant, sc.Fence = ten.Tenant, ten.Fence
 	pc := s.pollerConfig()
 	pc.Fence = ten.Fence
-	// The state is the last owner's: the first cycle reads what the window gained since, as that
-	// owner's next cycle would have, rather than the whole window (docs/DESIGN.md §7, "Takeover").
-	pc.TakeOver = true
 	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.
 	pc.ShutdownGrace = min(pc.ShutdownGrace, s.cfg.GroupSessionTimeout/2)
 	policy := retry.New(200*time.Millisecond, 5*time.Second)

@@ -597,6 +597,7 @@ func (pg *Pager) FetchNew(ctx context.Context, day time.Time, known int, isKnown
 	ids := map[int64]struct{}{}
 	size := int64(pg.cfg.PageSize)
 	index := int64(1)
+	headNew := false // the first page held only new records: more than a page arrived at the head
 	for reads := 1; reads <= maxIncrementalPages; reads++ {
 		p, err := pg.read(ctx, day, day, int(index))
 		if err != nil {
@@ -614,6 +615,9 @@ func (pg *Pager) FetchNew(ctx context.Context, day time.Time, known int, isKnown
 			ids[r.ID] = struct{}{}
 			found = append(found, r)
 		}
+		if reads == 1 {
+			headNew = !sawKnown
+		}
 		want := p.Total - int64(known)
 		switch {
 		case want < 0 || int64(len(found)) > want:
@@ -622,10 +626,10 @@ func (pg *Pager) FetchNew(ctx context.Context, day time.Time, known int, isKnown
 		case int64(len(found)) == want:
 			pg.log.Debug("new records read", "day", pg.day(day), "records", len(found), "pages", reads)
 			return found, nil
-		case sawKnown && index > 1:
+		case sawKnown && index > 1 && headNew:
 			// Past the new records into the known ones (newest first: more than a page arrived,
 			// after a takeover say); those that arrived while the pages below were read are on
-			// the first page again.
+			// the first page again. A late record among the known ones is no reason to go back.
 			index = 1
 		case index*size >= p.Total:
 			reads = maxIncrementalPages // every page read, some still missing

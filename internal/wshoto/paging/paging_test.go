@@ -588,3 +588,24 @@ func TestFetchNewReadsOnlyWhatADayGained(t *testing.T) {
 		t.Fatalf("new records past page %d: FetchNew returned %d records, want the whole day (97) from Fetch", maxIncrementalPages, len(got))
 	}
 }
+
+// TestFetchNewFindsALateRecordOnPage3: newest first, a late arrival (follow_time up to LOOKBACK
+// behind) lands among the known records, not at the head: reading on finds it, without going
+// back to the first page or reading the whole day.
+func TestFetchNewFindsALateRecordOnPage3(t *testing.T) {
+	api := newChurn(95, nil)
+	slices.Reverse(api.ids)
+	known := map[int64]bool{}
+	for _, id := range api.ids {
+		known[id] = true
+	}
+	api.arrive(1, func(int) int { return 25 }) // page 3 at 10 a page
+	before := api.served
+	got, err := newPager(t, api, nil).FetchNew(context.Background(), winTo, len(known), func(id int64) bool { return known[id] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := api.served - before; len(got) != 1 || n != 3 {
+		t.Fatalf("a late record on page 3: FetchNew returned %d records in %d page reads, want 1 in 3", len(got), n)
+	}
+}
