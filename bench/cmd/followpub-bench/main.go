@@ -39,6 +39,7 @@ type options struct {
 	ids                           int
 	recoveryRecords, recoveryDays int
 	out                           string
+	profile                       string
 	variants                      []binary
 	haMoves                       int
 	haRecords                     int
@@ -70,6 +71,7 @@ func run() (err error) {
 	flag.IntVar(&o.recoveryRecords, "recovery-records", 60_000, "records of the recovery measurement's backfill")
 	flag.IntVar(&o.recoveryDays, "recovery-days", 6, "days the recovery measurement's records span")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
+	flag.StringVar(&o.profile, "profile", "", "with backfill: also profile -runs more backfills of followpub built with -tags cpuprofile, writing the profiles to this directory, and print the largest functions")
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
 	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
