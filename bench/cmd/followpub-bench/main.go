@@ -57,7 +57,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery,ha", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store)")
+	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery,ha", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store); not by default: peers (followpub beside benthos + kcat, make bench-peers)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -164,6 +164,7 @@ func run() (err error) {
 		{"memory", d.memory},
 		{"recovery", d.recovery},
 		{"ha", d.ha},
+		{"peers", d.peers},
 	}
 	for _, s := range steps {
 		if !o.only[s.name] {
@@ -192,6 +193,8 @@ type driver struct {
 	loc   *time.Location
 	// brokerPID is the broker's process id, for its CPU time; 0 when unknown.
 	brokerPID int
+	// peerFigures are the peers measurement's runs, for the pictures; nil until it ran.
+	peerFigures *peerFigures
 }
 
 // machine prints what the figures were measured on.
