@@ -40,6 +40,7 @@ type options struct {
 	recoveryRecords, recoveryDays int
 	out                           string
 	profile                       string
+	images                        string
 	variants                      []binary
 	haMoves                       int
 	haRecords                     int
@@ -71,6 +72,7 @@ func run() (err error) {
 	flag.IntVar(&o.recoveryRecords, "recovery-records", 60_000, "records of the recovery measurement's backfill")
 	flag.IntVar(&o.recoveryDays, "recovery-days", 6, "days the recovery measurement's records span")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
+	flag.StringVar(&o.images, "images", "", "write the pictures of what ran (steady: latency distribution; peers: records per CPU-second) as PNGs into this directory (docs/images)")
 	flag.StringVar(&o.profile, "profile", "", "with backfill: also profile -runs more backfills of followpub built with -tags cpuprofile, writing the profiles to this directory, and print the largest functions")
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
@@ -180,6 +182,15 @@ func run() (err error) {
 			t.print(out)
 		}
 	}
+	if o.images != "" {
+		files, err := d.writeImages(o.images)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			fmt.Fprintf(out, "\nPicture: %s\n", f)
+		}
+	}
 	fmt.Fprintf(out, "\nTotal driver time: %s.\n", time.Since(began).Round(time.Second))
 	return nil
 }
@@ -195,6 +206,8 @@ type driver struct {
 	brokerPID int
 	// peerFigures are the peers measurement's runs, for the pictures; nil until it ran.
 	peerFigures *peerFigures
+	// steadyLat is each binary's steady-state latencies (s) over all runs, for the pictures.
+	steadyLat [][]float64
 }
 
 // machine prints what the figures were measured on.

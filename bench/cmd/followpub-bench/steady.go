@@ -23,6 +23,7 @@ type steadySample struct {
 	published, due, dueWant, visible int
 	cycles, failed, requests         int
 	perCycle                         []cycleRequests
+	lat                              []float64 // each published record's latency (s)
 	failures                         []string
 }
 
@@ -41,6 +42,12 @@ func (d *driver) steadyState(ctx context.Context) ([]*table, error) {
 			progress("  published %d of %d visible; latency p50 %.3fs p99 %.3fs; %d requests, %d cycles ok, %d failed",
 				s.published, s.visible, s.p50, s.p99, s.requests, s.cycles, s.failed)
 			samples[i] = append(samples[i], s)
+		}
+	}
+	d.steadyLat = make([][]float64, len(d.bins))
+	for i := range d.bins {
+		for _, s := range samples[i] {
+			d.steadyLat[i] = append(d.steadyLat[i], s.lat...)
 		}
 	}
 	head := []string{"figure"}
@@ -212,7 +219,7 @@ func (d *driver) steadyOnce(ctx context.Context, bin binary) (steadySample, erro
 		p50: percentile(lat, 50), p99: percentile(lat, 99), max: percentile(lat, 100),
 		published: len(recs), visible: visible, requests: len(reqs), rss: float64(u.maxRSS),
 		cycles: int(m[`followpub_cycles_total{result="ok"}`]), failed: int(m[`followpub_cycles_total{result="failed"}`]),
-		due: due, dueWant: int(stop.Add(-2*steadyInterval).Sub(t0).Seconds() * d.opts.steadyRate),
+		due: due, dueWant: int(stop.Add(-2*steadyInterval).Sub(t0).Seconds() * d.opts.steadyRate), lat: lat,
 	}
 	if len(recs) > 0 {
 		s.cpuPer1000 = u.cpu.Seconds() / float64(len(recs)) * 1000
