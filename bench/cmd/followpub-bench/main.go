@@ -58,7 +58,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery,ha", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store); not by default: peers (followpub beside benthos + kcat, make bench-peers)")
+	flag.StringVar(&only, "only", "hotpath,backfill,api,steady,memory,recovery,ha", "measurements to run: hotpath (the testing.B of the hot path), backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store); not by default: peers (followpub beside benthos + kcat, make bench-peers)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -160,6 +160,7 @@ func run() (err error) {
 		name string
 		fn   func(context.Context) ([]*table, error)
 	}{
+		{"hotpath", d.hotPath},
 		{"backfill", d.backfill},
 		{"api", d.apiBound},
 		{"steady", d.steadyState},
@@ -182,6 +183,7 @@ func run() (err error) {
 			t.print(out)
 		}
 	}
+	d.summary().print(out)
 	if o.images != "" {
 		files, err := d.writeImages(o.images)
 		if err != nil {
@@ -208,6 +210,8 @@ type driver struct {
 	peerFigures *peerFigures
 	// steadyLat is each binary's steady-state latencies (s) over all runs, for the pictures.
 	steadyLat [][]float64
+	// goals are the goals the run measured, for its summary table.
+	goals []goalRow
 }
 
 // machine prints what the figures were measured on.

@@ -270,6 +270,15 @@ func (d *driver) peers(ctx context.Context) ([]*table, error) {
 		kills[tool] = r
 	}
 	d.peerFigures = &peerFigures{names: names, backfills: backfills, streams: streams}
+	var rs []float64
+	for i := range min(len(backfills[fp]), len(backfills[peer])) {
+		rs = append(rs, backfills[fp][i].perCPU()/backfills[peer][i].perCPU())
+	}
+	d.goal("peers: followpub's records per CPU-second ÷ benthos + kcat's (backfill)", "≥ 10×",
+		fmt.Sprintf("%.1f× (%.0f vs %.0f)", median(rs), median(mapSamples(backfills[fp], peerRun.perCPU)), median(mapSamples(backfills[peer], peerRun.perCPU))), median(rs) >= 10)
+	d.goal("peers: SIGKILL in the middle of the backfill, then a restart", "followpub the only one with 0 lost and 0 duplicated",
+		fmt.Sprintf("followpub %d lost, %d duplicated; benthos + kcat %d lost, %d duplicated", kills[fp].lost, kills[fp].dups, kills[peer].lost, kills[peer].dups),
+		kills[fp].lost == 0 && kills[fp].dups == 0 && kills[peer].lost+kills[peer].dups > 0)
 	return peerTables(d.opts.runs, names, backfills, streams, kills), nil
 }
 

@@ -91,6 +91,23 @@ func (d *driver) steadyState(ctx context.Context) ([]*table, error) {
 		}
 	}
 
+	{
+		m := medianSample(samples[0])
+		var perCycle []float64
+		for _, s := range samples[0] {
+			for _, c := range s.perCycle {
+				if c.result != "failed" {
+					perCycle = append(perCycle, float64(c.requests))
+				}
+			}
+		}
+		goal := (steadyInterval + 250*time.Millisecond).Seconds()
+		reqs := median(perCycle)
+		d.goal(fmt.Sprintf("steady state (%g records/s, POLL_INTERVAL=%s): latency p99, list requests per cycle", d.opts.steadyRate, steadyInterval),
+			fmt.Sprintf("p99 ≤ %.2f s with one request per cycle", goal),
+			fmt.Sprintf("p99 %.2f s; %g request per cycle (median of %d cycles, max %g); %d / %d due published", m.p99, reqs, len(perCycle), percentile(perCycle, 100), m.due, m.dueWant),
+			m.p99 <= goal && reqs == 1)
+	}
 	var tables = []*table{t}
 	if len(d.bins) > 1 {
 		tv := &table{
