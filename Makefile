@@ -72,11 +72,11 @@ demo: build ## simulator + broker + poller + live view, no set-up (Ctrl-C stops 
 # -p 1: one package's benchmarks at a time; two at once would share the CPUs and skew both.
 bench: ## benchmarks: testing.B (hot path and micro), then followpub-bench's tables against a real Kafka (docs/BENCHMARKS.md)
 	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count 5 -cpu 1,2 ./...
-	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -runs 3
+	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -runs 3 -images docs/images
 
 # Not in CI: builds benthos (bench/peers, its own module) and needs kcat (apt-get install kcat).
 bench-peers: ## followpub beside the benthos core of Redpanda Connect (+ kcat): backfill, stream, SIGKILL (docs/BENCHMARKS.md)
-	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -only peers -runs 3
+	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -only peers -runs 3 -images docs/images
 
 kafka-jars: ## pre-fetch the Kafka jars (4.x and 3.9) into ~/.cache/followpub/kafka
 	scripts/kafka/jars.sh

@@ -134,8 +134,8 @@ func (d *driver) startPeer(benthos, dir, topic string, a *api, stream bool) (pee
 	if err != nil {
 		return peerTool{}, err
 	}
-	defer r.Close()
-	defer w.Close()
+	// The children hold their own copies of the pipe's ends; these close once both started.
+	defer func() { _, _ = r.Close(), w.Close() }()
 	kc := exec.Command("kcat", "-P", "-b", d.kafka.addrs[0], "-t", topic, "-K", "\t",
 		"-z", publisher.DefaultCompression, "-X", "acks=all", "-X", "partitioner=murmur2_random")
 	kc.Stdin = r
