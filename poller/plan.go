@@ -23,6 +23,8 @@ type readHistory struct {
 	IncrementalSince bool
 	// Failed records that the last cycle did not complete.
 	Failed bool
+	// TakenOver records that the state is another instance's, taken over (Config.TakeOver).
+	TakenOver bool
 }
 
 // planInput is everything planCycle decides on.
@@ -38,14 +40,15 @@ type planInput struct {
 
 // planCycle decides which days a cycle reads and whether incrementally. It is the one place of
 // that decision: a cycle reads in full when the source cannot do otherwise, after a failed cycle,
-// on the first cycle, and every FullEvery; and when days that were only read incrementally have
+// on the first cycle (but for a takeover's: see Config.TakeOver), and every FullEvery; and when days that were only read incrementally have
 // left the window since the last full read, it reads them in full once more (from the last full
 // read's window start, not below the floor's day), so that a record an incremental read could not
 // see is not left behind for good.
 func planCycle(in planInput) plan {
 	h := in.History
 	pl := plan{Window: in.Window, From: in.Window}
-	pl.Incremental = in.CanIncrement && !h.Failed && !h.LastFull.IsZero() && in.Now.Sub(h.LastFull) < in.FullEvery
+	takeover := h.TakenOver && h.LastFull.IsZero() && !h.IncrementalSince // a takeover's first cycle
+	pl.Incremental = in.CanIncrement && !h.Failed && (takeover || !h.LastFull.IsZero() && in.Now.Sub(h.LastFull) < in.FullEvery)
 	if h.IncrementalSince && h.LastFullFrom.Before(in.Window) {
 		pl.From, pl.Incremental = h.LastFullFrom, false
 		if in.FloorDay.After(pl.From) {

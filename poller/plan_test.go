@@ -37,6 +37,12 @@ func TestPlanCycle(t *testing.T) {
 			readHistory{LastFull: now.Add(-time.Minute), LastFullFrom: day(5), IncrementalSince: true}, day(9), 2, false},
 		{"no incremental read since: nothing read again", day(10), day(8), true,
 			readHistory{LastFull: now.Add(-time.Minute), LastFullFrom: day(9)}, day(10), 1, true},
+		{"a takeover's first cycle reads incrementally", day(10), day(9), true, readHistory{TakenOver: true}, day(10), 1, true},
+		{"a takeover's second cycle reads in full from the floor's day", day(10), day(9), true,
+			readHistory{TakenOver: true, IncrementalSince: true}, day(9), 2, false},
+		{"a takeover's first cycle failed", day(10), day(9), true,
+			readHistory{TakenOver: true, IncrementalSince: true, Failed: true}, day(9), 2, false},
+		{"a takeover from a source that cannot increment", day(10), day(9), false, readHistory{TakenOver: true}, day(10), 1, false},
 		{"a window ahead of today reads its first day", day(11), day(10), false, readHistory{}, day(11), 1, false},
 	}
 	for _, tt := range tests {

@@ -44,6 +44,13 @@ type Config struct {
 	// what that hid. The first cycle and the one after a failed cycle read in full too.
 	// Default: 5m. Less than Interval: always read in full.
 	FullReadEvery time.Duration
+	// TakeOver marks a poller that takes a tenant over from another instance (internal/ownership):
+	// the stored state is that owner's, which read in full at least every FullReadEvery, so the
+	// first cycle reads incrementally as that owner's next one would, and the second in full, from
+	// the floor's day (what the last owner read only incrementally is not known here). With
+	// FullReadEvery below Interval every cycle reads in full all the same. Default: false, a first
+	// cycle in full.
+	TakeOver bool
 	// ShutdownGrace is how long a publish and its commit that are under way may still finish after
 	// ctx is cancelled, so that a shutdown does not abandon what Kafka is acknowledging.
 	// Default: 10s.
@@ -168,7 +175,8 @@ func New(cfg Config, src Source, pub Publisher, store Store) (*Poller, error) {
 	if store == nil {
 		return nil, errors.New("poller needs a store")
 	}
-	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}, unsavedIDs: map[int64]struct{}{}}, nil
+	return &Poller{cfg: cfg, src: src, pub: pub, store: store, late: map[int64]struct{}{}, unsavedIDs: map[int64]struct{}{},
+		history: readHistory{TakenOver: cfg.TakeOver && cfg.FullReadEvery >= cfg.Interval}}, nil
 }
 
 // CycleResult counts what one cycle did.

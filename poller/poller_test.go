@@ -616,6 +616,56 @@ func TestIncrementalReadsAndThePeriodicFullRead(t *testing.T) {
 	}
 }
 
+// TestATakeoverReadsIncrementallyThenInFull: a poller over another instance's state (a takeover)
+// reads what the day gained in its first cycle, and the whole window in its second.
+func TestATakeoverReadsIncrementallyThenInFull(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	inc := &incAPI{fakeAPI: r.api}
+	cycle := func(p *poller.Poller) {
+		t.Helper()
+		if _, err := p.Cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
+	cycle(last) // the last owner's first cycle: in full
+	if inc.newCalls != 0 {
+		t.Fatalf("%d incremental reads in a first cycle, want 0", inc.newCalls)
+	}
+	p, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, TakeOver: true}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	cycle(p) // the takeover: incremental
+	if inc.newCalls != 1 {
+		t.Fatalf("%d incremental reads in the takeover's first cycle, want 1", inc.newCalls)
+	}
+	r.assertExactlyOnce(a, b)
+	c := r.api.add(3, sh(t, 2024, 2, 8, 3, 0, 0, 0))
+	cycle(p) // in full
+	if inc.newCalls != 1 {
+		t.Fatalf("the takeover's second cycle read incrementally; want a full read")
+	}
+	r.assertExactlyOnce(a, b, c)
+
+	// FullReadEvery below the interval: every cycle in full, a takeover's first too.
+	strict, err := poller.New(poller.Config{Location: r.loc, Clock: r.clock.Now, TakeOver: true, Interval: time.Second, FullReadEvery: time.Nanosecond}, inc, r.kafka, r.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.api.add(4, sh(t, 2024, 2, 8, 4, 0, 0, 0))
+	cycle(strict)
+	if inc.newCalls != 1 {
+		t.Fatalf("a takeover's first cycle with FullReadEvery below the interval read incrementally; want a full read")
+	}
+	r.assertExactlyOnce(a, b, c, d)
+}
+
 func TestAFailedCycleIsFollowedByAFullRead(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	inc := &incAPI{fakeAPI: r.api}

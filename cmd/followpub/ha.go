@@ -64,8 +64,12 @@ func identity(c *config) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// instanceName is how the other members and `watermark show` name this process.
-func instanceName() string {
+// instanceName is how the other members and `watermark show` name this process:
+// FOLLOWPUB_INSTANCE_ID, or its host name and pid.
+func instanceName(c *config) string {
+	if c.InstanceID != "" {
+		return c.InstanceID
+	}
 	host, _ := os.Hostname()
 	return host + "/" + strconv.Itoa(os.Getpid())
 }
@@ -86,7 +90,7 @@ func (s *service) openHA() error {
 	}
 	h.group, err = ownership.New(ownership.Config{
 		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: tenants, PartitionOf: kafkastate.PartitionOf,
-		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(),
+		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(s.cfg),
 		Dialer: dialer, Transport: transport, Logger: s.log,
 	})
 	if err != nil {
@@ -96,8 +100,8 @@ func (s *service) openHA() error {
 	return nil
 }
 
-// registerGroupMetrics adds the group's gauges to /metrics; with STATE_STORE=file the one
-// process owns its tenant and is in no group.
+// registerGroupMetrics adds the ownership gauges to /metrics; with STATE_STORE=file the one
+// process owns its tenant and is in no group, so the group's own gauges are left out.
 func (s *service) registerGroupMetrics() {
 	status := func() ownership.Status {
 		if s.ha == nil {
@@ -109,12 +113,16 @@ func (s *service) registerGroupMetrics() {
 		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "followpub_" + name, Help: help},
 			func() float64 { return f(status()) }))
 	}
-	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined, and with STATE_STORE=file.",
+	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
+		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
+	s.metrics.registerTenantOwned(func() (all, owned []string) { return tenants, status().Owned })
+	if s.cfg.StateStore != "kafka" {
+		return // the group's gauges: a file store is in no group, and the alerts count members by them
+	}
+	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined.",
 		func(st ownership.Status) float64 { return float64(st.Generation) })
 	gauge("group_member", "1 while this instance is a member of a group generation (STATE_STORE=kafka), else 0.",
 		func(st ownership.Status) float64 { return boolFloat(st.Joined) })
-	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
-		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
 }
 
 func boolFloat(b bool) float64 {
@@ -269,6 +277,9 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 	sc.Tenant, sc.Fence = ten.Tenant, ten.Fence
 	pc := s.pollerConfig()
 	pc.Fence = ten.Fence
+	// The state is the last owner's: the first cycle reads what the window gained since, as that
+	// owner's next cycle would have, rather than the whole window (docs/DESIGN.md §7, "Takeover").
+	pc.TakeOver = true
 	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.
 	pc.ShutdownGrace = min(pc.ShutdownGrace, s.cfg.GroupSessionTimeout/2)
 	policy := retry.New(200*time.Millisecond, 5*time.Second)
