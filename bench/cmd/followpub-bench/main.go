@@ -74,7 +74,7 @@ func run() (err error) {
 	flag.IntVar(&o.recoveryRecords, "recovery-records", 60_000, "records of the recovery measurement's backfill")
 	flag.IntVar(&o.recoveryDays, "recovery-days", 6, "days the recovery measurement's records span")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
-	flag.StringVar(&o.images, "images", "", "write the pictures of what ran (steady: latency distribution; peers: records per CPU-second) as PNGs into this directory (docs/images)")
+	flag.StringVar(&o.images, "images", "", "write the pictures of what ran (steady: latency distribution; peers: records per CPU-second; ha: the failover timeline) as PNGs into this directory (docs/images)")
 	flag.StringVar(&o.profile, "profile", "", "with backfill: also profile -runs more backfills of followpub built with -tags cpuprofile, writing the profiles to this directory, and print the largest functions")
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
@@ -219,6 +219,8 @@ type driver struct {
 	peerFigures *peerFigures
 	// steadyLat is each binary's steady-state latencies (s) over all runs, for the pictures.
 	steadyLat [][]float64
+	// failoverRates are the records per second around each takeover of the ha measurement.
+	failoverRates []failoverRate
 	// goals are the goals the run measured, for its summary table.
 	goals []goalRow
 }

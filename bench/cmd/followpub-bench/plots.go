@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -31,6 +33,13 @@ func (d *driver) writeImages(dir string) ([]string, error) {
 	if len(d.steadyLat) > 0 && len(d.steadyLat[0]) > 0 {
 		f := filepath.Join(dir, "steady-latency.png")
 		if err := d.latencyPlot(f); err != nil {
+			return files, err
+		}
+		files = append(files, f)
+	}
+	if len(d.failoverRates) > 0 {
+		f := filepath.Join(dir, "failover-timeline.png")
+		if err := failoverPlot(f, d.failoverRates); err != nil {
 			return files, err
 		}
 		files = append(files, f)
@@ -147,4 +156,68 @@ func (f *peerFigures) plot(path string) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return out.Close()
+}
+
+// The failover timeline's window around each signal, in seconds.
+const (
+	rateBefore = 5
+	rateAfter  = 12
+)
+
+// failoverRate is the records appended by Kafka in each second around one takeover's signal.
+type failoverRate struct {
+	kind   string    // SIGKILL or SIGTERM
+	counts []float64 // counts[i]: records appended in [signal+(i-rateBefore) s, +1 s)
+}
+
+// rateAround counts the sorted append times in each second from rateBefore seconds before the
+// signal to rateAfter seconds after it.
+func rateAround(appends []time.Time, kind string, signal time.Time) failoverRate {
+	r := failoverRate{kind: kind, counts: make([]float64, rateBefore+rateAfter)}
+	for _, t := range appends {
+		i := int(math.Floor(t.Sub(signal).Seconds())) + rateBefore
+		if i >= 0 && i < len(r.counts) {
+			r.counts[i]++
+		}
+	}
+	return r
+}
+
+// failoverPlot draws the records appended per second around each takeover, one line each, SIGKILL
+// and SIGTERM apart.
+func failoverPlot(path string, rates []failoverRate) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("failover: records appended per second around each signal to the owner (%d takeovers)", len(rates))
+	p.X.Label.Text = "seconds from the signal"
+	p.Y.Label.Text = "records appended per second"
+	legend := map[string]bool{}
+	for _, r := range rates {
+		xys := make(plotter.XYs, len(r.counts))
+		for i, c := range r.counts {
+			xys[i] = plotter.XY{X: float64(i-rateBefore) + 0.5, Y: c}
+		}
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return err
+		}
+		l.Width = vg.Points(1)
+		l.Color = followpubColor
+		if r.kind == "SIGKILL" {
+			l.Color = peerColor
+		}
+		p.Add(l)
+		if !legend[r.kind] {
+			p.Legend.Add(r.kind, l)
+			legend[r.kind] = true
+		}
+	}
+	zero, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 0}, {X: 0, Y: p.Y.Max}})
+	if err != nil {
+		return err
+	}
+	zero.Color, zero.Dashes = color.Black, []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(zero)
+	p.Legend.Top = true
+	p.Y.Min = 0
+	return p.Save(8*vg.Inch, 4*vg.Inch, path)
 }
