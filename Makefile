@@ -18,7 +18,7 @@ KAFKA39_VERSION ?= 3.9.1
 # The packages test-kafka39 runs against the 3.9 line (those that exist).
 KAFKA39_PKGS := $(foreach d,publisher internal/kafkatest,$(if $(wildcard $(d)),./$(d)/...))
 
-.PHONY: help build test test-tools test-rules test-kubernetes test-kafka39 test-docker fuzz lint fmt demo bench kafka-jars clean
+.PHONY: help build test test-tools test-rules test-kubernetes test-kafka39 test-docker fuzz lint fmt demo bench bench-peers kafka-jars clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -72,7 +72,11 @@ demo: build ## simulator + broker + poller + live view, no set-up (Ctrl-C stops 
 # -p 1: one package's benchmarks at a time; two at once would share the CPUs and skew both.
 bench: ## benchmarks: testing.B (hot path and micro), then followpub-bench's tables against a real Kafka (docs/BENCHMARKS.md)
 	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count 5 -cpu 1,2 ./...
-	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -runs 3
+	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -runs 3 -images docs/images
+
+# Not in CI: builds benthos (bench/peers, its own module) and needs kcat (apt-get install kcat).
+bench-peers: ## followpub beside the benthos core of Redpanda Connect (+ kcat): backfill, stream, SIGKILL (docs/BENCHMARKS.md)
+	scripts/kafka/with-broker.sh $(GO) run ./bench/cmd/followpub-bench -only peers -runs 3 -images docs/images
 
 kafka-jars: ## pre-fetch the Kafka jars (4.x and 3.9) into ~/.cache/followpub/kafka
 	scripts/kafka/jars.sh

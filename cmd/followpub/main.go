@@ -23,8 +23,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	os.Exit(exitCode(err, os.Stderr))
+	code := exitCode(err, os.Stderr)
+	stopProfile()
+	os.Exit(code)
 }
+
+// stopProfile ends a CPU profile before the process exits; a no-op unless built with the
+// cpuprofile tag (cpuprofile.go), which the benchmark driver's -profile uses.
+var stopProfile = func() {}
 
 // exitCode maps an error to the exit status of docs/DESIGN.md §2 (0 success, 1 runtime failure,
 // 2 bad usage or configuration), printing it.

@@ -18,11 +18,15 @@ import (
 )
 
 // Format is the format tag this version writes and reads.
-const Format = "followpub-state/2"
+const Format = "followpub-state/3"
 
-// formatV1 is the format before the topic's tail was recorded and ids were bucketed by day: it
-// opens and is upgraded in place (upgrade).
-const formatV1 = "followpub-state/1"
+// The older formats, which open and are upgraded in place (upgrade): format 1 has neither the
+// topic's tail nor day buckets (one key per id in seen); format 2 has both, with one key per id in
+// each day bucket.
+const (
+	formatV1 = "followpub-state/1"
+	formatV2 = "followpub-state/2"
+)
 
 var (
 	// ErrLocked means another process holds the store.
@@ -33,11 +37,13 @@ var (
 	ErrFormat = errors.New("state store has an unknown format")
 )
 
-// The layout of format 2: bucket meta holds the floor, the watermark, the time of the last commit,
-// the topic of the tail and the last full read (two keys, absent when none is recorded); bucket tail maps each partition (4 bytes, big-endian) to the offset
+// The layout of format 3: bucket meta holds the floor, the watermark, the time of the last commit,
+// the topic of the tail and the last full read (two keys, absent when none is recorded); bucket
+// tail maps each partition (4 bytes, big-endian) to the offset
 // accounted for up to (8 bytes); bucket seen holds one bucket per UTC day of follow_time (the day
-// number, 8 bytes in putInt's order), each keyed by (follow_time, id), so that forgetting a day
-// below the floor is one bucket deletion.
+// number, 8 bytes in putInt's order), so that forgetting a day below the floor is one bucket
+// deletion. A day bucket holds chunks of that day's ids (chunk.go): a commit writes one key per
+// day it touches, not one per id.
 var (
 	bucketMeta = []byte("meta")
 	bucketSeen = []byte("seen")
@@ -54,9 +60,9 @@ var (
 
 const msPerDay = 24 * 60 * 60 * 1000
 
-// seenFillPercent is how full the seen bucket's pages are left when they split (bbolt's
-// Bucket.FillPercent; its default is 0.5). Append-mostly keys leave every page but the last
-// full, which halves the file and the pages a commit writes.
+// seenFillPercent is how full the day buckets' pages are left when they split (bbolt's
+// Bucket.FillPercent; its default is 0.5). Chunks are appended in key order, mostly: every page
+// but the last is left full.
 const seenFillPercent = 0.95
 
 // Store is a poller.Store in a bbolt file.
@@ -110,8 +116,8 @@ func open(path string) (*Store, error) {
 	}
 	s := &Store{path: path, db: db}
 	format, err := s.verify()
-	if err == nil && format == formatV1 {
-		err = s.upgrade()
+	if err == nil && format != Format {
+		err = s.upgrade(format)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -164,8 +170,8 @@ func (s *Store) verify() (format string, err error) {
 		format = string(meta.Get(keyFormat))
 		switch {
 		case format == formatV1:
-		case format != Format:
-			return fmt.Errorf("opening state %s: %w %q (this followpub reads %q and %q)", s.path, ErrFormat, format, Format, formatV1)
+		case format != Format && format != formatV2:
+			return fmt.Errorf("opening state %s: %w %q (this followpub reads %q, %q and %q)", s.path, ErrFormat, format, Format, formatV2, formatV1)
 		case tx.Bucket(bucketTail) == nil:
 			return corrupt(s.path, errors.New("the tail bucket is missing"))
 		}
@@ -180,65 +186,47 @@ func (s *Store) verify() (format string, err error) {
 	return format, err
 }
 
-// upgrade rewrites a format 1 store as format 2 in one transaction: the flat seen bucket becomes
-// one bucket per day, and an empty tail is added (nothing was recorded of the topic). A crash
-// midway leaves the format 1 store, which the next Open upgrades again.
-func (s *Store) upgrade() error {
+// upgrade rewrites a format 1 or 2 store as format 3 in one transaction: the ids, one key each
+// (flat in seen, or in day buckets), become chunks in day buckets, and format 1 gets an empty tail
+// (nothing was recorded of the topic). A crash midway leaves the old store, which the next Open
+// upgrades again.
+func (s *Store) upgrade(from string) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var keys [][16]byte
-		err := tx.Bucket(bucketSeen).ForEach(func(k, _ []byte) error {
+		var ids []entry
+		add := func(k, _ []byte) error {
 			if len(k) != 16 {
 				return fmt.Errorf("a remembered id has a key of %d bytes, want 16: %w", len(k), ErrCorrupt)
 			}
-			keys = append(keys, [16]byte(k))
+			ids = append(ids, entry{ft: getInt(k[:8]), id: getInt(k[8:])})
 			return nil
-		})
+		}
+		seen := tx.Bucket(bucketSeen)
+		var err error
+		if from == formatV1 {
+			err = seen.ForEach(add)
+		} else {
+			err = seen.ForEachBucket(func(day []byte) error { return seen.Bucket(day).ForEach(add) })
+		}
 		if err != nil {
 			return err
 		}
 		if err := recreate(tx, bucketSeen); err != nil {
 			return err
 		}
-		days := dayBuckets{seen: tx.Bucket(bucketSeen)}
-		for i := range keys {
-			if err := days.put(keys[i][:]); err != nil {
+		if err := putIDs(tx.Bucket(bucketSeen), ids); err != nil {
+			return err
+		}
+		if from == formatV1 {
+			if _, err := tx.CreateBucket(bucketTail); err != nil {
 				return err
 			}
-		}
-		if _, err := tx.CreateBucket(bucketTail); err != nil {
-			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(Format))
 	})
 	if err != nil {
-		return fmt.Errorf("upgrading state %s from %q to %q: %w", s.path, formatV1, Format, err)
+		return fmt.Errorf("upgrading state %s from %q to %q: %w", s.path, from, Format, err)
 	}
 	return nil
-}
-
-// dayBuckets writes remembered-id keys into their day's bucket of seen, keeping the last one open.
-type dayBuckets struct {
-	seen *bolt.Bucket
-	day  int64
-	b    *bolt.Bucket
-}
-
-// put stores key, a (follow_time, id) pair, in the bucket of follow_time's UTC day.
-func (d *dayBuckets) put(key []byte) error {
-	day := dayOf(getInt(key[:8]))
-	if d.b == nil || day != d.day {
-		var name [8]byte
-		putInt(name[:], day)
-		b, err := d.seen.CreateBucketIfNotExists(name[:])
-		if err != nil {
-			return err
-		}
-		// Ids come in key order (the poller publishes in ascending (follow_time, id)): fill the
-		// pages rather than split them half empty, bbolt's default. Out-of-order ids still work.
-		b.FillPercent = seenFillPercent
-		d.day, d.b = day, b
-	}
-	return d.b.Put(key, nil)
 }
 
 // dayOf is the UTC day number of ms (epoch milliseconds), rounding down before 1970 too.
@@ -376,13 +364,28 @@ func (s *Store) Load(context.Context) (poller.State, error) {
 			st.FullRead = poller.FullRead{At: getInt(at), From: getInt(from)}
 		}
 		seen := tx.Bucket(bucketSeen)
-		st.Seen = make(map[int64]int64, seen.Stats().KeyN)
+		n := 0
+		err = seen.ForEachBucket(func(day []byte) error {
+			return seen.Bucket(day).ForEach(func(_, v []byte) error {
+				c, _ := binary.Uvarint(v) // a capacity hint; decodeChunk checks it
+				n += int(min(c, 1<<20))
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+		st.Seen = make(map[int64]int64, n)
+		var ids []entry
 		return seen.ForEachBucket(func(day []byte) error {
-			return seen.Bucket(day).ForEach(func(k, _ []byte) error {
-				if len(k) != 16 {
-					return fmt.Errorf("a remembered id has a key of %d bytes, want 16: %w", len(k), ErrCorrupt)
+			return seen.Bucket(day).ForEach(func(k, v []byte) error {
+				var err error
+				if ids, err = decodeChunk(k, v, ids[:0]); err != nil {
+					return fmt.Errorf("the chunk of remembered ids at %x in day bucket %d: %v: %w", k, getInt(day), err, ErrCorrupt)
 				}
-				st.Seen[getInt(k[8:])] = getInt(k[:8])
+				for _, e := range ids {
+					st.Seen[e.id] = e.ft
+				}
 				return nil
 			})
 		})
@@ -432,14 +435,12 @@ func (s *Store) Commit(_ context.Context, c poller.Change) error {
 		if meta.Get(keyFloor) == nil {
 			return errors.New("there is no state to commit to (set a watermark first)")
 		}
-		days := dayBuckets{seen: seen}
-		var key [16]byte
-		for _, a := range c.Add {
-			putInt(key[:8], a.FollowTime)
-			putInt(key[8:], a.ID)
-			if err := days.put(key[:]); err != nil {
-				return err
-			}
+		ids := make([]entry, len(c.Add))
+		for i, a := range c.Add {
+			ids[i] = entry{ft: a.FollowTime, id: a.ID}
+		}
+		if err := putIDs(seen, ids); err != nil {
+			return err
 		}
 		floor := getInt(meta.Get(keyFloor))
 		if c.Floor > floor {
@@ -468,11 +469,10 @@ func (s *Store) Commit(_ context.Context, c poller.Change) error {
 }
 
 // forgetBelow deletes every remembered id with a follow_time below floor: each day bucket that
-// ends at or below it in one deletion, and the ids below it in the day it falls in. It collects
-// first and deletes after, since bbolt's cursors do not survive changes to their bucket.
+// ends at or below it in one deletion, and in the day it falls in, the chunks that start below it,
+// whose ids at or above it are written again as one chunk. It collects first and changes after,
+// since bbolt's cursors do not survive changes to their bucket.
 func forgetBelow(seen *bolt.Bucket, floor int64) error {
-	var limit [8]byte
-	putInt(limit[:], floor)
 	var whole [][8]byte
 	var partial []byte
 	c := seen.Cursor()
@@ -496,17 +496,29 @@ func forgetBelow(seen *bolt.Bucket, floor int64) error {
 		return nil
 	}
 	b := seen.Bucket(partial)
-	var keys [][16]byte
+	var limit [8]byte
+	putInt(limit[:], floor)
+	var below [][16]byte
+	var keep []entry
 	bc := b.Cursor()
-	for k, _ := bc.First(); k != nil && string(k[:8]) < string(limit[:]); k, _ = bc.Next() {
-		keys = append(keys, [16]byte(k))
+	for k, v := bc.First(); k != nil && string(k[:8]) < string(limit[:]); k, v = bc.Next() {
+		ids, err := decodeChunk(k, v, nil)
+		if err != nil {
+			return fmt.Errorf("the chunk of remembered ids at %x in day bucket %d: %v: %w", k, getInt(partial), err, ErrCorrupt)
+		}
+		below = append(below, [16]byte(k))
+		for _, e := range ids {
+			if e.ft >= floor {
+				keep = append(keep, e)
+			}
+		}
 	}
-	for i := range keys {
-		if err := b.Delete(keys[i][:]); err != nil {
+	for i := range below {
+		if err := b.Delete(below[i][:]); err != nil {
 			return err
 		}
 	}
-	return nil
+	return putIDs(seen, keep)
 }
 
 // Replace implements poller.Store.

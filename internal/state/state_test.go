@@ -270,7 +270,9 @@ func must(t *testing.T, err error) {
 // TestPagesAreFilled: ids arrive in ascending (follow_time, id), the key order, so the store fills
 // its pages instead of leaving them half empty (bbolt's default when a page splits): the leaf
 // pages of the ids are more than 85 % used (about 50 % before), and the file is half the size.
-func TestPagesAreFilled(t *testing.T) {
+// TestIDsAreChunked: 100,000 ids committed as a backfill does (commits of 3000) take one key per
+// commit and day, a few bytes of page per id, and load back whole.
+func TestIDsAreChunked(t *testing.T) {
 	const ids, batch = 100_000, 3000
 	path := filepath.Join(t.TempDir(), "followpub.state")
 	s, err := state.Open(path)
@@ -281,6 +283,7 @@ func TestPagesAreFilled(t *testing.T) {
 	if err := s.Replace(ctx, 0, 0); err != nil {
 		t.Fatal(err)
 	}
+	commits := 0
 	for i := 0; i < ids; i += batch {
 		var c poller.Change
 		for j := i; j < min(i+batch, ids); j++ {
@@ -289,6 +292,14 @@ func TestPagesAreFilled(t *testing.T) {
 		if err := s.Commit(ctx, c); err != nil {
 			t.Fatal(err)
 		}
+		commits++
+	}
+	st, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Seen) != ids || st.Seen[1_000_000+7*(ids-1)] != 1_700_000_000_000+100*(ids-1) {
+		t.Fatalf("loaded %d ids (the last with follow_time %d), want %d", len(st.Seen), st.Seen[1_000_000+7*(ids-1)], ids)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -298,35 +309,49 @@ func TestPagesAreFilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var st bolt.BucketStats
+	var bs bolt.BucketStats
 	if err := db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("seen"))
 		if b == nil {
 			return errors.New(`no "seen" bucket`)
 		}
-		st = b.Stats()
+		bs = b.Stats()
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
-	n := st.KeyN - (st.BucketN - 1) // the stats count each day bucket's key in seen too
-	t.Logf("%d ids in %d day buckets: %d leaf pages, %d of %d bytes used (%.0f %%), %.1f bytes of leaf page per id",
-		n, st.BucketN-1, st.LeafPageN, st.LeafInuse, st.LeafAlloc, 100*fill, float64(st.LeafAlloc)/ids)
-	if n != ids {
-		t.Fatalf("%d ids in the store, want %d", n, ids)
+	days := bs.BucketN - 1
+	chunks := bs.KeyN - days // the stats count each day bucket's key in seen too
+	perID := float64(bs.LeafAlloc+bs.BranchAlloc) / ids
+	t.Logf("%d ids in %d chunks in %d day buckets: %d bytes of pages, %.1f per id", ids, chunks, days, bs.LeafAlloc+bs.BranchAlloc, perID)
+	if chunks > commits+days {
+		t.Errorf("%d chunks for %d commits over %d days: want at most one per commit and day", chunks, commits, days)
 	}
-	if fill < 0.85 {
-		t.Errorf("leaf pages %.0f %% used, want more than 85 %%: are the pages filled?", 100*fill)
+	if perID > 4 {
+		t.Errorf("%.1f bytes of pages per id, want at most 4: are the ids chunked and delta-encoded?", perID)
 	}
 }
 
-// TestOpensFormat1AndUpgradesInPlace: testdata/v1.state was written by the release before the
+// TestOpensOlderFormatsAndUpgradesInPlace: testdata/v1.state was written by the release before the
 // tail was recorded (format 1, made with the code at 9d48d8e: a floor and watermark, 51 ids, one
-// above 2^53). It opens, loads exactly what it held with no tail, is upgraded to format 2 in place
-// (ids bucketed by day, as a later Open sees) and takes commits with a tail.
-func TestOpensFormat1AndUpgradesInPlace(t *testing.T) {
-	data, err := os.ReadFile("testdata/v1.state")
+// above 2^53); testdata/v2.state by the release before ids were chunked (format 2, made with the
+// code at 547c25f: the same ids in day buckets, one key each, and a tail). Each opens, loads
+// exactly what it held, is upgraded to the current format in place (chunks in day buckets, as a
+// later Open sees) and takes commits with a tail.
+func TestOpensOlderFormatsAndUpgradesInPlace(t *testing.T) {
+	for _, tt := range []struct {
+		file string
+		tail poller.Tail
+	}{
+		{"testdata/v1.state", poller.Tail{}},
+		{"testdata/v2.state", poller.Tail{Topic: "t2", Next: map[int]int64{0: 11, 1: 13, 2: 17}}},
+	} {
+		t.Run(filepath.Base(tt.file), func(t *testing.T) { testUpgrade(t, tt.file, tt.tail) })
+	}
+}
+
+func testUpgrade(t *testing.T, file string, oldTail poller.Tail) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +366,7 @@ func TestOpensFormat1AndUpgradesInPlace(t *testing.T) {
 	}
 	s, err := state.Open(path)
 	if err != nil {
-		t.Fatalf("opening a format 1 state: %v", err)
+		t.Fatalf("opening %s: %v", file, err)
 	}
 	ctx := context.Background()
 	check := func(st poller.State, tail poller.Tail) {
@@ -361,12 +386,17 @@ func TestOpensFormat1AndUpgradesInPlace(t *testing.T) {
 		if st.Tail.Topic != tail.Topic || len(st.Tail.Next) != len(tail.Next) {
 			t.Fatalf("tail = %+v, want %+v", st.Tail, tail)
 		}
+		for p, o := range tail.Next {
+			if st.Tail.Next[p] != o {
+				t.Fatalf("tail = %+v, want %+v", st.Tail, tail)
+			}
+		}
 	}
 	st, err := s.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(st, poller.Tail{})
+	check(st, oldTail)
 	tail := poller.Tail{Topic: "t", Next: map[int]int64{0: 5, 1: 7}}
 	if err := s.Commit(ctx, poller.Change{Floor: floor, Watermark: st.Watermark, Tail: &tail}); err != nil {
 		t.Fatalf("committing to the upgraded state: %v", err)
@@ -380,16 +410,20 @@ func TestOpensFormat1AndUpgradesInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	var format string
-	var days int
+	var days, chunks int
 	if err := db.View(func(tx *bolt.Tx) error {
 		format = string(tx.Bucket([]byte("meta")).Get([]byte("format")))
-		return tx.Bucket([]byte("seen")).ForEachBucket(func([]byte) error { days++; return nil })
+		seen := tx.Bucket([]byte("seen"))
+		return seen.ForEachBucket(func(day []byte) error {
+			days++
+			return seen.Bucket(day).ForEach(func(_, _ []byte) error { chunks++; return nil })
+		})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	_ = db.Close()
-	if format != state.Format || days != 2 {
-		t.Fatalf("after the upgrade: format %q with %d day buckets, want %q with 2 (the ids span two UTC days)", format, days, state.Format)
+	if format != state.Format || days != 2 || chunks != 2 {
+		t.Fatalf("after the upgrade: format %q with %d day buckets and %d chunks, want %q with 2 and 2 (the ids span two UTC days)", format, days, chunks, state.Format)
 	}
 	s, err = state.Open(path)
 	if err != nil {
@@ -401,4 +435,45 @@ func TestOpensFormat1AndUpgradesInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(st, tail)
+}
+
+// TestDamagedChunkIsCorrupt: a chunk whose value does not decode (truncated, out of order) makes
+// Load fail with ErrCorrupt naming the file, never load fewer ids.
+func TestDamagedChunkIsCorrupt(t *testing.T) {
+	for name, damage := range map[string]func([]byte) []byte{
+		"truncated":    func(v []byte) []byte { return v[:len(v)-1] },
+		"trailing":     func(v []byte) []byte { return append(v, 0) },
+		"out of order": func(v []byte) []byte { return append([]byte{v[0], 0, 0}, v[3:]...) },
+		"no count":     func([]byte) []byte { return nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "followpub.state")
+			s, err := state.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			must(t, s.Replace(ctx, 0, 0))
+			must(t, s.Commit(ctx, poller.Change{Add: []poller.Published{{ID: 5, FollowTime: 1000}, {ID: 9, FollowTime: 2000}, {ID: 3, FollowTime: 3000}}}))
+			must(t, s.Close())
+			db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+			must(t, err)
+			must(t, db.Update(func(tx *bolt.Tx) error {
+				seen := tx.Bucket([]byte("seen"))
+				return seen.ForEachBucket(func(day []byte) error {
+					b := seen.Bucket(day)
+					k, v := b.Cursor().First()
+					return b.Put(append([]byte(nil), k...), damage(append([]byte(nil), v...)))
+				})
+			}))
+			must(t, db.Close())
+			s, err = state.Open(path)
+			must(t, err)
+			defer s.Close()
+			_, err = s.Load(ctx)
+			if !errors.Is(err, state.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Load of a damaged chunk: %v, want ErrCorrupt naming %s", err, path)
+			}
+		})
+	}
 }

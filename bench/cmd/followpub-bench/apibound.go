@@ -75,6 +75,11 @@ func (d *driver) apiBound(ctx context.Context) ([]*table, error) {
 			t.add(name, bound, time.Duration(median(g.cycles)*float64(time.Second)), fmt.Sprintf("%.2f", median(g.ratios)),
 				time.Duration(median(g.walls)*float64(time.Second)), g.reqs, fmt.Sprintf("%d (limit %g/s)", g.peak, d.opts.apiRate), "≤ 1.10, never above the limit",
 				fmt.Sprintf("%.2f ms", median(g.served)*1000), fmt.Sprintf("%.2f", median(g.servedRatios)))
+			if i == 0 {
+				r := median(g.ratios)
+				d.goal(fmt.Sprintf("API-bound backfill at API_CONCURRENCY=%d: cycle ÷ bound", c), fmt.Sprintf("≤ 1.10, never above %g requests/s", d.opts.apiRate),
+					fmt.Sprintf("%.2f; at most %d requests in 1 s", r, g.peak), r <= 1.10 && float64(g.peak) <= d.opts.apiRate)
+			}
 		}
 	}
 	t.note("pages = %d: one list request per page of 100 records per day of the window, and one for a day without records (the window is every day from START_FROM through today). "+

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -291,6 +292,9 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 		}
 	}
 
+	tr := ownCPUTable(d, def, func(bin string) []sample { return samples[key{def, bin}] },
+		func(s sample) (limit, own float64) { return s.limitCPU.self.Seconds(), s.cpu })
+
 	tm := &table{title: "Goal 5 — peak RSS of the backfill (VmHWM of the followpub process)", head: []string{"KAFKA_COMPRESSION", "peak RSS MiB (median)", "max of runs", "CPU s per 1,000 records", "goal"}}
 	for _, c := range d.opts.codecs {
 		for _, bin := range d.bins {
@@ -298,8 +302,12 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 			for _, s := range samples[key{c, bin.name}] {
 				mx = math.Max(mx, s.rss)
 			}
-			tm.add(c+label(bin.name), mib(med(c, bin.name, func(s sample) float64 { return s.rss })), mib(mx),
+			rss := mib(med(c, bin.name, func(s sample) float64 { return s.rss }))
+			tm.add(c+label(bin.name), rss, mib(mx),
 				1000*med(c, bin.name, func(s sample) float64 { return s.cpu })/float64(d.opts.records), "≤ 64 MiB")
+			if c == def && bin.name == d.bins[0].name {
+				d.goal(fmt.Sprintf("peak RSS of the %d-record backfill (%s)", d.opts.records, c), "≤ 64 MiB", fmt.Sprintf("%.1f MiB (max of runs %.1f)", rss, mib(mx)), rss <= 64)
+			}
 		}
 	}
 
@@ -316,7 +324,14 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 	}
 	tc.note("Broker bytes: the size of the topic's log segments (DescribeLogDirs) after the run: record batches with keys, headers and values, compressed. "+
 		"The values alone average %.0f bytes per record uncompressed.", float64(raw)/float64(d.opts.records))
-	tables := []*table{tp, tu, tc, tm}
+	tables := []*table{tp, tr, tu, tc, tm}
+	if d.opts.profile != "" {
+		t, err := d.profileBackfill(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		tables = append(tables, t)
+	}
 	if len(d.bins) > 1 {
 		tv := &table{
 			title: "Variants against followpub, backfill: each variant's figure over followpub's in the same run (median, then run by run)",
@@ -337,4 +352,44 @@ func (d *driver) backfill(ctx context.Context) ([]*table, error) {
 		tables = append(tables, tv)
 	}
 	return tables, nil
+}
+
+// ownCPUTable is goal 1 of issue 18: each binary's own CPU time per 1,000 records (its rusage)
+// against the bare producer's (the plain kafka-go Writer writing the same messages in the same
+// run), with the ratio as the median of the per-run ratios.
+func ownCPUTable[S any](d *driver, codec string, runs func(bin string) []S, cpu func(S) (limit, own float64)) *table {
+	t := &table{
+		title: fmt.Sprintf("Goal 1 — followpub's own CPU per 1,000 records against the bare producer, KAFKA_COMPRESSION=%s (medians)", codec),
+		head:  []string{"", "bare producer: CPU ms per 1,000 records", "followpub: CPU ms per 1,000 records", "followpub / bare producer (median of per-run ratios; each run)", "goal"},
+	}
+	perK := 1e6 / float64(d.opts.records)
+	for _, bin := range d.bins {
+		ss := runs(bin.name)
+		if len(ss) == 0 {
+			continue
+		}
+		var limit, own []float64
+		for _, s := range ss {
+			l, o := cpu(s)
+			limit, own = append(limit, l*perK), append(own, o*perK)
+		}
+		name := bin.name
+		if bin.name == d.bins[0].name {
+			name = "followpub `run --once`"
+		}
+		var xs []float64
+		var each []string
+		for i := range own {
+			xs = append(xs, own[i]/limit[i])
+			each = append(each, fmt.Sprintf("%.2f×", own[i]/limit[i]))
+		}
+		t.add(name, median(limit), median(own), fmt.Sprintf("**%.2f×** (%s)", median(xs), strings.Join(each, ", ")), "≤ 1.5×")
+		if bin.name == d.bins[0].name {
+			d.goal(fmt.Sprintf("followpub's own CPU per 1,000 records ÷ the bare producer's (backfill, %s)", codec), "≤ 1.5×",
+				fmt.Sprintf("%.2f× (%.2f vs %.2f CPU ms; runs %s)", median(xs), median(own), median(limit), strings.Join(each, ", ")), median(xs) <= 1.5)
+		}
+	}
+	t.note("The bare producer is the producer limit's run: the same %d messages (publisher.Messages, built before the clock starts) in one WriteMessages call of a plain kafka-go Writer with the publisher's settings; its CPU is the driver's getrusage over that call (the simulator it also serves is idle then). "+
+		"followpub's is its own rusage (user + system) from start to exit of `run --once`: reading the pages, decoding, dedupe, building the messages, kafka-go, the state's commits. The two run seconds apart in each run.", d.opts.records)
+	return t
 }

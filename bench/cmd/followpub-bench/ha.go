@@ -181,6 +181,7 @@ func (d *driver) haFailover(ctx context.Context) (*table, error) {
 			return nil, err
 		}
 		moves = append(moves, r.moves...)
+		d.failoverRates = append(d.failoverRates, r.rates...)
 		visible, lost, dups, published, started = visible+r.due, lost+r.lost, dups+r.dups, published+r.published, started+r.started
 		progress("  %d records due, %d lost, %d duplicate copies", r.due, r.lost, r.dups)
 	}
@@ -214,6 +215,7 @@ func (d *driver) haFailover(ctx context.Context) (*table, error) {
 // failoverRun is what one failover run measured.
 type failoverRun struct {
 	moves                               []takeover
+	rates                               []failoverRate // records per second around each takeover, for the picture
 	due, lost, dups, published, started int
 }
 
@@ -377,6 +379,7 @@ func (d *driver) failoverOnce(ctx context.Context, perKind int) (failoverRun, er
 			return res, fmt.Errorf("no record appended after the %s takeover at %s", m.kind, m.assigned.Format(time.StampMilli))
 		}
 		m.firstAppend = appends[j]
+		res.rates = append(res.rates, rateAround(appends, m.kind, m.signal))
 		if d.opts.haTimeline {
 			m.timeline()
 		}

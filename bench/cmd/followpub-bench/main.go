@@ -39,6 +39,8 @@ type options struct {
 	ids                           int
 	recoveryRecords, recoveryDays int
 	out                           string
+	profile                       string
+	images                        string
 	variants                      []binary
 	haMoves                       int
 	haRecords                     int
@@ -58,7 +60,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery,ha", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store)")
+	flag.StringVar(&only, "only", "hotpath,backfill,api,steady,memory,recovery,ha", "measurements to run: hotpath (the testing.B of the hot path), backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store); not by default: peers (followpub beside benthos + kcat, make bench-peers)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -72,6 +74,8 @@ func run() (err error) {
 	flag.IntVar(&o.recoveryRecords, "recovery-records", 60_000, "records of the recovery measurement's backfill")
 	flag.IntVar(&o.recoveryDays, "recovery-days", 6, "days the recovery measurement's records span")
 	flag.StringVar(&o.out, "out", "", "also write the tables to this file")
+	flag.StringVar(&o.images, "images", "", "write the pictures of what ran (steady: latency distribution; peers: records per CPU-second; ha: the failover timeline) as PNGs into this directory (docs/images)")
+	flag.StringVar(&o.profile, "profile", "", "with backfill: also profile -runs more backfills of followpub built with -tags cpuprofile, writing the profiles to this directory, and print the largest functions")
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
 	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
@@ -165,12 +169,14 @@ func run() (err error) {
 		name string
 		fn   func(context.Context) ([]*table, error)
 	}{
+		{"hotpath", d.hotPath},
 		{"backfill", d.backfill},
 		{"api", d.apiBound},
 		{"steady", d.steadyState},
 		{"memory", d.memory},
 		{"recovery", d.recovery},
 		{"ha", d.ha},
+		{"peers", d.peers},
 	}
 	for _, s := range steps {
 		if !o.only[s.name] {
@@ -186,6 +192,16 @@ func run() (err error) {
 			t.print(out)
 		}
 	}
+	d.summary().print(out)
+	if o.images != "" {
+		files, err := d.writeImages(o.images)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			fmt.Fprintf(out, "\nPicture: %s\n", f)
+		}
+	}
 	fmt.Fprintf(out, "\nTotal driver time: %s.\n", time.Since(began).Round(time.Second))
 	return nil
 }
@@ -199,6 +215,14 @@ type driver struct {
 	loc   *time.Location
 	// brokerPID is the broker's process id, for its CPU time; 0 when unknown.
 	brokerPID int
+	// peerFigures are the peers measurement's runs, for the pictures; nil until it ran.
+	peerFigures *peerFigures
+	// steadyLat is each binary's steady-state latencies (s) over all runs, for the pictures.
+	steadyLat [][]float64
+	// failoverRates are the records per second around each takeover of the ha measurement.
+	failoverRates []failoverRate
+	// goals are the goals the run measured, for its summary table.
+	goals []goalRow
 }
 
 // machine prints what the figures were measured on.

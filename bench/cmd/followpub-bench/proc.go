@@ -67,9 +67,33 @@ func startProcTee(bin string, vars map[string]string, tee io.Writer, args ...str
 	}
 	// One writer for both: os/exec then never calls it from two goroutines at once.
 	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if err := p.begin(); err != nil {
+		return nil, fmt.Errorf("starting followpub: %w", err)
+	}
+	return p, nil
+}
+
+// startCmd starts a prepared command of another program (a peer) and watches it as startProc
+// watches followpub; what the command does not send elsewhere of its output goes to p.out.
+func startCmd(cmd *exec.Cmd) (*proc, error) {
+	p := &proc{done: make(chan struct{}), cmd: cmd}
+	if cmd.Stdout == nil {
+		cmd.Stdout = &p.out
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = &p.out
+	}
+	if err := p.begin(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", filepath.Base(cmd.Path), err)
+	}
+	return p, nil
+}
+
+// begin starts p.cmd, then waits for it and watches its peak RSS in the background.
+func (p *proc) begin() error {
 	p.start = time.Now()
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting followpub: %w", err)
+		return err
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -77,7 +101,7 @@ func startProcTee(bin string, vars map[string]string, tee io.Writer, args ...str
 		close(p.done)
 	}()
 	go p.watchHWM()
-	return p, nil
+	return nil
 }
 
 // watchHWM reads the process's VmHWM (peak resident set) from /proc every millisecond for the

@@ -213,26 +213,8 @@ func (d *driver) recoveryOnce(ctx context.Context, a *api, want map[string]bool,
 	if s.toWrite > recoveryGoal {
 		progress("  over the goal of %s: the restarted process's log up to its first write:\n%s", recoveryGoal, p2.logsUntil(s.toWrite))
 	}
-	recs, err := d.kafka.consume(ctx, topic)
-	if err != nil {
-		return s, err
-	}
-	copies := map[string]int{}
-	for _, r := range recs {
-		copies[string(r.Key)]++
-	}
-	for id := range want {
-		if copies[id] == 0 {
-			s.lost++
-		}
-	}
-	for id, n := range copies {
-		if !want[id] {
-			return s, fmt.Errorf("topic %s holds key %q, which the API never showed", topic, id)
-		}
-		s.duplicated += n - 1
-	}
-	return s, nil
+	s.lost, s.duplicated, _, err = d.countKeys(ctx, topic, want)
+	return s, err
 }
 
 // fromLogs reads the restarted process's read-back and its first write after it from its log.

@@ -23,6 +23,7 @@ type steadySample struct {
 	published, due, dueWant, visible int
 	cycles, failed, requests         int
 	perCycle                         []cycleRequests
+	lat                              []float64 // each published record's latency (s)
 	failures                         []string
 }
 
@@ -41,6 +42,12 @@ func (d *driver) steadyState(ctx context.Context) ([]*table, error) {
 			progress("  published %d of %d visible; latency p50 %.3fs p99 %.3fs; %d requests, %d cycles ok, %d failed",
 				s.published, s.visible, s.p50, s.p99, s.requests, s.cycles, s.failed)
 			samples[i] = append(samples[i], s)
+		}
+	}
+	d.steadyLat = make([][]float64, len(d.bins))
+	for i := range d.bins {
+		for _, s := range samples[i] {
+			d.steadyLat[i] = append(d.steadyLat[i], s.lat...)
 		}
 	}
 	head := []string{"figure"}
@@ -84,6 +91,23 @@ func (d *driver) steadyState(ctx context.Context) ([]*table, error) {
 		}
 	}
 
+	{
+		m := medianSample(samples[0])
+		var perCycle []float64
+		for _, s := range samples[0] {
+			for _, c := range s.perCycle {
+				if c.result != "failed" {
+					perCycle = append(perCycle, float64(c.requests))
+				}
+			}
+		}
+		goal := (steadyInterval + 250*time.Millisecond).Seconds()
+		reqs := median(perCycle)
+		d.goal(fmt.Sprintf("steady state (%g records/s, POLL_INTERVAL=%s): latency p99, list requests per cycle", d.opts.steadyRate, steadyInterval),
+			fmt.Sprintf("p99 ≤ %.2f s with one request per cycle", goal),
+			fmt.Sprintf("p99 %.2f s; %g request per cycle (median of %d cycles, max %g); %d / %d due published", m.p99, reqs, len(perCycle), percentile(perCycle, 100), m.due, m.dueWant),
+			m.p99 <= goal && reqs == 1)
+	}
 	var tables = []*table{t}
 	if len(d.bins) > 1 {
 		tv := &table{
@@ -212,7 +236,7 @@ func (d *driver) steadyOnce(ctx context.Context, bin binary) (steadySample, erro
 		p50: percentile(lat, 50), p99: percentile(lat, 99), max: percentile(lat, 100),
 		published: len(recs), visible: visible, requests: len(reqs), rss: float64(u.maxRSS),
 		cycles: int(m[`followpub_cycles_total{result="ok"}`]), failed: int(m[`followpub_cycles_total{result="failed"}`]),
-		due: due, dueWant: int(stop.Add(-2*steadyInterval).Sub(t0).Seconds() * d.opts.steadyRate),
+		due: due, dueWant: int(stop.Add(-2*steadyInterval).Sub(t0).Seconds() * d.opts.steadyRate), lat: lat,
 	}
 	if len(recs) > 0 {
 		s.cpuPer1000 = u.cpu.Seconds() / float64(len(recs)) * 1000
