@@ -29,15 +29,13 @@ import (
 
 var _ poller.Store = (*kafkastate.Store)(nil)
 
-// tenants are the deployment's tenants: one, until TENANTS_FILE (docs/DESIGN.md §7) adds more.
-var tenants = []string{kafkastate.DefaultTenant}
-
 // errOnceDone ends the group's run after `run --once` completed its cycle.
 var errOnceDone = errors.New("the one cycle is done")
 
 // ha is what STATE_STORE=kafka adds to the service: the group membership, the state store's
 // settings, and the poller of each tenant this instance owns in the current generation.
 type ha struct {
+	tenants  []string // the ids the group shares out
 	group    *ownership.Group
 	stateCfg kafkastate.Config
 	client   *kafka.Client
@@ -70,22 +68,22 @@ func instanceName() string {
 	return host + "/" + strconv.Itoa(os.Getpid())
 }
 
-// openHA prepares STATE_STORE=kafka: the state store's settings and the group membership. It
-// does not touch the network.
-func (s *service) openHA() error {
+// openHA prepares STATE_STORE=kafka for the tenants ids: the state store's settings and the group
+// membership. It does not touch the network.
+func (s *service) openHA(ids []string) error {
 	pc := s.cfg.publisherConfig()
 	pc.Topic = s.cfg.StateTopic // the transport fetches metadata of this topic
 	transport, dialer, err := publisher.NewTransport(pc)
 	if err != nil {
 		return configError("Kafka configuration", err)
 	}
-	h := &ha{pollers: map[string]*poller.Poller{}, client: &kafka.Client{Addr: kafka.TCP(s.cfg.brokers...), Transport: transport, Timeout: s.cfg.KafkaWriteTimeout}}
+	h := &ha{tenants: ids, pollers: map[string]*poller.Poller{}, client: &kafka.Client{Addr: kafka.TCP(s.cfg.brokers...), Transport: transport, Timeout: s.cfg.KafkaWriteTimeout}}
 	h.stateCfg = kafkastate.Config{
 		Brokers: s.cfg.brokers, Topic: s.cfg.StateTopic, Identity: identity(s.cfg), Transport: transport,
 		Replication: s.cfg.KafkaTopicReplication, Timeout: s.cfg.KafkaWriteTimeout, Logger: s.log,
 	}
 	h.group, err = ownership.New(ownership.Config{
-		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: tenants, PartitionOf: kafkastate.PartitionOf,
+		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: ids, PartitionOf: kafkastate.PartitionOf,
 		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(),
 		Dialer: dialer, Transport: transport, Logger: s.log,
 	})
@@ -97,11 +95,11 @@ func (s *service) openHA() error {
 }
 
 // registerGroupMetrics adds the group's gauges to /metrics; with STATE_STORE=file the one
-// process owns its tenant and is in no group.
+// process owns every tenant and is in no group.
 func (s *service) registerGroupMetrics() {
 	status := func() ownership.Status {
 		if s.ha == nil {
-			return ownership.Status{Owned: tenants}
+			return ownership.Status{Owned: s.tenantIDs()}
 		}
 		return s.ha.group.Status()
 	}
@@ -124,47 +122,62 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// ready is /readyz: with STATE_STORE=file, a cycle completed lately; with kafka, a member of a
-// generation whose tenants (none, for a standby) each completed a cycle lately.
+// ready is /readyz (README "Metrics and health"): at least one tenant polled here completed a
+// cycle within three poll intervals; with STATE_STORE=kafka, this instance is also a member of a
+// generation, and one that owns no tenant (a standby) is ready. One tenant's revoked credentials
+// or dead API do not make the instance unready: that is the tenant's failure, shown by its own
+// metrics and /status; a failure every tenant shares (Kafka, the state, the network) does.
 func (s *service) ready() bool {
-	if s.ha == nil {
-		return s.poller.Ready()
+	owned := s.tenantIDs()
+	if s.ha != nil {
+		st := s.ha.group.Status()
+		if !st.Joined {
+			return false
+		}
+		if owned = st.Owned; len(owned) == 0 {
+			return true
+		}
 	}
-	st := s.ha.group.Status()
-	if !st.Joined {
-		return false
+	for _, id := range owned {
+		if p := s.pollerOf(id); p != nil && p.Ready() {
+			return true
+		}
+	}
+	return false
+}
+
+// pollerOf returns the poller of tenant id polled here now, nil when there is none (with
+// STATE_STORE=kafka: a tenant another instance owns).
+func (s *service) pollerOf(id string) *poller.Poller {
+	if s.ha == nil {
+		if t := s.tenant(id); t != nil {
+			return t.poller
+		}
+		return nil
 	}
 	s.ha.mu.Lock()
 	defer s.ha.mu.Unlock()
-	for _, t := range st.Owned {
-		if p := s.ha.pollers[t]; p == nil || !p.Ready() {
-			return false
-		}
-	}
-	return true
+	return s.ha.pollers[id]
 }
 
 // errStandby is /status' state error on an instance that does not own the tenant.
 var errStandby = errors.New("another instance owns the tenant: this one is a standby")
 
-// Status is the tenant's state for /status: from the one poller with STATE_STORE=file, or from
-// the poller of the generation that owns the tenant here with kafka.
-func (s *service) Status(ctx context.Context) (poller.Status, error) {
-	if s.ha == nil {
-		return s.poller.Status(ctx)
-	}
-	s.ha.mu.Lock()
-	p := s.ha.pollers[kafkastate.DefaultTenant]
-	s.ha.mu.Unlock()
+// Status is the tenant's state for /status: from its poller with STATE_STORE=file, or from the
+// poller of the generation that owns the tenant here with kafka.
+func (t *tenantRun) Status(ctx context.Context) (poller.Status, error) {
+	p := t.svc.pollerOf(t.conf.ID)
 	if p == nil {
 		return poller.Status{}, errStandby
 	}
 	return p.Status(ctx)
 }
 
-// Membership is this instance's standing for /status.
-func (s *service) Membership() membership {
-	m := membership{Ready: s.ready()}
+// Membership is this instance's standing for the tenant, for /status.
+func (t *tenantRun) Membership() membership {
+	s := t.svc
+	p := s.pollerOf(t.conf.ID)
+	m := membership{Ready: p != nil && p.Ready()}
 	if s.ha == nil {
 		return m
 	}
@@ -173,7 +186,10 @@ func (s *service) Membership() membership {
 		g := int64(st.Generation)
 		m.Generation = &g
 	}
-	m.Standby = !slices.Contains(st.Owned, kafkastate.DefaultTenant)
+	m.Standby = !slices.Contains(st.Owned, t.conf.ID)
+	if m.Standby {
+		m.Ready = s.ready()
+	}
 	return m
 }
 
@@ -211,7 +227,7 @@ func (s *service) checkHAOnce(ctx context.Context) error {
 	if err := s.ha.group.CheckShared(ctx); err != nil {
 		return s.sharedError(err)
 	}
-	for _, t := range tenants {
+	for _, t := range s.ha.tenants {
 		sc.Tenant = t
 		store, err := kafkastate.Open(ctx, sc)
 		if err != nil {
@@ -264,16 +280,21 @@ func (s *service) runGroup(ctx context.Context, once bool) error {
 // brokers is retried.
 func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) error {
 	log := s.log.With("tenant", ten.Tenant, "generation", ten.Generation)
+	t := s.tenant(ten.Tenant)
+	if t == nil {
+		log.Info("tenant assigned but no longer configured here; not polled")
+		return nil
+	}
 	began := time.Now()
 	sc := s.ha.stateCfg
 	sc.Tenant, sc.Fence = ten.Tenant, ten.Fence
-	pc := s.pollerConfig()
+	pc := t.pollerConfig()
 	pc.Fence = ten.Fence
 	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.
 	pc.ShutdownGrace = min(pc.ShutdownGrace, s.cfg.GroupSessionTimeout/2)
 	policy := retry.New(200*time.Millisecond, 5*time.Second)
 	for {
-		store, p, st, err := s.load(ctx, sc, pc)
+		store, p, st, err := t.load(ctx, sc, pc)
 		if err == nil {
 			defer func() { _ = store.Close() }() // every commit was acknowledged before it returned
 			log.Info("tenant owned: state loaded", "load_duration", time.Since(began).Round(time.Millisecond),
@@ -367,12 +388,12 @@ func applyRequest(ctx context.Context, p *poller.Poller, store *kafkastate.Store
 }
 
 // load opens the tenant's store and a poller over it, and loads the state.
-func (s *service) load(ctx context.Context, sc kafkastate.Config, pc poller.Config) (*kafkastate.Store, *poller.Poller, poller.Status, error) {
+func (t *tenantRun) load(ctx context.Context, sc kafkastate.Config, pc poller.Config) (*kafkastate.Store, *poller.Poller, poller.Status, error) {
 	store, err := kafkastate.Open(ctx, sc)
 	if err != nil {
 		return nil, nil, poller.Status{}, err
 	}
-	p, err := poller.New(pc, s.api, s.pub, store)
+	p, err := poller.New(pc, t.api, t.pub, store)
 	if err == nil {
 		var st poller.Status
 		if st, err = p.Status(ctx); err == nil {
@@ -402,8 +423,16 @@ func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, 
 // at its next cycle (a replay without downtime), or applied here when no instance owns the tenant.
 func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
+	tcs, err := cfg.tenantConfs()
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, tc := range tcs {
+		ids = append(ids, tc.ID)
+	}
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
-	if err := s.openHA(); err != nil {
+	if err := s.openHA(ids); err != nil {
 		return err
 	}
 	wait := 2*cfg.GroupSessionTimeout + 2*cfg.PollInterval + 30*time.Second
@@ -416,7 +445,7 @@ func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	for _, tenant := range tenants {
+	for _, tenant := range ids {
 		sc := s.ha.stateCfg
 		sc.Tenant = tenant
 		owner, err := s.ha.owner(ctx, tenant, parts)

@@ -14,6 +14,7 @@ import (
 	"github.com/followpub/followpub/internal/kafkastate"
 	"github.com/followpub/followpub/internal/state"
 	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/schema"
 )
 
 // cmdState is `followpub state migrate`: copy the file store's state into STATE_TOPIC, so that a
@@ -45,7 +46,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
-	if err := s.openHA(); err != nil {
+	if err := s.openHA([]string{schema.DefaultTenant}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 4*cfg.KafkaWriteTimeout)
@@ -59,7 +60,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		return fmt.Errorf("group %s has %d members running: stop every instance with STATE_STORE=kafka before migrating (FOLLOWPUB_GROUP_ID)", cfg.GroupID, len(members))
 	}
 	sc := s.ha.stateCfg
-	sc.Tenant = tenants[0]
+	sc.Tenant = schema.DefaultTenant
 	store, err := kafkastate.Open(ctx, sc)
 	if err != nil {
 		return err

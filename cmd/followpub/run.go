@@ -27,7 +27,11 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer endProgress()
 	log := newLogger(logs, format, cfg.LogLevel, cfg.secrets())
 	logStart(log, cfg, *once)
-	svc, err := openService(cfg, log, progress)
+	tcs, err := cfg.tenantConfs()
+	if err != nil {
+		return err
+	}
+	svc, err := openService(cfg, tcs, log, progress)
 	if err != nil {
 		return err
 	}
@@ -48,15 +52,10 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		log.Info("followpub stopped")
 		return err
 	}
-	if *once {
-		res, err := svc.poller.Cycle(ctx)
-		if err != nil {
-			return fmt.Errorf("the cycle did not complete (published %d before it stopped): %w", res.Published, err)
-		}
-		return nil
+	err = svc.runTenants(ctx, *once)
+	if !*once {
+		log.Info("followpub stopped")
 	}
-	err = svc.poller.Run(ctx)
-	log.Info("followpub stopped")
 	return err
 }
 
