@@ -66,6 +66,10 @@ type Config struct {
 	// StaticToken is a token that is always accepted and never expires, for clients configured with
 	// a fixed token. Default (empty): none.
 	StaticToken string
+	// IDOffset is added to every generated id (not to the ids of records given to Add), so that
+	// several simulators' ids never collide: NewMulti gives each tenant its own. It must be in
+	// [0, MaxIDOffset]. Default (0): none.
+	IDOffset int64
 	// Location is the zone of the date filter and of the midnight records. Default (nil):
 	// schema.APILocation(), Asia/Shanghai.
 	Location *time.Location
@@ -161,6 +165,9 @@ func (c *Config) validate() error {
 	}
 	if c.InsertBetweenPages < 0 || c.InsertLimit < 0 {
 		return fmt.Errorf("insert-between-pages and insert-limit must not be negative")
+	}
+	if c.IDOffset < 0 || c.IDOffset > MaxIDOffset {
+		return fmt.Errorf("id offset %d: must be in [0, %d]", c.IDOffset, MaxIDOffset)
 	}
 	if c.TokenTTL < time.Second {
 		return fmt.Errorf("token TTL %v: must be at least 1s", c.TokenTTL)

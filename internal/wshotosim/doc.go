@@ -18,6 +18,10 @@
 //   - Injects faults on request: HTTP 500 and 429, malformed JSON, `code` 3, invalid-token codes,
 //     hangs past the client's timeout, and latency.
 //   - Counts requests by endpoint and faults by kind.
+//   - Serves many tenants at once (Multi): each tenant is a Server of its own, with its own
+//     credentials, data (seeded from its id, with ids no other tenant has), arrivals and faults,
+//     which can be changed at run time, credentials revoked included; requests are routed by app
+//     id, token or the path /tenants/ID.
 //
 // Records are kept sorted by follow_time with their JSON rendered once, and a date range is found
 // by binary search, so 200,000 records are served quickly. A Server is safe for concurrent use.

@@ -128,6 +128,10 @@ const (
 // float64 cannot hold). One generated record in 17 gets such an id.
 const BigIDBase int64 = 1<<53 + 1
 
+// MaxIDOffset bounds Config.IDOffset: with it, the ids below 2^53 stay below it for the first
+// 2^28 records of each stream.
+const MaxIDOffset int64 = 1 << 52
+
 // generatedID returns the id of record k of a stream.
 func generatedID(stream int, k int64) int64 {
 	n := k*streams + int64(stream)

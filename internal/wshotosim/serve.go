@@ -13,13 +13,22 @@ import (
 // ListenAndServe serves s on addr (e.g. "127.0.0.1:8090"; port 0 picks one) until ctx ends, after
 // printing Describe for the address it listens on to w. It returns nil after a clean shutdown.
 func (s *Server) ListenAndServe(ctx context.Context, addr string, w io.Writer) error {
+	return listenAndServe(ctx, addr, s, s.Describe, w)
+}
+
+// ListenAndServe serves m on addr as Server.ListenAndServe does, printing m's Describe.
+func (m *Multi) ListenAndServe(ctx context.Context, addr string, w io.Writer) error {
+	return listenAndServe(ctx, addr, m, m.Describe, w)
+}
+
+func listenAndServe(ctx context.Context, addr string, h http.Handler, describe func(baseURL string) string, w io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	if w != nil {
-		fmt.Fprint(w, s.Describe("http://"+ln.Addr().String()))
+		fmt.Fprint(w, describe("http://"+ln.Addr().String()))
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -89,11 +89,16 @@ type Server struct {
 	explSeq   int64
 	tokens    map[string]time.Time // token → expiry
 	revoked   map[string]bool
-	rng       *rand.Rand
-	faults    Faults
-	failNext  []Fault
-	stats     Stats
-	bodies    [][]byte
+	// refused: the credentials are revoked (SetRevoked); every token is refused.
+	refused       bool
+	rng           *rand.Rand
+	faults        Faults
+	faultsOnToken bool
+	// issued, when set (by a Multi, before serving), learns every token issued.
+	issued   func(token string)
+	failNext []Fault
+	stats    Stats
+	bodies   [][]byte
 
 	late lateness // how late the latency's timers wake
 }
@@ -130,6 +135,8 @@ func New(cfg Config) (*Server, error) {
 		revoked: make(map[string]bool),
 		rng:     rand.New(rand.NewPCG(uint64(cfg.Seed), 0xfa17)),
 		faults:  cfg.Faults,
+		// The fault mix can change at run time; these start from the configuration.
+		faultsOnToken: cfg.FaultsOnToken,
 		stats: Stats{
 			Requests: map[string]int64{}, Faults: map[Fault]int64{}, Rejected: map[string]int64{},
 		},
@@ -143,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 	for w := range workers {
 		wg.Go(func() {
 			for k := w; k < len(times); k += workers {
-				s.recs[k] = s.newRec(generate(cfg.Seed, streamInitial, int64(k), times[k]))
+				s.recs[k] = s.newRec(s.generate(streamInitial, int64(k), times[k]))
 			}
 		})
 	}
@@ -157,6 +164,13 @@ func New(cfg Config) (*Server, error) {
 
 func compareRec(a, b *rec) int {
 	return cmp.Or(cmp.Compare(a.FollowTime, b.FollowTime), cmp.Compare(a.ID, b.ID))
+}
+
+// generate returns record k of a stream, its id shifted by Config.IDOffset.
+func (s *Server) generate(stream int, k, followTime int64) Record {
+	r := generate(s.cfg.Seed, stream, k, followTime)
+	r.ID += s.cfg.IDOffset
+	return r
 }
 
 // newRec renders r.
@@ -214,7 +228,7 @@ func (s *Server) Insert(followTimes ...time.Time) []schema.Record {
 	defer s.mu.Unlock()
 	out := make([]schema.Record, 0, len(followTimes))
 	for _, t := range followTimes {
-		r := s.newRec(generate(s.cfg.Seed, streamExplicit, s.explSeq, t.UnixMilli()))
+		r := s.newRec(s.generate(streamExplicit, s.explSeq, t.UnixMilli()))
 		s.explSeq++
 		_ = s.insertLocked(r)
 		out = append(out, r.schema())
@@ -292,6 +306,29 @@ func (s *Server) SetFaults(f Faults) error {
 	return nil
 }
 
+// SetFaultsOnToken says whether the fault mix applies to the token endpoint too (Config.FaultsOnToken
+// at New): with SetFaults(Faults{HTTP500: 1}) it makes the API answer 500 to everything.
+func (s *Server) SetFaultsOnToken(on bool) {
+	s.mu.Lock()
+	s.faultsOnToken = on
+	s.mu.Unlock()
+}
+
+// SetRevoked revokes the credentials (true) or restores them (false). While they are revoked, the
+// token endpoint refuses the app id and secret (code 10002) and every token, the static one
+// included, is refused as revoked (code 10011); tokens issued before a revocation stay refused
+// after it is lifted, as with ExpireTokens.
+func (s *Server) SetRevoked(revoked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused = revoked
+	if revoked {
+		for t := range s.tokens {
+			s.revoked[t] = true
+		}
+	}
+}
+
 // FailNext makes the next n requests (to the list endpoint, or to either endpoint with
 // Config.FaultsOnToken; FaultAuth only on the list) answer with fault f, before any random fault.
 func (s *Server) FailNext(f Fault, n int) {
@@ -336,7 +373,7 @@ func (s *Server) advanceLocked(now time.Time) {
 		if rng.Float64() < s.cfg.LateFraction && s.cfg.LateBy >= time.Millisecond {
 			ft -= 1 + rng.Int64N(s.cfg.LateBy.Milliseconds())
 		}
-		_ = s.insertLocked(s.newRec(generate(s.cfg.Seed, streamArrival, k, ft)))
+		_ = s.insertLocked(s.newRec(s.generate(streamArrival, k, ft)))
 		s.arrivals++
 	}
 }
@@ -410,11 +447,11 @@ func (s *Server) reject(w http.ResponseWriter, reason string, code int, msg stri
 
 // pickFault draws the fault for one request (FaultNext first), or "".
 func (s *Server) pickFault(list bool) Fault {
-	if !list && !s.cfg.FaultsOnToken {
-		return ""
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !list && !s.faultsOnToken {
+		return ""
+	}
 	var f Fault
 	if len(s.failNext) > 0 && (list || s.failNext[0] != FaultAuth) {
 		f, s.failNext = s.failNext[0], s.failNext[1:]
@@ -470,7 +507,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("appid") != s.cfg.AppID || q.Get("app_secret") != s.cfg.AppSecret {
+	s.mu.Lock()
+	refused := s.refused
+	s.mu.Unlock()
+	if refused || q.Get("appid") != s.cfg.AppID || q.Get("app_secret") != s.cfg.AppSecret {
 		s.reject(w, "bad_credentials", CodeBadCredentials, "appid或app_secret错误")
 		return
 	}
@@ -480,7 +520,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	ttl := s.cfg.TokenTTL.Truncate(time.Second)
 	s.tokens[tok] = now.Add(ttl)
 	s.stats.TokensIssued++
+	issued := s.issued
 	s.mu.Unlock()
+	if issued != nil {
+		issued(tok)
+	}
 	body := fmt.Appendf(nil, `{"code":0,"msg":"ok","data":{"access_token":%q,"expires_in":%d,"create_at":%d},"sub_code":"00000"}`,
 		tok, int64(ttl/time.Second), now.Unix())
 	writeJSON(w, http.StatusOK, body)
@@ -659,11 +703,14 @@ func (s *Server) checkToken(tok string, now time.Time) (reason string, code int,
 	if tok == "" {
 		return "token_missing", CodeTokenInvalid, "access_token缺失"
 	}
-	if s.cfg.StaticToken != "" && tok == s.cfg.StaticToken {
-		return "", 0, ""
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.StaticToken != "" && tok == s.cfg.StaticToken {
+		if s.refused {
+			return "token_revoked", CodeTokenRevoked, "access_token已失效"
+		}
+		return "", 0, ""
+	}
 	exp, ok := s.tokens[tok]
 	switch {
 	case !ok:
@@ -772,7 +819,7 @@ func (s *Server) insertBetweenPagesLocked(q *query, now time.Time) {
 	}
 	for range max(n, 0) {
 		ft := lo + s.rng.Int64N(hi-lo+1)
-		_ = s.insertLocked(s.newRec(generate(s.cfg.Seed, streamInsert, s.insertSeq, ft)))
+		_ = s.insertLocked(s.newRec(s.generate(streamInsert, s.insertSeq, ft)))
 		s.insertSeq++
 		s.inserted++
 	}
