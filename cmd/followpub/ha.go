@@ -421,12 +421,8 @@ func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, 
 // watermarkKafka is `watermark show|set|reset` with STATE_STORE=kafka, which works while
 // instances run: show names the owner; set and reset are handed to the owner, which applies them
 // at its next cycle (a replay without downtime), or applied here when no instance owns the tenant.
-func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+func watermarkKafka(ctx context.Context, cfg *config, tcs []tenantConf, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
-	tcs, err := cfg.tenantConfs()
-	if err != nil {
-		return err
-	}
 	var ids []string
 	for _, tc := range tcs {
 		ids = append(ids, tc.ID)
@@ -445,7 +441,8 @@ func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	for _, tenant := range ids {
+	for _, tc := range tcs {
+		tenant := tc.ID
 		sc := s.ha.stateCfg
 		sc.Tenant = tenant
 		owner, err := s.ha.owner(ctx, tenant, parts)
@@ -458,7 +455,7 @@ func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, std
 		}
 		defer func() { _ = store.Close() }() // each write was acknowledged
 		pc := cfg.pollerConfig()
-		pc.Logger = log
+		pc.Logger, pc.StartFrom = log, tc.StartFrom
 		p, err := poller.New(pc, nil, nil, store)
 		if err != nil {
 			return err
@@ -490,7 +487,7 @@ func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, std
 			return err
 		}
 		if args[0] == "reset" {
-			fmt.Fprintf(stdout, "state of tenant %s in %s reset; its next cycle starts from FOLLOWPUB_START_FROM=%s\n", tenant, cfg.StateTopic, cfg.StartFrom)
+			fmt.Fprintf(stdout, "state of tenant %s in %s reset; its next cycle starts from %s\n", tenant, cfg.StateTopic, startFromName(cfg, tc))
 			continue
 		}
 		b, err := json.Marshal(struct {

@@ -23,13 +23,16 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logs, format, progress, endProgress := runOutput(stderr, *once, cfg.LogFormat)
-	defer endProgress()
-	log := newLogger(logs, format, cfg.LogLevel, cfg.secrets())
-	logStart(log, cfg, *once)
 	tcs, err := cfg.tenantConfs()
 	if err != nil {
 		return err
+	}
+	logs, format, progress, endProgress := runOutput(stderr, *once, cfg.LogFormat)
+	defer endProgress()
+	log := newLogger(logs, format, cfg.LogLevel, append(cfg.secrets(), secretsOf(tcs)...))
+	logStart(log, cfg, *once)
+	if cfg.TenantsFile != "" {
+		log.Info("tenants file read", "tenants_file", cfg.TenantsFile, "tenants", len(tcs))
 	}
 	svc, err := openService(cfg, tcs, log, progress)
 	if err != nil {

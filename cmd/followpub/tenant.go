@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/followpub/followpub/internal/state"
+	"github.com/followpub/followpub/internal/tenants"
 	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/publisher"
@@ -36,11 +39,51 @@ func (c *config) defaultTenant() tenantConf {
 }
 
 // tenantConfs returns the deployment's tenants, in the order they are polled.
+// tenantConfs returns the deployment's tenants, in the order they are polled: the entries of
+// TENANTS_FILE over the environment's values, or the one tenant default. A bad file is a usage
+// error (exit 2) naming the tenant and the field.
 func (c *config) tenantConfs() ([]tenantConf, error) {
-	if c.TenantsFile != "" {
-		return nil, usagef("FOLLOWPUB_TENANTS_FILE=%s: this build does not read tenants files yet", c.TenantsFile)
+	if c.TenantsFile == "" {
+		return []tenantConf{c.defaultTenant()}, nil
 	}
-	return []tenantConf{c.defaultTenant()}, nil
+	ts, err := tenants.Load(c.TenantsFile, tenants.Defaults{
+		Topic: c.KafkaTopic, EventSource: c.EventSource, StartFrom: c.StartFrom, APIBaseURL: c.APIBaseURL,
+		RateLimit: c.APIRateLimit, Concurrency: c.APIConcurrency, AllowInsecure: c.APIAllowInsecure, Location: c.location,
+	}, os.LookupEnv)
+	if err != nil {
+		return nil, usagef("FOLLOWPUB_TENANTS_FILE: %v", err)
+	}
+	out := make([]tenantConf, 0, len(ts))
+	for _, t := range ts {
+		tc := c.defaultTenant()
+		tc.ID, tc.StartFrom = t.ID, t.StartFrom
+		tc.API.BaseURL, tc.API.Filter = t.APIBaseURL, t.Filter
+		tc.API.AppID, tc.API.AppSecret, tc.API.AccessToken = t.AppID, t.AppSecret, t.AccessToken
+		tc.API.RateLimit = cmp.Or(t.RateLimit, c.APIRateLimit)
+		tc.API.Concurrency = cmp.Or(t.Concurrency, c.APIConcurrency)
+		tc.Pub.Topic, tc.Pub.Source, tc.Pub.Tenant = t.Topic, t.EventSource, t.ID
+		if err := tc.API.Validate(); err != nil {
+			return nil, usagef("FOLLOWPUB_TENANTS_FILE: tenants file %s: tenant %s (line %d): %v", c.TenantsFile, t.ID, t.Line, err)
+		}
+		if err := tc.Pub.Validate(); err != nil {
+			return nil, usagef("FOLLOWPUB_TENANTS_FILE: tenants file %s: tenant %s (line %d): %v", c.TenantsFile, t.ID, t.Line, err)
+		}
+		out = append(out, tc)
+	}
+	return out, nil
+}
+
+// secretsOf returns the secrets of tcs, for redaction.
+func secretsOf(tcs []tenantConf) []string {
+	var out []string
+	for _, tc := range tcs {
+		for _, s := range []string{tc.API.AccessToken, tc.API.AppSecret} {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 // statePath is where the file store keeps tenant's state: STATE_PATH for the tenant default (so

@@ -1,0 +1,336 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/followpub/followpub/internal/e2etest"
+	"github.com/followpub/followpub/internal/kafkatest"
+	"github.com/followpub/followpub/internal/wshotosim"
+)
+
+// tenantsRig is a deployment of several tenants: one simulator serving all of them (each with
+// its own data, credentials and faults), a topic per tenant, and a tenants file.
+type tenantsRig struct {
+	multi   *wshotosim.Multi
+	url     string
+	brokers []string
+	topics  map[string]string
+	start   time.Time
+	dir     string
+	file    string
+}
+
+// newTenantsRig serves ids with base's data and writes a tenants file whose entries use each
+// tenant's app id with its secret in an environment variable (SECRET_<n>, see env).
+func newTenantsRig(t *testing.T, base wshotosim.Config, ids ...string) *tenantsRig {
+	t.Helper()
+	var ts []wshotosim.Tenant
+	for _, id := range ids {
+		ts = append(ts, wshotosim.Tenant{ID: id, Config: wshotosim.TenantConfig(base, id)})
+	}
+	multi, err := wshotosim.NewMulti(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(multi)
+	t.Cleanup(srv.Close)
+	r := &tenantsRig{multi: multi, url: srv.URL, brokers: kafkatest.Brokers(t), topics: map[string]string{},
+		start: time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second), dir: t.TempDir()}
+	r.file = filepath.Join(r.dir, "tenants.yaml")
+	r.write(t, ids...)
+	return r
+}
+
+// write writes the tenants file listing ids (creating the topics of new ones).
+func (r *tenantsRig) write(t *testing.T, ids ...string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("tenants:\n")
+	for i, id := range ids {
+		if r.topics[id] == "" {
+			r.topics[id] = kafkatest.Topic(t, r.brokers, 3)
+		}
+		appID, _, _ := wshotosim.TenantCredentials(id)
+		fmt.Fprintf(&b, "  - id: %s\n    app_id: %s\n    app_secret_env: SECRET_%d\n    topic: %s\n", id, appID, i, r.topics[id])
+	}
+	if err := os.WriteFile(r.file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// env is followpub's environment for the rig with ids (in the file's order), plus extra.
+func (r *tenantsRig) env(ids []string, extra ...string) []string {
+	kv := []string{
+		"FOLLOWPUB_API_BASE_URL=" + r.url,
+		"FOLLOWPUB_KAFKA_BROKERS=" + strings.Join(r.brokers, ","),
+		"FOLLOWPUB_TENANTS_FILE=" + r.file,
+		"FOLLOWPUB_STATE_PATH=" + filepath.Join(r.dir, "followpub.state"),
+		"FOLLOWPUB_HTTP_ADDR=",
+		"FOLLOWPUB_START_FROM=" + r.start.Format(time.RFC3339),
+		"FOLLOWPUB_API_RATE_LIMIT=2000",
+		"FOLLOWPUB_SHUTDOWN_TIMEOUT=20s",
+		"FOLLOWPUB_LOG_FORMAT=json",
+	}
+	for i, id := range ids {
+		_, secret, _ := wshotosim.TenantCredentials(id)
+		kv = append(kv, fmt.Sprintf("SECRET_%d=%s", i, secret))
+	}
+	return e2etest.Env(append(kv, extra...)...)
+}
+
+// want returns the keys tenant's simulator shows now with follow_time at or after the start.
+func (r *tenantsRig) want(tenant string) map[string]bool {
+	out := map[string]bool{}
+	for _, rec := range r.multi.Tenant(tenant).Visible() {
+		if rec.FollowTime >= r.start.UnixMilli() {
+			out[string(rec.Key())] = true
+		}
+	}
+	return out
+}
+
+// exactlyOnce checks that tenant's topic holds each key of want once, each with ce_tenant.
+func (r *tenantsRig) exactlyOnce(t *testing.T, tenant string, want map[string]bool) {
+	t.Helper()
+	msgs := e2etest.ReadTopic(t, r.brokers, r.topics[tenant])
+	counts := e2etest.CountKeys(msgs)
+	for k := range want {
+		if counts[k] != 1 {
+			t.Errorf("tenant %s: id %s is in its topic %d times, want once", tenant, k, counts[k])
+		}
+	}
+	for k, n := range counts {
+		if !want[k] {
+			t.Errorf("tenant %s: id %s is in its topic %d times but is not the tenant's", tenant, k, n)
+		}
+	}
+	for _, m := range msgs {
+		var got string
+		for _, h := range m.Headers {
+			if h.Key == "ce_tenant" {
+				got = string(h.Value)
+			}
+		}
+		if got != tenant {
+			t.Fatalf("tenant %s: record %s has ce_tenant %q", tenant, m.Key, got)
+		}
+	}
+}
+
+var sampleLine = regexp.MustCompile(`(?m)^(followpub_\w+)\{([^}]*)\} (\S+)$`)
+
+// series returns the samples of name on a /metrics page whose labels include want, summed.
+func series(page, name string, want map[string]string) float64 {
+	sum := 0.0
+	for _, m := range sampleLine.FindAllStringSubmatch(page, -1) {
+		if m[1] != name {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			ok = ok && strings.Contains(m[2], k+`="`+v+`"`)
+		}
+		if n, err := strconv.ParseFloat(m[3], 64); ok && err == nil {
+			sum += n
+		}
+	}
+	return sum
+}
+
+// TestTenantsInOneProcess is issue 15's check of one process with three tenants: one healthy,
+// one whose credentials are revoked, one whose API answers 500 to everything (the token endpoint
+// too). The healthy tenant publishes all its records exactly once with ce_tenant, and a record
+// that becomes visible later within 2 × POLL_INTERVAL; the failures show only in the failing
+// tenants' metrics and log lines; /readyz is 200 and /status lists all three. Then
+// `watermark show` prints one object per tenant and `set` needs --tenant.
+func TestTenantsInOneProcess(t *testing.T) {
+	ids := []string{"healthy", "revoked", "dead"}
+	r := newTenantsRig(t, wshotosim.Config{Count: 120, Span: 10 * time.Hour, Order: "shuffled"}, ids...)
+	r.multi.Tenant("revoked").SetRevoked(true)
+	dead := r.multi.Tenant("dead")
+	if err := dead.SetFaults(wshotosim.Faults{HTTP500: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dead.SetFaultsOnToken(true)
+	const interval = time.Second
+	addr := e2etest.FreeAddr(t)
+	p := e2etest.Start(t, r.env(ids, "FOLLOWPUB_POLL_INTERVAL="+interval.String(), "FOLLOWPUB_HTTP_ADDR="+addr), "run")
+
+	want := r.want("healthy")
+	if !e2etest.WaitFor(30*time.Second, func() bool { return len(e2etest.ReadTopic(t, r.brokers, r.topics["healthy"])) >= len(want) }) {
+		t.Fatalf("the healthy tenant did not publish its %d records:\n%s", len(want), p.Output())
+	}
+	arrived := time.Now()
+	late := r.multi.Tenant("healthy").Insert(arrived)[0]
+	var published time.Time
+	if !e2etest.WaitFor(10*time.Second, func() bool {
+		for _, m := range e2etest.ReadTopic(t, r.brokers, r.topics["healthy"]) {
+			if string(m.Key) == string(late.Key()) {
+				published = m.Time
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("a record that became visible later was never published:\n%s", p.Output())
+	}
+	d := published.Sub(arrived)
+	if d > 2*interval {
+		t.Errorf("the healthy tenant published a new record %s after it became visible, want at most 2 × POLL_INTERVAL = %s", d, 2*interval)
+	}
+	want[string(late.Key())] = true
+	r.exactlyOnce(t, "healthy", want)
+	for _, id := range []string{"revoked", "dead"} {
+		r.exactlyOnce(t, id, nil)
+	}
+
+	code, page := e2etest.Get("http://" + addr + "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	failedRequests := func(tenant string) float64 {
+		return series(page, "followpub_api_requests_total", map[string]string{"tenant": tenant}) -
+			series(page, "followpub_api_requests_total", map[string]string{"tenant": tenant, "outcome": "ok"})
+	}
+	if n := failedRequests("healthy"); n != 0 {
+		t.Errorf("the healthy tenant counts %v failed API requests", n)
+	}
+	if n := series(page, "followpub_cycles_total", map[string]string{"tenant": "healthy", "result": "failed"}); n != 0 {
+		t.Errorf("the healthy tenant counts %v failed cycles", n)
+	}
+	for _, id := range []string{"revoked", "dead"} {
+		if n := failedRequests(id); n == 0 {
+			t.Errorf("tenant %s counts no failed API request", id)
+		}
+		if n := series(page, "followpub_last_success_timestamp_seconds", map[string]string{"tenant": id}); n != 0 {
+			t.Errorf("tenant %s has a last success (%v)", id, n)
+		}
+	}
+	if series(page, "followpub_last_success_timestamp_seconds", map[string]string{"tenant": "healthy"}) == 0 {
+		t.Error("the healthy tenant has no last success")
+	}
+	if code, body := e2etest.Get("http://" + addr + "/readyz"); code != 200 {
+		t.Errorf("/readyz = %d %s, want 200: the healthy tenant completes its cycles", code, body)
+	}
+	_, body := e2etest.Get("http://" + addr + "/status")
+	var doc struct {
+		Tenants []struct {
+			Tenant string `json:"tenant"`
+			Status string `json:"status"`
+			Ready  bool   `json:"ready"`
+		} `json:"tenants"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Tenants) != 3 {
+		t.Fatalf("/status = %s (%v), want three tenants", body, err)
+	}
+	for _, td := range doc.Tenants {
+		if wantReady := td.Tenant == "healthy"; td.Ready != wantReady || (td.Status == "RUNNING") != wantReady {
+			t.Errorf("/status: tenant %s is %s, ready %v", td.Tenant, td.Status, td.Ready)
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(40 * time.Second); code != 0 {
+		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, p.Output())
+	}
+	failing := map[string]int{}
+	for _, l := range e2etest.JSONLines(t, p.Output()) {
+		if l["level"] != "WARN" && l["level"] != "ERROR" {
+			continue
+		}
+		tenant, _ := l["tenant"].(string)
+		if tenant != "revoked" && tenant != "dead" {
+			t.Errorf("a %s line not of a failing tenant: %v", l["level"], l)
+		}
+		failing[tenant]++
+	}
+	if failing["revoked"] == 0 || failing["dead"] == 0 {
+		t.Errorf("warnings by tenant %v: want some of revoked and of dead", failing)
+	}
+	for _, id := range ids {
+		_, secret, _ := wshotosim.TenantCredentials(id)
+		if strings.Contains(p.Output()+page+body, secret) {
+			t.Fatalf("tenant %s's secret appears in the output", id)
+		}
+	}
+	t.Logf("FIGURES tenants_one_process: tenants=3 healthy_records=%d new_record_published_after=%s bound=%s warnings_revoked=%d warnings_dead=%d",
+		len(want), d.Round(time.Millisecond), 2*interval, failing["revoked"], failing["dead"])
+
+	// watermark show: one object per tenant, with "tenant"; set and reset need --tenant.
+	code, out := e2etest.Run(t, 20*time.Second, r.env(ids), "watermark", "show")
+	if code != 0 {
+		t.Fatalf("watermark show exited %d:\n%s", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("watermark show printed %d lines, want one per tenant:\n%s", len(lines), out)
+	}
+	for i, l := range lines {
+		var st struct {
+			Tenant string `json:"tenant"`
+			Seen   int    `json:"seen"`
+			Exists bool   `json:"exists"`
+		}
+		// A failing tenant has a state too (its start), with no id remembered.
+		if err := json.Unmarshal([]byte(l), &st); err != nil || st.Tenant != ids[i] || !st.Exists || (st.Seen > 0) != (st.Tenant == "healthy") {
+			t.Errorf("watermark show line %d = %s (%v)", i, l, err)
+		}
+	}
+	if code, out := e2etest.Run(t, 20*time.Second, r.env(ids), "watermark", "set", "2026-01-01"); code != 2 || !strings.Contains(out, "--tenant") {
+		t.Errorf("watermark set without --tenant exited %d, want 2 naming --tenant:\n%s", code, out)
+	}
+	if code, out := e2etest.Run(t, 20*time.Second, r.env(ids), "watermark", "set", "--tenant", "nobody", r.start.Format(time.RFC3339)); code != 2 || !strings.Contains(out, "nobody") {
+		t.Errorf("watermark set --tenant nobody exited %d, want 2 naming it:\n%s", code, out)
+	}
+	code, out = e2etest.Run(t, 20*time.Second, r.env(ids), "watermark", "set", r.start.Format(time.RFC3339), "--tenant", "healthy")
+	var st struct {
+		Tenant string `json:"tenant"`
+		Seen   int    `json:"seen"`
+	}
+	if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(out)), &st) != nil || st.Tenant != "healthy" || st.Seen != 0 {
+		t.Fatalf("watermark set --tenant healthy exited %d: %s", code, out)
+	}
+	code, out = e2etest.Run(t, 20*time.Second, r.env(ids), "watermark", "reset", "--tenant", "revoked")
+	if code != 0 || !strings.Contains(out, "tenant revoked reset") {
+		t.Fatalf("watermark reset --tenant revoked exited %d: %s", code, out)
+	}
+}
+
+// TestTenantsFileErrorsExit2: run and watermark exit 2 on a broken tenants file, naming the
+// tenant and the field, before touching anything.
+func TestTenantsFileErrorsExit2(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tenants.yaml")
+	body := "tenants:\n  - id: acme\n    app_id: wx1\n    app_secret: s3cr3t-inline\n  - id: globex\n    access_token_env: GLOBEX_UNSET\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := e2etest.Env("FOLLOWPUB_TENANTS_FILE="+file, "FOLLOWPUB_STATE_PATH="+filepath.Join(dir, "s"), "FOLLOWPUB_HTTP_ADDR=",
+		"FOLLOWPUB_KAFKA_BROKERS=127.0.0.1:1")
+	for _, args := range [][]string{{"run"}, {"watermark", "show"}} {
+		code, out := e2etest.Run(t, 20*time.Second, env, args...)
+		if code != 2 {
+			t.Errorf("%v exited %d, want 2:\n%s", args, code, out)
+		}
+		for _, s := range []string{"FOLLOWPUB_TENANTS_FILE", "tenant acme", "app_secret", "tenant globex", "GLOBEX_UNSET"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("%v: the message does not name %q:\n%s", args, s, out)
+			}
+		}
+		if strings.Contains(out, "s3cr3t-inline") {
+			t.Errorf("%v: the inline secret appears in the message:\n%s", args, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s.acme")); !os.IsNotExist(err) {
+		t.Errorf("a state file was created for a tenant of a broken file (%v)", err)
+	}
+}
