@@ -42,6 +42,24 @@ type ha struct {
 
 	mu      sync.Mutex
 	pollers map[string]*poller.Poller
+	done    map[string]bool // tenants whose one cycle of run --once completed
+}
+
+// onceDone records that tenant finished its one cycle (run --once) and reports whether every
+// tenant of owned has.
+func (h *ha) onceDone(tenant string, owned []string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done == nil {
+		h.done = map[string]bool{}
+	}
+	h.done[tenant] = true
+	for _, t := range owned {
+		if !h.done[t] {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *ha) setPoller(tenant string, p *poller.Poller) {
@@ -282,7 +300,10 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 	log := s.log.With("tenant", ten.Tenant, "generation", ten.Generation)
 	t := s.tenant(ten.Tenant)
 	if t == nil {
-		log.Info("tenant assigned but no longer configured here; not polled")
+		// Returning would end the generation of every tenant here (kafka-go ends a generation
+		// when one of its functions returns): wait for its end instead.
+		log.Info("tenant assigned but not configured here; not polled")
+		<-ctx.Done()
 		return nil
 	}
 	began := time.Now()
@@ -310,7 +331,13 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 				if res, err := p.Cycle(ctx); err != nil {
 					return fmt.Errorf("the cycle did not complete (published %d before it stopped): %w", res.Published, err)
 				}
-				return errOnceDone
+				// The last tenant owned here to finish its cycle ends the run; the others wait
+				// for it, as returning would end the generation of all.
+				if s.ha.onceDone(ten.Tenant, s.ha.group.Status().Owned) {
+					return errOnceDone
+				}
+				<-ctx.Done()
+				return nil
 			}
 			return s.runOwned(ctx, p, store, log)
 		}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -333,4 +334,160 @@ func TestTenantsFileErrorsExit2(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "s.acme")); !os.IsNotExist(err) {
 		t.Errorf("a state file was created for a tenant of a broken file (%v)", err)
 	}
+}
+
+// gauge returns the value of the unlabelled sample name on the /metrics of addr, -1 when it
+// cannot be read.
+func gauge(addr, name string) float64 {
+	code, page := e2etest.Get("http://" + addr + "/metrics")
+	if code != 200 {
+		return -1
+	}
+	for _, l := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			if n, err := strconv.ParseFloat(v, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+// TestTenantsSpreadOverInstances is issue 15's check of tenants moving between instances: 12
+// tenants, each with its own simulated API and topic, 3 `followpub run` instances with
+// STATE_STORE=kafka, records arriving for every tenant; one instance is SIGKILLed, then another
+// starts. Every tenant's topic then holds each of its records exactly once, with ce_tenant, and
+// no record was published later than GROUP_SESSION_TIMEOUT + 2 × POLL_INTERVAL after it became
+// visible.
+func TestTenantsSpreadOverInstances(t *testing.T) {
+	e2etest.Binary(t)
+	ids := wshotosim.TenantIDs(12)
+	r := newTenantsRig(t, wshotosim.Config{Count: 40, Span: 5 * time.Hour}, ids...)
+	const session, interval = 6 * time.Second, 2 * time.Second
+	bound := session + 2*interval
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	extra := []string{
+		"FOLLOWPUB_STATE_STORE=kafka", "FOLLOWPUB_STATE_TOPIC=followpub-tenants-state-" + suffix,
+		"FOLLOWPUB_GROUP_ID=followpub-tenants-" + suffix, "FOLLOWPUB_GROUP_SESSION_TIMEOUT=" + session.String(),
+		"FOLLOWPUB_POLL_INTERVAL=" + interval.String(), "FOLLOWPUB_STATE_PATH=followpub.state",
+	}
+	type instance struct {
+		p    *e2etest.Proc
+		addr string
+	}
+	var all []*instance
+	start := func() *instance {
+		addr := e2etest.FreeAddr(t)
+		i := &instance{addr: addr, p: e2etest.StartIn(t, t.TempDir(), r.env(ids, append(extra, "FOLLOWPUB_HTTP_ADDR="+addr)...), "run")}
+		all = append(all, i)
+		return i
+	}
+	// owned waits until the live instances own every tenant between them, and returns each one's.
+	owned := func(live ...*instance) []int {
+		t.Helper()
+		var per []int
+		if !e2etest.WaitFor(3*session, func() bool {
+			sum := 0
+			for _, i := range live {
+				sum += int(gauge(i.addr, "followpub_tenants_owned"))
+			}
+			return sum == len(ids)
+		}) {
+			var out strings.Builder
+			for _, i := range live {
+				fmt.Fprintf(&out, "%s\n", i.p.Output())
+			}
+			t.Fatalf("the live instances never owned the %d tenants between them:\n%s", len(ids), out.String())
+		}
+		for _, i := range live {
+			per = append(per, int(gauge(i.addr, "followpub_tenants_owned")))
+		}
+		return per
+	}
+
+	visible := map[string]map[string]time.Time{}
+	for _, id := range ids {
+		visible[id] = map[string]time.Time{}
+		for k := range r.want(id) {
+			visible[id][k] = time.Now()
+		}
+	}
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	streamed := make(chan struct{})
+	go func() { // a record for each tenant every 500 ms: 24 a second in all
+		defer close(streamed)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				for _, id := range ids {
+					now := time.Now()
+					rec := r.multi.Tenant(id).Insert(now)[0]
+					mu.Lock()
+					visible[id][string(rec.Key())] = now
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	a, b, c := start(), start(), start()
+	spread3 := owned(a, b, c)
+	time.Sleep(3 * interval)
+	killed := time.Now()
+	a.p.Signal(syscall.SIGKILL)
+	a.p.Wait(10 * time.Second)
+	spread2 := owned(b, c)
+	movedAfter := time.Since(killed)
+	time.Sleep(3 * interval)
+	d := start()
+	if !e2etest.WaitFor(3*session, func() bool { return gauge(d.addr, "followpub_tenants_owned") > 0 }) {
+		t.Fatalf("the instance that joined never owned a tenant:\n%s", d.p.Output())
+	}
+	spreadJoined := owned(b, c, d)
+	time.Sleep(3 * interval)
+	close(stop)
+	<-streamed
+
+	worst := time.Duration(0)
+	for _, id := range ids {
+		want := map[string]bool{}
+		for k := range visible[id] {
+			want[k] = true
+		}
+		if !e2etest.WaitFor(bound+5*time.Second, func() bool { return len(e2etest.ReadTopic(t, r.brokers, r.topics[id])) >= len(want) }) {
+			t.Errorf("tenant %s: not every record published", id)
+		}
+		r.exactlyOnce(t, id, want)
+		for _, m := range e2etest.ReadTopic(t, r.brokers, r.topics[id]) {
+			if v, ok := visible[id][string(m.Key)]; ok {
+				lat := m.Time.Sub(v)
+				worst = max(worst, lat)
+				if lat > bound {
+					t.Errorf("tenant %s: record %s published %s after it became visible, want at most GROUP_SESSION_TIMEOUT + 2 × POLL_INTERVAL = %s", id, m.Key, lat.Round(time.Millisecond), bound)
+				}
+			}
+		}
+	}
+	for _, i := range []*instance{b, c, d} {
+		if i.p.Exited() {
+			t.Errorf("an instance exited by itself:\n%s", i.p.Output())
+			continue
+		}
+		i.p.Signal(syscall.SIGTERM)
+	}
+	for _, i := range []*instance{b, c, d} {
+		if code := i.p.Wait(40 * time.Second); code != 0 {
+			t.Errorf("after SIGTERM an instance exited %d:\n%s", code, i.p.Output())
+		}
+	}
+	records := 0
+	for _, v := range visible {
+		records += len(v)
+	}
+	t.Logf("FIGURES tenants_spread: tenants=%d records=%d owned_by_3=%v owned_by_2_after_kill=%v (all owned %s after the kill) owned_after_join=%v worst_latency=%s bound=%s",
+		len(ids), records, spread3, spread2, movedAfter.Round(100*time.Millisecond), spreadJoined, worst.Round(time.Millisecond), bound)
 }
