@@ -23,6 +23,8 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	hup, stopHangups := notifyHangups()
+	defer stopHangups()
 	tcs, err := cfg.tenantConfs()
 	if err != nil {
 		return err
@@ -39,6 +41,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer svc.close()
+	svc.hup = hup
 	if cfg.HTTPAddr != "" {
 		stop, err := svc.serveHTTP(ctx, cfg.HTTPAddr)
 		if err != nil {
@@ -51,6 +54,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	go enforceShutdownTimeout(ctx, done, cfg.ShutdownTimeout, stderr)
 
 	if svc.ha != nil {
+		go svc.ignoreHangups(ctx)
 		err = svc.runGroup(ctx, *once)
 		log.Info("followpub stopped")
 		return err

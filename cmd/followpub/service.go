@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,6 +44,10 @@ type service struct {
 	ha        *ha // STATE_STORE=kafka
 	// progress receives the pollers' progress reports (the bar of run --once); nil: log lines.
 	progress poller.ProgressReporter
+
+	serving atomic.Bool // serveHTTP runs: a tenant that starts later needs its status watched
+	// hup delivers SIGHUP: read TENANTS_FILE again (STATE_STORE=file). Nil: never.
+	hup <-chan os.Signal
 
 	mu      sync.Mutex
 	tenants []*tenantRun // in the order of tenantConfs
@@ -127,9 +133,13 @@ func (s *service) tenantIDs() []string {
 }
 
 // runTenants is `run` with STATE_STORE=file: every tenant polls in its own goroutine, so that
-// one tenant's dead API or revoked credentials never delay another, until ctx ends. With once,
-// each tenant runs one cycle; the error names every tenant whose cycle did not complete.
+// one tenant's dead API or revoked credentials never delay another, until ctx ends (pollTenants).
+// With once, each tenant runs one cycle; the error names every tenant whose cycle did not
+// complete.
 func (s *service) runTenants(ctx context.Context, once bool) error {
+	if !once {
+		return s.pollTenants(ctx)
+	}
 	ts := s.tenantList()
 	errs := make([]error, len(ts))
 	var wg sync.WaitGroup
@@ -182,6 +192,7 @@ func (s *service) serveHTTP(ctx context.Context, addr string) (stop func(), err 
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /status", serveStatus(s.statusDoc))
 	mux.Handle("GET /{$}", servePage(s.statusDoc))
+	s.serving.Store(true)
 	for _, t := range s.tenantList() {
 		go t.status.watchState(ctx, t)
 	}

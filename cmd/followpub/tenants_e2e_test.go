@@ -32,7 +32,7 @@ type tenantsRig struct {
 }
 
 // newTenantsRig serves ids with base's data and writes a tenants file whose entries use each
-// tenant's app id with its secret in an environment variable (SECRET_<n>, see env).
+// tenant's app id with its secret in an environment variable (secretVar, set by env).
 func newTenantsRig(t *testing.T, base wshotosim.Config, ids ...string) *tenantsRig {
 	t.Helper()
 	var ts []wshotosim.Tenant
@@ -57,20 +57,25 @@ func (r *tenantsRig) write(t *testing.T, ids ...string) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("tenants:\n")
-	for i, id := range ids {
+	for _, id := range ids {
 		if r.topics[id] == "" {
 			r.topics[id] = kafkatest.Topic(t, r.brokers, 3)
 		}
 		appID, _, _ := wshotosim.TenantCredentials(id)
-		fmt.Fprintf(&b, "  - id: %s\n    app_id: %s\n    app_secret_env: SECRET_%d\n    topic: %s\n", id, appID, i, r.topics[id])
+		fmt.Fprintf(&b, "  - id: %s\n    app_id: %s\n    app_secret_env: %s\n    topic: %s\n", id, appID, secretVar(id), r.topics[id])
 	}
 	if err := os.WriteFile(r.file, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// env is followpub's environment for the rig with ids (in the file's order), plus extra.
-func (r *tenantsRig) env(ids []string, extra ...string) []string {
+// secretVar is the variable holding tenant id's app secret.
+func secretVar(id string) string {
+	return "SECRET_" + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(id))
+}
+
+// env is followpub's environment for the rig, every tenant's secret in it, plus extra.
+func (r *tenantsRig) env(_ []string, extra ...string) []string {
 	kv := []string{
 		"FOLLOWPUB_API_BASE_URL=" + r.url,
 		"FOLLOWPUB_KAFKA_BROKERS=" + strings.Join(r.brokers, ","),
@@ -82,9 +87,9 @@ func (r *tenantsRig) env(ids []string, extra ...string) []string {
 		"FOLLOWPUB_SHUTDOWN_TIMEOUT=20s",
 		"FOLLOWPUB_LOG_FORMAT=json",
 	}
-	for i, id := range ids {
+	for _, id := range r.multi.IDs() {
 		_, secret, _ := wshotosim.TenantCredentials(id)
-		kv = append(kv, fmt.Sprintf("SECRET_%d=%s", i, secret))
+		kv = append(kv, secretVar(id)+"="+secret)
 	}
 	return e2etest.Env(append(kv, extra...)...)
 }
@@ -490,4 +495,80 @@ func TestTenantsSpreadOverInstances(t *testing.T) {
 	}
 	t.Logf("FIGURES tenants_spread: tenants=%d records=%d owned_by_3=%v owned_by_2_after_kill=%v (all owned %s after the kill) owned_after_join=%v worst_latency=%s bound=%s",
 		len(ids), records, spread3, spread2, movedAfter.Round(100*time.Millisecond), spreadJoined, worst.Round(time.Millisecond), bound)
+}
+
+// published waits until tenant's topic holds key, and reports whether it does.
+func (r *tenantsRig) published(t *testing.T, tenant, key string, within time.Duration) bool {
+	return e2etest.WaitFor(within, func() bool {
+		return e2etest.CountKeys(e2etest.ReadTopic(t, r.brokers, r.topics[tenant]))[key] > 0
+	})
+}
+
+// TestTenantsReloadOnSIGHUP: SIGHUP reads TENANTS_FILE again. A tenant added starts, a tenant
+// removed stops (its state file stays, its series leave /metrics), the tenant kept goes on; a
+// broken file changes nothing and the log says why.
+func TestTenantsReloadOnSIGHUP(t *testing.T) {
+	r := newTenantsRig(t, wshotosim.Config{Count: 30, Span: 5 * time.Hour}, "alpha", "beta", "gamma")
+	r.write(t, "alpha", "beta")
+	addr := e2etest.FreeAddr(t)
+	p := e2etest.Start(t, r.env(nil, "FOLLOWPUB_POLL_INTERVAL=500ms", "FOLLOWPUB_HTTP_ADDR="+addr), "run")
+	defer func() {
+		if !p.Exited() {
+			p.Signal(syscall.SIGKILL)
+		}
+	}()
+	for _, id := range []string{"alpha", "beta"} {
+		want := r.want(id)
+		if !e2etest.WaitFor(20*time.Second, func() bool { return len(e2etest.ReadTopic(t, r.brokers, r.topics[id])) >= len(want) }) {
+			t.Fatalf("tenant %s did not publish its records:\n%s", id, p.Output())
+		}
+	}
+
+	r.write(t, "beta", "gamma")
+	p.Signal(syscall.SIGHUP)
+	if !e2etest.WaitFor(10*time.Second, func() bool { return len(e2etest.Lines(p.Output(), "read again")) > 0 }) {
+		t.Fatalf("no reload logged after SIGHUP:\n%s", p.Output())
+	}
+	want := r.want("gamma")
+	if !e2etest.WaitFor(20*time.Second, func() bool { return len(e2etest.ReadTopic(t, r.brokers, r.topics["gamma"])) >= len(want) }) {
+		t.Fatalf("the tenant added did not publish its records:\n%s", p.Output())
+	}
+	r.exactlyOnce(t, "gamma", want)
+	gone := r.multi.Tenant("alpha").Insert(time.Now())[0]
+	kept := r.multi.Tenant("beta").Insert(time.Now())[0]
+	if !r.published(t, "beta", string(kept.Key()), 10*time.Second) {
+		t.Fatalf("the tenant kept stopped publishing after the reload:\n%s", p.Output())
+	}
+	time.Sleep(2 * time.Second) // four poll intervals
+	if r.published(t, "alpha", string(gone.Key()), 0) {
+		t.Error("the tenant removed still publishes")
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "followpub.state.alpha")); err != nil {
+		t.Errorf("the removed tenant's state file: %v", err)
+	}
+	if _, page := e2etest.Get("http://" + addr + "/metrics"); strings.Contains(page, `tenant="alpha"`) || !strings.Contains(page, `tenant="gamma"`) {
+		t.Errorf("/metrics after the reload: the removed tenant's series remain, or the added one's are missing")
+	}
+
+	if err := os.WriteFile(r.file, []byte("tenants:\n  - id: beta\n    app_secret: inline\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	if !e2etest.WaitFor(10*time.Second, func() bool { return len(e2etest.Lines(p.Output(), "running tenants go on unchanged")) > 0 }) {
+		t.Fatalf("a broken file on SIGHUP was not reported:\n%s", p.Output())
+	}
+	if l := e2etest.Lines(p.Output(), "running tenants go on unchanged")[0]; !strings.Contains(l, "app_secret") {
+		t.Errorf("the report does not say what is wrong: %s", l)
+	}
+	for _, id := range []string{"beta", "gamma"} {
+		rec := r.multi.Tenant(id).Insert(time.Now())[0]
+		if !r.published(t, id, string(rec.Key()), 10*time.Second) {
+			t.Errorf("tenant %s stopped publishing after a broken file was read", id)
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(40 * time.Second); code != 0 {
+		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, p.Output())
+	}
+	r.exactlyOnce(t, "beta", r.want("beta"))
 }
