@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -571,4 +572,122 @@ func TestTenantsReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, p.Output())
 	}
 	r.exactlyOnce(t, "beta", r.want("beta"))
+}
+
+// procStats returns the peak resident set (VmHWM, bytes) and the CPU time (user + system) of pid.
+func procStats(t *testing.T, pid int) (peakRSS int64, cpu time.Duration) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			peakRSS = kb << 10
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return peakRSS, time.Duration(utime+stime) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// TestTenantsManyInOneProcess measures one process polling many tenants (20; FOLLOWPUB_TEST_TENANTS
+// sets another number), each with its own simulated API and topic, at one new record a second
+// each, for 15 s (FOLLOWPUB_TEST_TENANTS_FOR sets another duration): peak RSS, CPU seconds per 1,000 records, list requests per tenant per cycle,
+// and the visibility-to-publish latency. It asserts what must hold whatever the machine: every
+// record published exactly once with ce_tenant. The figures are printed, not asserted.
+func TestTenantsManyInOneProcess(t *testing.T) {
+	e2etest.Binary(t)
+	n, steady := 20, 15*time.Second
+	if v, err := strconv.Atoi(os.Getenv("FOLLOWPUB_TEST_TENANTS")); err == nil && v > 0 {
+		n = v
+	}
+	if d, err := time.ParseDuration(os.Getenv("FOLLOWPUB_TEST_TENANTS_FOR")); err == nil && d > 0 {
+		steady = d
+	}
+	const interval = 2 * time.Second
+	ids := wshotosim.TenantIDs(n)
+	var ts []wshotosim.Tenant
+	for _, id := range ids {
+		ts = append(ts, wshotosim.Tenant{ID: id, Config: wshotosim.TenantConfig(wshotosim.Config{Count: 1, Span: time.Hour}, id)})
+	}
+	multi, err := wshotosim.NewMulti(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(multi)
+	defer srv.Close()
+	r := &tenantsRig{multi: multi, url: srv.URL, brokers: kafkatest.Brokers(t), topics: map[string]string{},
+		start: time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second), dir: t.TempDir()}
+	r.file = filepath.Join(r.dir, "tenants.yaml")
+	var b strings.Builder
+	b.WriteString("tenants:\n")
+	for _, id := range ids {
+		r.topics[id] = kafkatest.Topic(t, r.brokers, 1)
+		fmt.Fprintf(&b, "  - id: %s\n    access_token_env: TOKEN_%s\n    topic: %s\n", id, strings.ToUpper(id), r.topics[id])
+	}
+	if err := os.WriteFile(r.file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	for _, id := range ids {
+		_, _, token := wshotosim.TenantCredentials(id)
+		extra = append(extra, "TOKEN_"+strings.ToUpper(id)+"="+token)
+	}
+	addr := e2etest.FreeAddr(t)
+	extra = append(extra, "FOLLOWPUB_POLL_INTERVAL="+interval.String(), "FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_LOG_LEVEL=warn")
+	p := e2etest.Start(t, r.env(nil, extra...), "run")
+	if !e2etest.WaitFor(60*time.Second, func() bool { c, _ := e2etest.Get("http://" + addr + "/readyz"); return c == 200 }) {
+		t.Fatalf("never ready:\n%s", p.Output())
+	}
+	time.Sleep(2 * interval) // every tenant past its first cycle
+	_, cpu0 := procStats(t, p.Pid())
+	_, page0 := e2etest.Get("http://" + addr + "/metrics")
+	visible := map[string]map[string]time.Time{}
+	for _, id := range ids {
+		visible[id] = map[string]time.Time{}
+	}
+	began := time.Now()
+	for time.Since(began) < steady {
+		tick := time.Now()
+		for _, id := range ids {
+			rec := multi.Tenant(id).Insert(time.Now())[0]
+			visible[id][string(rec.Key())] = time.Now()
+		}
+		time.Sleep(time.Second - time.Since(tick))
+	}
+	time.Sleep(3 * interval)
+	peak, cpu1 := procStats(t, p.Pid())
+	_, page1 := e2etest.Get("http://" + addr + "/metrics")
+	var lats []time.Duration
+	records := 0
+	for _, id := range ids {
+		want := r.want(id)
+		r.exactlyOnce(t, id, want)
+		for _, m := range e2etest.ReadTopic(t, r.brokers, r.topics[id]) {
+			if v, ok := visible[id][string(m.Key)]; ok {
+				lats = append(lats, m.Time.Sub(v))
+				records++
+			}
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	if code := p.Wait(40 * time.Second); code != 0 {
+		t.Fatalf("after SIGTERM followpub exited %d:\n%s", code, p.Output())
+	}
+	slices.Sort(lats)
+	delta := func(name string, labels map[string]string) float64 {
+		return series(page1, name, labels) - series(page0, name, labels)
+	}
+	cycles := delta("followpub_cycles_total", map[string]string{"result": "ok"})
+	requests := delta("followpub_api_requests_total", map[string]string{"endpoint": "listForSystem"})
+	t.Logf("FIGURES tenants_many: tenants=%d interval=%s records=%d peak_rss_mib=%.1f cpu_s_per_1000_records=%.3f list_requests_per_tenant_cycle=%.2f latency_p50=%s p99=%s max=%s",
+		n, interval, records, float64(peak)/(1<<20), (cpu1-cpu0).Seconds()*1000/float64(max(records, 1)), requests/max(cycles, 1),
+		lats[len(lats)/2].Round(time.Millisecond), lats[len(lats)*99/100].Round(time.Millisecond), lats[len(lats)-1].Round(time.Millisecond))
 }
