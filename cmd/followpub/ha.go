@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,8 +36,9 @@ var errOnceDone = errors.New("the one cycle is done")
 // ha is what STATE_STORE=kafka adds to the service: the group membership, the state store's
 // settings, and the poller of each tenant this instance owns in the current generation.
 type ha struct {
-	tenants  []string // the ids the group shares out
-	group    *ownership.Group
+	tenants  []string                        // the ids the group shares out
+	group    atomic.Pointer[ownership.Group] // replaced when a reload changes the tenants
+	groupCfg ownership.Config
 	stateCfg kafkastate.Config
 	client   *kafka.Client
 
@@ -100,15 +102,28 @@ func (s *service) openHA(ids []string) error {
 		Brokers: s.cfg.brokers, Topic: s.cfg.StateTopic, Identity: identity(s.cfg), Transport: transport,
 		Replication: s.cfg.KafkaTopicReplication, Timeout: s.cfg.KafkaWriteTimeout, Logger: s.log,
 	}
-	h.group, err = ownership.New(ownership.Config{
+	h.groupCfg = ownership.Config{
 		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: ids, PartitionOf: kafkastate.PartitionOf,
 		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(),
 		Dialer: dialer, Transport: transport, Logger: s.log,
-	})
-	if err != nil {
+	}
+	if err := h.setTenants(ids); err != nil {
 		return usagef("group configuration: %v", err)
 	}
 	s.ha = h
+	return nil
+}
+
+// setTenants makes the group share out ids: a new membership (the next Run joins with it).
+func (h *ha) setTenants(ids []string) error {
+	gc := h.groupCfg
+	gc.Tenants = ids
+	g, err := ownership.New(gc)
+	if err != nil {
+		return err
+	}
+	h.group.Store(g)
+	h.tenants = ids
 	return nil
 }
 
@@ -119,7 +134,7 @@ func (s *service) registerGroupMetrics() {
 		if s.ha == nil {
 			return ownership.Status{Owned: s.tenantIDs()}
 		}
-		return s.ha.group.Status()
+		return s.ha.group.Load().Status()
 	}
 	gauge := func(name, help string, f func(ownership.Status) float64) {
 		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "followpub_" + name, Help: help},
@@ -148,7 +163,7 @@ func boolFloat(b bool) float64 {
 func (s *service) ready() bool {
 	owned := s.tenantIDs()
 	if s.ha != nil {
-		st := s.ha.group.Status()
+		st := s.ha.group.Load().Status()
 		if !st.Joined {
 			return false
 		}
@@ -199,7 +214,7 @@ func (t *tenantRun) Membership() membership {
 	if s.ha == nil {
 		return m
 	}
-	st := s.ha.group.Status()
+	st := s.ha.group.Load().Status()
 	if st.Joined {
 		g := int64(st.Generation)
 		m.Generation = &g
@@ -242,7 +257,7 @@ func (s *service) checkHAOnce(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := s.ha.group.CheckShared(ctx); err != nil {
+	if err := s.ha.group.Load().CheckShared(ctx); err != nil {
 		return s.sharedError(err)
 	}
 	for _, t := range s.ha.tenants {
@@ -280,16 +295,94 @@ func (s *service) runGroup(ctx context.Context, once bool) error {
 		}
 		return err
 	}
-	err := s.ha.group.Run(ctx, func(gctx context.Context, ten ownership.Tenancy) error {
-		return s.own(gctx, ten, once)
-	})
-	switch {
-	case errors.Is(err, errOnceDone):
+	for {
+		// A SIGHUP with a tenants file that loads ends this membership; the instance joins again
+		// with the new tenants. A file that does not load changes nothing.
+		gctx, leave := context.WithCancel(ctx)
+		reloaded := make(chan []tenantConf, 1)
+		go s.watchReloads(gctx, once, func(next []tenantConf) {
+			reloaded <- next
+			leave()
+		})
+		err := s.ha.group.Load().Run(gctx, func(gctx context.Context, ten ownership.Tenancy) error {
+			return s.own(gctx, ten, once)
+		})
+		leave()
+		switch {
+		case errors.Is(err, errOnceDone):
+			return nil
+		case errors.Is(err, ownership.ErrSessionTimeout):
+			return usagef("FOLLOWPUB_GROUP_SESSION_TIMEOUT=%s: %v", s.cfg.GroupSessionTimeout, err)
+		case err != nil:
+			return s.sharedError(err)
+		}
+		select {
+		case next := <-reloaded:
+			if ctx.Err() == nil {
+				s.reloadGroup(next)
+				continue
+			}
+		default:
+		}
 		return nil
-	case errors.Is(err, ownership.ErrSessionTimeout):
-		return usagef("FOLLOWPUB_GROUP_SESSION_TIMEOUT=%s: %v", s.cfg.GroupSessionTimeout, err)
 	}
-	return s.sharedError(err)
+}
+
+// watchReloads reads TENANTS_FILE again on each SIGHUP until ctx ends, and hands a file that
+// loads to apply (once). With once, or without a tenants file, a SIGHUP is logged and ignored.
+func (s *service) watchReloads(ctx context.Context, once bool, apply func([]tenantConf)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.hangups():
+		}
+		if once || s.cfg.TenantsFile == "" {
+			s.log.Info("SIGHUP: no FOLLOWPUB_TENANTS_FILE to read again (or run --once); nothing changes")
+			continue
+		}
+		next, err := s.cfg.tenantConfs()
+		if err != nil {
+			s.log.Error("SIGHUP: reading FOLLOWPUB_TENANTS_FILE again failed; the running tenants go on unchanged", "tenants_file", s.cfg.TenantsFile, "err", err)
+			continue
+		}
+		s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE read; leaving the group to join again with its tenants", "tenants", len(next))
+		apply(next)
+		return
+	}
+}
+
+// reloadGroup applies a tenants file read again (STATE_STORE=kafka) while this instance is out
+// of the group, so no tenant runs: tenants removed are closed (their state stays in
+// STATE_TOPIC), changed ones reopened, added ones opened; the group then shares out the new ids.
+func (s *service) reloadGroup(next []tenantConf) {
+	added, removed, changed := diffTenants(s.tenantList(), next)
+	for _, id := range append(slices.Clone(removed), changed...) {
+		s.stopTenant(id, nil)
+	}
+	for _, id := range removed {
+		s.metrics.forget(id)
+	}
+	var failed []string
+	for _, tc := range next {
+		if s.tenant(tc.ID) != nil {
+			continue
+		}
+		t, err := s.openTenant(tc)
+		if err != nil {
+			s.log.Error("SIGHUP: the tenant could not be started", "tenant", tc.ID, "err", err)
+			failed = append(failed, tc.ID)
+			continue
+		}
+		s.mu.Lock()
+		s.tenants = append(s.tenants, t)
+		s.mu.Unlock()
+	}
+	s.sortTenants(next)
+	if err := s.ha.setTenants(s.tenantIDs()); err != nil {
+		s.log.Error("SIGHUP: the group could not take the new tenants; joining with the old ones", "err", err)
+	}
+	s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE applied", "tenants", len(s.tenantIDs()), "added", added, "removed", removed, "changed", changed, "failed", failed)
 }
 
 // own polls one tenant for one generation: it loads the tenant's state (the poller reads the
@@ -333,7 +426,7 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 				}
 				// The last tenant owned here to finish its cycle ends the run; the others wait
 				// for it, as returning would end the generation of all.
-				if s.ha.onceDone(ten.Tenant, s.ha.group.Status().Owned) {
+				if s.ha.onceDone(ten.Tenant, s.ha.group.Load().Status().Owned) {
 					return errOnceDone
 				}
 				<-ctx.Done()
@@ -433,7 +526,7 @@ func (t *tenantRun) load(ctx context.Context, sc kafkastate.Config, pc poller.Co
 
 // owner returns the instance that owns tenant now ("" for none), for `watermark`.
 func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, error) {
-	members, err := h.group.Members(ctx)
+	members, err := h.group.Load().Members(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -54,7 +54,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if err := s.checkHA(ctx); err != nil {
 		return err
 	}
-	if members, err := s.ha.group.Members(ctx); err != nil {
+	if members, err := s.ha.group.Load().Members(ctx); err != nil {
 		return err
 	} else if len(members) > 0 {
 		return fmt.Errorf("group %s has %d members running: stop every instance with STATE_STORE=kafka before migrating (FOLLOWPUB_GROUP_ID)", cfg.GroupID, len(members))

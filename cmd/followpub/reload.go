@@ -47,19 +47,6 @@ func notifyHangups() (hup chan os.Signal, stop func()) {
 	return hup, func() { signal.Stop(hup) }
 }
 
-// ignoreHangups logs each SIGHUP with STATE_STORE=kafka, where reading TENANTS_FILE again is not
-// built: the instances take a changed file when they restart, one at a time.
-func (s *service) ignoreHangups(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.hangups():
-			s.log.Warn("SIGHUP: with FOLLOWPUB_STATE_STORE=kafka a changed FOLLOWPUB_TENANTS_FILE takes effect when the instance restarts; restart the instances one at a time (SIGTERM hands their tenants over at once)")
-		}
-	}
-}
-
 // startPoll runs t's poller until ctx ends or the tenant is stopped.
 func (s *service) startPoll(ctx context.Context, t *tenantRun) *poll {
 	tctx, cancel := context.WithCancel(ctx)
@@ -85,28 +72,7 @@ func (s *service) reload(ctx context.Context, polls map[string]*poll) {
 		s.log.Error("SIGHUP: reading FOLLOWPUB_TENANTS_FILE again failed; the running tenants go on unchanged", "tenants_file", s.cfg.TenantsFile, "err", err)
 		return
 	}
-	prev := map[string]tenantConf{}
-	for _, t := range s.tenantList() {
-		prev[t.conf.ID] = t.conf
-	}
-	var added, removed, changed []string
-	keep := map[string]bool{}
-	for _, tc := range next {
-		keep[tc.ID] = true
-		old, ok := prev[tc.ID]
-		switch {
-		case !ok:
-			added = append(added, tc.ID)
-		case !reflect.DeepEqual(old, tc):
-			changed = append(changed, tc.ID)
-		}
-	}
-	for id := range prev {
-		if !keep[id] {
-			removed = append(removed, id)
-		}
-	}
-	slices.Sort(removed)
+	added, removed, changed := diffTenants(s.tenantList(), next)
 	for _, id := range append(slices.Clone(removed), changed...) {
 		s.stopTenant(id, polls)
 	}
@@ -136,9 +102,37 @@ func (s *service) reload(ctx context.Context, polls map[string]*poll) {
 	s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE read again", "tenants", len(polls), "added", added, "removed", removed, "changed", changed, "failed", failed)
 }
 
+// diffTenants compares the tenants running with next, by id: added are only in next, removed
+// only running, changed in both with other settings. Removed is sorted; the others are in next's
+// order.
+func diffTenants(running []*tenantRun, next []tenantConf) (added, removed, changed []string) {
+	prev := map[string]tenantConf{}
+	for _, t := range running {
+		prev[t.conf.ID] = t.conf
+	}
+	keep := map[string]bool{}
+	for _, tc := range next {
+		keep[tc.ID] = true
+		old, ok := prev[tc.ID]
+		switch {
+		case !ok:
+			added = append(added, tc.ID)
+		case !reflect.DeepEqual(old, tc):
+			changed = append(changed, tc.ID)
+		}
+	}
+	for id := range prev {
+		if !keep[id] {
+			removed = append(removed, id)
+		}
+	}
+	slices.Sort(removed)
+	return added, removed, changed
+}
+
 // stopTenant stops tenant id's poller after its batch in flight and closes it.
 func (s *service) stopTenant(id string, polls map[string]*poll) {
-	if p := polls[id]; p != nil {
+	if p := polls[id]; p != nil { // nil with STATE_STORE=kafka: the tenant runs in the group
 		p.cancel()
 		<-p.done
 		delete(polls, id)

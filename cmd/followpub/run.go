@@ -54,7 +54,6 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	go enforceShutdownTimeout(ctx, done, cfg.ShutdownTimeout, stderr)
 
 	if svc.ha != nil {
-		go svc.ignoreHangups(ctx)
 		err = svc.runGroup(ctx, *once)
 		log.Info("followpub stopped")
 		return err

@@ -505,14 +505,22 @@ func (r *tenantsRig) published(t *testing.T, tenant, key string, within time.Dur
 	})
 }
 
-// TestTenantsReloadOnSIGHUP: SIGHUP reads TENANTS_FILE again. A tenant added starts, a tenant
-// removed stops (its state file stays, its series leave /metrics), the tenant kept goes on; a
-// broken file changes nothing and the log says why.
+// TestTenantsReloadOnSIGHUP: SIGHUP reads TENANTS_FILE again, with either store. A tenant added
+// starts, a tenant removed stops (its state stays, its series leave /metrics), the tenant kept
+// goes on, exactly once; a broken file changes nothing and the log says why.
 func TestTenantsReloadOnSIGHUP(t *testing.T) {
+	t.Run("file", func(t *testing.T) { reloadOnSIGHUP(t, "file") })
+	t.Run("kafka", func(t *testing.T) { reloadOnSIGHUP(t, "kafka") })
+}
+
+func reloadOnSIGHUP(t *testing.T, store string) {
 	r := newTenantsRig(t, wshotosim.Config{Count: 30, Span: 5 * time.Hour}, "alpha", "beta", "gamma")
 	r.write(t, "alpha", "beta")
 	addr := e2etest.FreeAddr(t)
-	p := e2etest.Start(t, r.env(nil, "FOLLOWPUB_POLL_INTERVAL=500ms", "FOLLOWPUB_HTTP_ADDR="+addr), "run")
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	p := e2etest.StartIn(t, r.dir, r.env(nil, "FOLLOWPUB_POLL_INTERVAL=500ms", "FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_STATE_STORE="+store,
+		"FOLLOWPUB_STATE_TOPIC=followpub-reload-state-"+suffix, "FOLLOWPUB_GROUP_ID=followpub-reload-"+suffix,
+		"FOLLOWPUB_GROUP_SESSION_TIMEOUT=6s"), "run")
 	defer func() {
 		if !p.Exited() {
 			p.Signal(syscall.SIGKILL)
@@ -527,7 +535,7 @@ func TestTenantsReloadOnSIGHUP(t *testing.T) {
 
 	r.write(t, "beta", "gamma")
 	p.Signal(syscall.SIGHUP)
-	if !e2etest.WaitFor(10*time.Second, func() bool { return len(e2etest.Lines(p.Output(), "read again")) > 0 }) {
+	if !e2etest.WaitFor(20*time.Second, func() bool { return len(e2etest.Lines(p.Output(), `"added":["gamma"]`)) > 0 }) {
 		t.Fatalf("no reload logged after SIGHUP:\n%s", p.Output())
 	}
 	want := r.want("gamma")
@@ -544,7 +552,7 @@ func TestTenantsReloadOnSIGHUP(t *testing.T) {
 	if r.published(t, "alpha", string(gone.Key()), 0) {
 		t.Error("the tenant removed still publishes")
 	}
-	if _, err := os.Stat(filepath.Join(r.dir, "followpub.state.alpha")); err != nil {
+	if _, err := os.Stat(filepath.Join(r.dir, "followpub.state.alpha")); err != nil && store == "file" {
 		t.Errorf("the removed tenant's state file: %v", err)
 	}
 	if _, page := e2etest.Get("http://" + addr + "/metrics"); strings.Contains(page, `tenant="alpha"`) || !strings.Contains(page, `tenant="gamma"`) {
