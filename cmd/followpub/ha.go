@@ -364,6 +364,11 @@ func (s *service) reloadGroup(next []tenantConf) {
 		s.metrics.forget(id)
 	}
 	var failed []string
+	if !s.covers(next) {
+		if err := s.newTransport(next); err != nil {
+			s.log.Error("SIGHUP: a Kafka transport for the new topics could not be made", "err", err)
+		}
+	}
 	for _, tc := range next {
 		if s.tenant(tc.ID) != nil {
 			continue

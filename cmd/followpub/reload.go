@@ -80,6 +80,11 @@ func (s *service) reload(ctx context.Context, polls map[string]*poll) {
 		s.metrics.forget(id)
 	}
 	var failed []string
+	if !s.covers(next) {
+		if err := s.newTransport(next); err != nil {
+			s.log.Error("SIGHUP: a Kafka transport for the new topics could not be made", "err", err)
+		}
+	}
 	for _, tc := range next {
 		if _, running := polls[tc.ID]; running {
 			continue

@@ -39,9 +39,11 @@ type service struct {
 	metrics *metrics
 	// httpClient sends every tenant's API requests: one connection pool for all of them.
 	httpClient *http.Client
-	// transport carries every tenant's Kafka writes and read-backs: one connection pool.
-	transport *kafka.Transport
-	ha        *ha // STATE_STORE=kafka
+	// transport carries the tenants' Kafka writes and read-backs: one connection pool (a reload
+	// that adds topics opens its tenants over a new one: transports holds every one, to close).
+	transport  *kafka.Transport
+	transports []*kafka.Transport
+	ha         *ha // STATE_STORE=kafka
 	// progress receives the pollers' progress reports (the bar of run --once); nil: log lines.
 	progress poller.ProgressReporter
 
@@ -61,17 +63,9 @@ func openService(cfg *config, tcs []tenantConf, log *slog.Logger, progress polle
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval), progress: progress}
 	s.registerGroupMetrics()
 	s.httpClient = sharedHTTPClient(tcs)
-	pc := cfg.publisherConfig()
-	transport, _, err := publisher.NewTransport(pc)
-	if err != nil {
-		return nil, configError("Kafka configuration", err)
+	if err := s.newTransport(tcs); err != nil {
+		return nil, err
 	}
-	if cfg.TenantsFile != "" {
-		// Tenants come and go (SIGHUP), each with its topic: the pool asks for every topic's
-		// metadata rather than a list fixed when it first connects.
-		transport.MetadataTopics = nil
-	}
-	s.transport = transport
 	for _, tc := range tcs {
 		t, err := s.openTenant(tc)
 		if err != nil {
@@ -87,6 +81,36 @@ func openService(cfg *config, tcs []tenantConf, log *slog.Logger, progress polle
 		}
 	}
 	return s, nil
+}
+
+// newTransport makes the Kafka transport the tenants opened from now on share: it fetches the
+// metadata of their topics only (kafka-go fixes the list when the pool first connects, so a reload
+// that adds topics makes a new transport for the tenants it opens; the others keep theirs).
+func (s *service) newTransport(tcs []tenantConf) error {
+	pc := s.cfg.publisherConfig()
+	transport, _, err := publisher.NewTransport(pc)
+	if err != nil {
+		return configError("Kafka configuration", err)
+	}
+	transport.MetadataTopics = nil
+	for _, tc := range tcs {
+		if !slices.Contains(transport.MetadataTopics, tc.Pub.Topic) {
+			transport.MetadataTopics = append(transport.MetadataTopics, tc.Pub.Topic)
+		}
+	}
+	s.transport = transport
+	s.transports = append(s.transports, transport)
+	return nil
+}
+
+// covers reports whether the current transport fetches the metadata of every topic of tcs.
+func (s *service) covers(tcs []tenantConf) bool {
+	for _, tc := range tcs {
+		if !slices.Contains(s.transport.MetadataTopics, tc.Pub.Topic) {
+			return false
+		}
+	}
+	return true
 }
 
 // sharedHTTPClient returns the client of every tenant's API requests: it keeps enough idle
@@ -168,8 +192,8 @@ func (s *service) close() {
 	for _, t := range s.tenantList() {
 		t.close()
 	}
-	if s.transport != nil {
-		s.transport.CloseIdleConnections()
+	for _, t := range s.transports {
+		t.CloseIdleConnections()
 	}
 }
 
