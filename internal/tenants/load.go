@@ -55,7 +55,7 @@ func (l *loader) load() []Tenant {
 		l.fail("", 0, "", 0, "%v", err)
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		l.fail("", 0, "", 0, "reading: %v", err)
@@ -233,9 +233,9 @@ func (l *loader) entry(index int, n *yaml.Node) (t Tenant, ok bool) {
 	t = Tenant{
 		ID: name, Line: n.Line,
 		Topic:       e.topic,
-		EventSource: orDefault(e.eventSource, l.d.EventSource),
-		StartFrom:   orDefault(e.startFrom, l.d.StartFrom),
-		APIBaseURL:  orDefault(e.apiBaseURL, l.d.APIBaseURL),
+		EventSource: cmp.Or(e.eventSource, l.d.EventSource),
+		StartFrom:   cmp.Or(e.startFrom, l.d.StartFrom),
+		APIBaseURL:  cmp.Or(e.apiBaseURL, l.d.APIBaseURL),
 		RateLimit:   l.d.RateLimit, Concurrency: l.d.Concurrency,
 		Filter: wshoto.Filter{
 			TargetType: e.targetType, TargetIDs: e.targetIDs, FollowUserIDs: e.followUserIDs,
@@ -254,13 +254,6 @@ func (l *loader) entry(index int, n *yaml.Node) (t Tenant, ok bool) {
 	l.credentials(&e, &t, fail)
 	l.check(&e, &t, fail)
 	return t, len(l.errs) == before
-}
-
-func orDefault(v, d string) string {
-	if v == "" {
-		return d
-	}
-	return v
 }
 
 // credentials checks the entry's credential references and reads the secret into t.

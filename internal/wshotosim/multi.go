@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -156,8 +158,72 @@ func (m *Multi) refuse(w http.ResponseWriter, reason string, status int, body []
 	writeJSON(w, status, body)
 }
 
+// ControlPrefix is the path of the run-time control of a tenant's faults:
+// POST {base}/sim/tenants/ID?revoked=true|false&down=true|false (either or both) calls SetRevoked
+// or SetDown, for those who run `followpub sim` as a process.
+const ControlPrefix = "/sim/tenants/"
+
+// SetDown makes tenant id answer HTTP 500 to everything, the token endpoint included (true), or
+// restores the faults of its configuration (false). It reports whether the tenant exists.
+func (m *Multi) SetDown(id string, down bool) bool {
+	s := m.byID[id]
+	if s == nil {
+		return false
+	}
+	if down {
+		_ = s.SetFaults(Faults{HTTP500: 1})
+		s.SetFaultsOnToken(true)
+	} else {
+		_ = s.SetFaults(s.cfg.Faults) // validated by New
+		s.SetFaultsOnToken(s.cfg.FaultsOnToken)
+	}
+	return true
+}
+
+// control serves ControlPrefix.
+func (m *Multi) control(w http.ResponseWriter, r *http.Request, id string) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, codeBody(405, "method not allowed"))
+		return
+	}
+	s := m.byID[id]
+	if s == nil {
+		writeJSON(w, http.StatusNotFound, codeBody(404, "no such tenant"))
+		return
+	}
+	q := r.URL.Query()
+	var set []func()
+	for name, apply := range map[string]func(bool){
+		"revoked": s.SetRevoked,
+		"down":    func(v bool) { m.SetDown(id, v) },
+	} {
+		if !q.Has(name) {
+			continue
+		}
+		v, err := strconv.ParseBool(q.Get(name))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, codeBody(CodeInvalidRequest, name+": want true or false"))
+			return
+		}
+		set = append(set, func() { apply(v) })
+	}
+	if len(set) == 0 {
+		writeJSON(w, http.StatusBadRequest, codeBody(CodeInvalidRequest, "want revoked=true|false or down=true|false"))
+		return
+	}
+	for _, f := range set {
+		f()
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"code":0,"msg":"ok"}`))
+}
+
 // ServeHTTP routes the request to its tenant's Server.
 func (m *Multi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, ok := strings.CutPrefix(r.URL.Path, ControlPrefix); ok {
+		m.control(w, r, id)
+		return
+	}
 	if rest, ok := strings.CutPrefix(r.URL.Path, TenantsPrefix); ok {
 		id, path, _ := strings.Cut(rest, "/")
 		s := m.byID[id]
@@ -214,4 +280,27 @@ func (m *Multi) Describe(baseURL string) string {
 			s.Stats().Visible, baseURL, TenantsPrefix, id)
 	}
 	return b.String()
+}
+
+// WriteTenantsFile writes a followpub tenants file (docs/DESIGN.md §7) listing every tenant with
+// its app id and api_base_url baseURL, and each app secret in a file of its own beside it
+// (secrets/ID beside path, mode 0600), so that followpub polls exactly these tenants.
+func (m *Multi) WriteTenantsFile(path, baseURL string) error {
+	dir := filepath.Join(filepath.Dir(path), "secrets")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("writing the tenants file: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# The %d tenants of the simulator at %s (followpub sim -tenants).\ntenants:\n", len(m.ids), baseURL)
+	for _, id := range m.ids {
+		c := m.byID[id].Config()
+		if err := os.WriteFile(filepath.Join(dir, id), []byte(c.AppSecret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing tenant %s's secret: %w", id, err)
+		}
+		fmt.Fprintf(&b, "  - id: %s\n    app_id: %q\n    app_secret_file: secrets/%s\n    api_base_url: %q\n", id, c.AppID, id, baseURL)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("writing the tenants file: %w", err)
+	}
+	return nil
 }

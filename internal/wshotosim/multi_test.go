@@ -271,3 +271,55 @@ func TestMultiDescribeListsEveryTenant(t *testing.T) {
 		}
 	}
 }
+
+func TestMultiControlChangesATenantsFaultsWhileItRuns(t *testing.T) {
+	_, srv := startMulti(t, 2, Config{Count: 5})
+	post := func(query string) int {
+		t.Helper()
+		resp, err := http.Post(srv.URL+ControlPrefix+query, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	status := func(tok string) (int, int64) {
+		a := listAt(t, srv.URL, tok, weekBody)
+		return a.status, a.Code
+	}
+	if c := post("t02?down=true"); c != http.StatusOK {
+		t.Fatalf("down=true: status %d", c)
+	}
+	if _, st, _ := token(t, srv.URL, "t02-app", "t02-secret"); st != http.StatusInternalServerError {
+		t.Errorf("t02 down: token status %d; want 500", st)
+	}
+	if st, _ := status("t02-token"); st != http.StatusInternalServerError {
+		t.Errorf("t02 down: list status %d; want 500", st)
+	}
+	if st, code := status("t01-token"); st != http.StatusOK || code != 0 {
+		t.Errorf("t01 while t02 is down: status %d code %d", st, code)
+	}
+	if c := post("t02?down=false&revoked=true"); c != http.StatusOK {
+		t.Fatalf("down=false&revoked=true: status %d", c)
+	}
+	if st, code := status("t02-token"); st != http.StatusOK || code != CodeTokenRevoked {
+		t.Errorf("t02 revoked: status %d code %d; want 200 and %d", st, code, CodeTokenRevoked)
+	}
+	post("t02?revoked=false")
+	if st, code := status("t02-token"); st != http.StatusOK || code != 0 {
+		t.Errorf("t02 restored: status %d code %d", st, code)
+	}
+	for q, want := range map[string]int{"t09?down=true": 404, "t01?down=maybe": 400, "t01": 400} {
+		if c := post(q); c != want {
+			t.Errorf("POST %s%s: status %d; want %d", ControlPrefix, q, c, want)
+		}
+	}
+	resp, err := http.Get(srv.URL + ControlPrefix + "t01?down=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET of the control: status %d; want 405", resp.StatusCode)
+	}
+}

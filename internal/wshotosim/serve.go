@@ -13,22 +13,31 @@ import (
 // ListenAndServe serves s on addr (e.g. "127.0.0.1:8090"; port 0 picks one) until ctx ends, after
 // printing Describe for the address it listens on to w. It returns nil after a clean shutdown.
 func (s *Server) ListenAndServe(ctx context.Context, addr string, w io.Writer) error {
-	return listenAndServe(ctx, addr, s, s.Describe, w)
+	return listenAndServe(ctx, addr, s, s.Describe, w, nil)
 }
 
-// ListenAndServe serves m on addr as Server.ListenAndServe does, printing m's Describe.
-func (m *Multi) ListenAndServe(ctx context.Context, addr string, w io.Writer) error {
-	return listenAndServe(ctx, addr, m, m.Describe, w)
+// ListenAndServe serves m on addr as Server.ListenAndServe does, printing m's Describe. ready,
+// when not nil, is called with the base URL once m listens, before anything is printed (to write
+// a tenants file with WriteTenantsFile, say); its error ends the serving.
+func (m *Multi) ListenAndServe(ctx context.Context, addr string, w io.Writer, ready func(baseURL string) error) error {
+	return listenAndServe(ctx, addr, m, m.Describe, w, ready)
 }
 
-func listenAndServe(ctx context.Context, addr string, h http.Handler, describe func(baseURL string) string, w io.Writer) error {
+func listenAndServe(ctx context.Context, addr string, h http.Handler, describe func(baseURL string) string, w io.Writer, ready func(string) error) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
+	base := "http://" + ln.Addr().String()
+	if ready != nil {
+		if err := ready(base); err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	if w != nil {
-		fmt.Fprint(w, describe("http://"+ln.Addr().String()))
+		fmt.Fprint(w, describe(base))
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
