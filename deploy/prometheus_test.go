@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,6 +37,7 @@ const timeScale = 30
 var thresholds = []struct{ from, to string }{
 	{"followpub_lag_seconds) > 1800", "followpub_lag_seconds) > 12"},
 	{"process_start_time_seconds < 2100", "process_start_time_seconds < 70"},
+	{"process_start_time_seconds < 1800", "process_start_time_seconds < 60"},
 }
 
 // scaledRules returns the shipped rules with every duration divided by timeScale and the
@@ -75,13 +77,18 @@ type prom struct {
 }
 
 // startPrometheus runs prometheus on a free loopback port with its own data directory, scraping
-// target every second and evaluating rules every second, until the test ends.
-func startPrometheus(t *testing.T, target string, rules []byte) *prom {
+// the targets (as job followpub) every second and evaluating rules every second, until the test
+// ends.
+func startPrometheus(t *testing.T, rules []byte, targets ...string) *prom {
 	t.Helper()
 	bin := tooltest.Need(t, "prometheus")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), rules, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	var quoted []string
+	for _, tg := range targets {
+		quoted = append(quoted, strconv.Quote(tg))
 	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
@@ -90,8 +97,8 @@ rule_files: [rules.yml]
 scrape_configs:
   - job_name: followpub
     static_configs:
-      - targets: [%q]
-`, target)
+      - targets: [%s]
+`, strings.Join(quoted, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +297,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 		t.Fatalf("followpub did not become ready:\n%s", tail(run.Output(), 4000))
 	}
 
-	p := startPrometheus(t, httpAddr, scaledRules(t))
+	p := startPrometheus(t, scaledRules(t), httpAddr)
 	began := time.Now()
 	var phases []phase
 	// Healthy for long enough that every window of the rules holds only healthy data.
@@ -302,7 +309,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 		t.Fatal("followpub counted no late records before START_FROM: the late-records case below would test nothing")
 	}
 	p.assertQuiet("FollowpubNoSuccessfulCycle")
-	t.Run("dashboard", func(t *testing.T) { checkDashboard(t, p) })
+	t.Run("dashboard", func(t *testing.T) { checkDashboard(t, p, false) })
 
 	// The API answers HTTP 500 to every list call.
 	if err := sim.SetFaults(wshotosim.Faults{HTTP500: 1}); err != nil {
@@ -314,7 +321,7 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	p.waitAlert("FollowpubLagHigh", nil, "firing", 60*time.Second)
 	p.waitAlert("FollowpubAPIErrors", map[string]string{"endpoint": "listForSystem", "outcome": "http_5xx"}, "firing", 60*time.Second)
 	for _, a := range p.alerts() {
-		if n := a.Labels["alertname"]; n == "FollowpubKafkaWriteErrors" || n == "FollowpubAPICredentialsRefused" || n == "FollowpubStateCommitsFailing" {
+		if n := a.Labels["alertname"]; n == "FollowpubKafkaWriteErrors" || n == "FollowpubAPICredentialsRefused" || n == "FollowpubStateCommitsFailing" || n == "FollowpubAmbiguousWrites" {
 			t.Errorf("the API fails with 5xx, yet %s is %s", n, a.State)
 		}
 	}
@@ -335,6 +342,9 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	if slices.ContainsFunc(p.alerts(), func(a alert) bool { return a.Labels["alertname"] == "FollowpubAPIErrors" }) {
 		t.Errorf("auth errors are FollowpubAPICredentialsRefused's, yet FollowpubAPIErrors is raised: %s", describe(p.alerts()))
 	}
+	if slices.ContainsFunc(p.alerts(), func(a alert) bool { return a.Labels["alertname"] == "FollowpubAmbiguousWrites" }) {
+		t.Errorf("the API refuses the token, yet FollowpubAmbiguousWrites is raised: %s", describe(p.alerts()))
+	}
 	if err := sim.SetFaults(wshotosim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
@@ -352,6 +362,8 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	}
 	broker.Start(t)
 	phases[len(phases)-1].to = time.Now()
+	// The writes that failed while the broker was away are settled by a read-back once it is back.
+	p.waitAlert("FollowpubAmbiguousWrites", nil, "firing", 60*time.Second)
 	p.waitResolved("FollowpubKafkaWriteErrors", 90*time.Second)
 	p.waitResolved("FollowpubNoSuccessfulCycle", 60*time.Second)
 
@@ -387,6 +399,9 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 		p.waitResolved("FollowpubNoSuccessfulCycle", 60*time.Second)
 	}
 
+	// One settled write is one alert: it resolves when the window has passed it.
+	p.waitResolved("FollowpubAmbiguousWrites", 90*time.Second)
+
 	// The status page shows this tenant's state as the process has it.
 	checkStatusPage(t, "http://"+httpAddr)
 
@@ -411,9 +426,112 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 	}
 }
 
+// kafkaStoreOnly are the metrics only STATE_STORE=kafka exports (the group's): with the file
+// store the dashboard's panels on them must be empty, with the kafka store they must not.
+var kafkaStoreOnly = []string{"followpub_group_member", "followpub_group_generation"}
+
+// TestHAAlertsAgainstRealPrometheus runs two `followpub run` instances with STATE_STORE=kafka
+// under a real Prometheus with the shipped rules (at timeScale). Healthy, the HA alerts are silent
+// and the dashboard's group panels have data; the owner stopped, FollowpubInstancesBelowTwo fires
+// while the other instance takes the tenant (FollowpubTenantWithoutOwner silent); the broker
+// stopped, no instance owns the tenant and FollowpubTenantWithoutOwner names it. Each resolves
+// after recovery.
+func TestHAAlertsAgainstRealPrometheus(t *testing.T) {
+	tooltest.Need(t, "prometheus")
+	broker := kafkatest.StartDedicated(t)
+	// START_FROM at the start of today in the API's zone: no record the API returns is below the
+	// floor, so that no late-records alert joins in.
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().In(shanghai)
+	dayStart := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, shanghai)
+	w := e2etest.NewWorld(t, wshotosim.Config{Count: 100, Span: max(now.Sub(dayStart), time.Minute), Rate: 3}, dayStart, e2etest.WithBrokers(broker.Addrs()))
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	addrs := []string{e2etest.FreeAddr(t), e2etest.FreeAddr(t)}
+	start := func(i int) *e2etest.Proc {
+		p := e2etest.StartIn(t, t.TempDir(), w.Env(
+			"FOLLOWPUB_STATE_STORE=kafka", "FOLLOWPUB_STATE_TOPIC=followpub-prom-state-"+id, "FOLLOWPUB_GROUP_ID=followpub-prom-"+id,
+			"FOLLOWPUB_GROUP_SESSION_TIMEOUT=6s", "FOLLOWPUB_STATE_PATH=followpub.state",
+			fmt.Sprintf("FOLLOWPUB_POLL_INTERVAL=%v", 30*time.Second/timeScale),
+			"FOLLOWPUB_KAFKA_WRITE_TIMEOUT=3s", "FOLLOWPUB_SHUTDOWN_TIMEOUT=10s", "FOLLOWPUB_HTTP_ADDR="+addrs[i],
+		), "run")
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("followpub on %s (last 4000 bytes):\n%s", addrs[i], tail(p.Output(), 4000))
+			}
+		})
+		return p
+	}
+	procs := []*e2etest.Proc{start(0), start(1)}
+	ready := func(i int) bool { code, _ := e2etest.Get("http://" + addrs[i] + "/readyz"); return code == 200 }
+	if !e2etest.WaitFor(90*time.Second, func() bool { return ready(0) && ready(1) }) {
+		t.Fatalf("the two instances did not become ready (/readyz %v, %v)", ready(0), ready(1))
+	}
+	p := startPrometheus(t, scaledRules(t), addrs...)
+	// owner returns the index of the instance Prometheus sees owning the tenant, or -1.
+	owner := func() int {
+		r, err := p.query(`followpub_tenant_owned{tenant="default"} == 1`)
+		if err != nil || len(r) != 1 {
+			return -1
+		}
+		return slices.Index(addrs, r[0].Metric["instance"])
+	}
+	time.Sleep(15 * time.Second)
+	p.assertQuiet("FollowpubNoSuccessfulCycle")
+	t.Run("dashboard", func(t *testing.T) { checkDashboard(t, p, true) })
+	if r, err := p.query(`sum(followpub_group_member)`); err != nil || len(r) != 1 || r[0].Value[1] != "2" {
+		t.Fatalf("sum(followpub_group_member) = %v (%v), want 2", r, err)
+	}
+
+	// The owner stops (SIGTERM: it leaves the group, the other takes the tenant at once).
+	first := owner()
+	if first < 0 {
+		t.Fatal("Prometheus sees no single owner of tenant default")
+	}
+	procs[first].Signal(syscall.SIGTERM)
+	if code := procs[first].Wait(20 * time.Second); code != 0 {
+		t.Errorf("the owner exited %d after SIGTERM", code)
+	}
+	p.waitAlert("FollowpubInstancesBelowTwo", nil, "firing", 60*time.Second)
+	if !e2etest.WaitFor(30*time.Second, func() bool { return owner() == 1-first }) {
+		t.Errorf("the other instance did not take the tenant: %s", describe(p.alerts()))
+	}
+	t.Logf("tenant default moved from %s to %s", addrs[first], addrs[1-first])
+	for _, a := range p.alerts() {
+		if a.Labels["alertname"] == "FollowpubTenantWithoutOwner" && a.State == "firing" {
+			t.Errorf("the tenant moved at once, yet FollowpubTenantWithoutOwner is firing: %s", describe(p.alerts()))
+		}
+	}
+	procs[first] = start(first)
+	p.waitResolved("FollowpubInstancesBelowTwo", 60*time.Second)
+
+	// The broker stops: no instance is in the group, so none owns the tenant.
+	broker.Stop(t)
+	p.waitAlert("FollowpubTenantWithoutOwner", map[string]string{"tenant": "default"}, "firing", 60*time.Second)
+	p.waitAlert("FollowpubInstancesBelowTwo", nil, "firing", 60*time.Second)
+	broker.Start(t)
+	p.waitResolved("FollowpubTenantWithoutOwner", 90*time.Second)
+	p.waitResolved("FollowpubInstancesBelowTwo", 60*time.Second)
+	if !e2etest.WaitFor(30*time.Second, func() bool { return owner() >= 0 }) {
+		t.Errorf("no single owner after the broker came back: %s", describe(p.alerts()))
+	}
+
+	for _, pr := range procs {
+		pr.Signal(syscall.SIGTERM)
+	}
+	for i, pr := range procs {
+		if code := pr.Wait(20 * time.Second); code != 0 {
+			t.Errorf("instance %s exited %d after SIGTERM", addrs[i], code)
+		}
+	}
+}
+
 // checkDashboard evaluates every query of the dashboard and checks that it names only metrics
-// the running followpub exposes or the rules record.
-func checkDashboard(t *testing.T, p *prom) {
+// the running followpub exposes or the rules record, and that it returns data; kafkaStore says
+// whether the instances run STATE_STORE=kafka, which exports kafkaStoreOnly.
+func checkDashboard(t *testing.T, p *prom, kafkaStore bool) {
 	b, err := os.ReadFile("grafana/followpub.json")
 	if err != nil {
 		t.Fatal(err)
@@ -433,6 +551,11 @@ func checkDashboard(t *testing.T, p *prom) {
 	if err := p.api("/api/v1/label/__name__/values", url.Values{"match[]": {`{job="followpub"}`}}, &exposed); err != nil {
 		t.Fatal(err)
 	}
+	for _, n := range kafkaStoreOnly {
+		if slices.Contains(exposed, n) != kafkaStore {
+			t.Errorf("%s exposed: %v, with STATE_STORE=kafka: %v", n, !kafkaStore, kafkaStore)
+		}
+	}
 	recorded := map[string]bool{}
 	for _, g := range loadRules(t, alertsFile).Groups {
 		for _, r := range g.Rules {
@@ -444,7 +567,7 @@ func checkDashboard(t *testing.T, p *prom) {
 	metricName := regexp.MustCompile(`\b(followpub[a-z0-9_:]*|process_[a-z0-9_]+|go_[a-z0-9_]+)\b`)
 	// Grafana's variables, as it would expand them.
 	vars := strings.NewReplacer("$__rate_interval", "10s", "$job", ".+", "$instance", ".+")
-	queries := 0
+	queries, groupOnly := 0, 0
 	for _, panel := range dash.Panels {
 		if len(panel.Targets) == 0 {
 			t.Errorf("panel %q has no query", panel.Title)
@@ -457,17 +580,32 @@ func checkDashboard(t *testing.T, p *prom) {
 				t.Errorf("panel %q: %s: %v", panel.Title, tg.Expr, err)
 				continue
 			}
+			kafkaOnly := false
 			for _, n := range metricName.FindAllString(tg.Expr, -1) {
+				if slices.Contains(kafkaStoreOnly, n) {
+					kafkaOnly = true
+					if !kafkaStore {
+						continue
+					}
+				}
 				if !recorded[n] && !slices.Contains(exposed, n) {
 					t.Errorf("panel %q: %s names %s, which followpub does not expose and no rule records", panel.Title, tg.Expr, n)
 				}
 			}
-			if len(res) == 0 {
+			if kafkaOnly {
+				groupOnly++
+			}
+			switch {
+			case kafkaOnly && !kafkaStore:
+				if len(res) != 0 {
+					t.Errorf("panel %q: %s returns %v with STATE_STORE=file, which exports no group metric", panel.Title, tg.Expr, res)
+				}
+			case len(res) == 0:
 				t.Errorf("panel %q: %s returns nothing while followpub runs healthy", panel.Title, tg.Expr)
 			}
 		}
 	}
-	t.Logf("%d dashboard queries checked against %d exposed metric names", queries, len(exposed))
+	t.Logf("%d dashboard queries checked against %d exposed metric names, STATE_STORE=kafka %v (%d queries on the group's metrics)", queries, len(exposed), kafkaStore, groupOnly)
 }
 
 // checkStatusPage reads /status and the page at / (in headless Chromium) of the running process.

@@ -74,6 +74,8 @@ type alertCase struct {
 	// summary is the expected rendered summary (the description is the rule's, unrendered).
 	labels  map[string]string
 	summary string
+	// perJob: the alert is about the job (the group), so it has no instance label.
+	perJob bool
 }
 
 const inst = `job="followpub",instance="a:9464"`
@@ -83,6 +85,13 @@ func s(metric, labels, values string) series {
 		labels = "," + labels
 	}
 	return series{metric + "{" + inst + labels + "}", values}
+}
+
+// sb is s for a second instance, b, of the same job.
+func sb(metric, labels, values string) series {
+	sr := s(metric, labels, values)
+	sr.name = strings.Replace(sr.name, `instance="a:9464"`, `instance="b:9464"`, 1)
+	return sr
 }
 
 // cycleSeries are FollowpubNoSuccessfulCycle's inputs: the end of the last completed cycle, the
@@ -118,11 +127,45 @@ var alertCases = []alertCase{
 		series: append(cycleSeries("0x40", "30x40", "0x40"),
 			s("followpub_tenants_owned", "", "0x40"))},
 
+	{name: "of two tenants, the one whose cycles stopped is named", alert: "FollowpubNoSuccessfulCycle", at: "20m", fire: true,
+		series: []series{
+			s("followpub_last_success_timestamp_seconds", `tenant="t01"`, "0+30x40"),
+			s("followpub_last_success_timestamp_seconds", `tenant="t02"`, "0+30x20 600x20"),
+			s("followpub_poll_interval_seconds", "", "30x40"),
+			s("process_start_time_seconds", "", "0x40"),
+			s("followpub_tenants_owned", "", "2x40"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub a:9464 tenant t02: no cycle completed for 10m 0s"},
+	{name: "of two tenants, the one that never completed a cycle is named", alert: "FollowpubNoSuccessfulCycle", at: "10m", fire: true,
+		series: []series{
+			s("followpub_last_success_timestamp_seconds", `tenant="t01"`, "0+30x20"),
+			s("followpub_last_success_timestamp_seconds", `tenant="t02"`, "0x20"),
+			s("followpub_poll_interval_seconds", "", "30x20"),
+			s("process_start_time_seconds", "", "0x20"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub a:9464 tenant t02: no cycle completed for 10m 0s"},
+	{name: "two tenants, each completing", alert: "FollowpubNoSuccessfulCycle", at: "20m",
+		series: []series{
+			s("followpub_last_success_timestamp_seconds", `tenant="t01"`, "0+30x40"),
+			s("followpub_last_success_timestamp_seconds", `tenant="t02"`, "0+30x40"),
+			s("followpub_poll_interval_seconds", "", "30x40"),
+			s("process_start_time_seconds", "", "0x40"),
+		}},
+
 	{name: "lag above 30 minutes for 10", alert: "FollowpubLagHigh", at: "20m", fire: true,
 		series:  []series{s("followpub_lag_seconds", "", "100x10 2000+30x30")},
 		summary: "followpub a:9464: the newest published follow-up is 47m 50s old"},
 	{name: "lag above 30 minutes for 5", alert: "FollowpubLagHigh", at: "20m",
 		series: []series{s("followpub_lag_seconds", "", "100x30 2000+30x10")}},
+	{name: "one tenant's lag, named", alert: "FollowpubLagHigh", at: "20m", fire: true,
+		series: []series{
+			s("followpub_lag_seconds", `tenant="t01"`, "100x40"),
+			s("followpub_lag_seconds", `tenant="t02"`, "100x10 2000+30x30"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub a:9464 tenant t02: the newest published follow-up is 47m 50s old"},
 
 	{name: "half the list requests answer 5xx", alert: "FollowpubAPIErrors", at: "30m", fire: true,
 		series: []series{
@@ -207,6 +250,103 @@ var alertCases = []alertCase{
 			s("followpub_records_late_total", "", "0x2 30x58"),
 			s("process_start_time_seconds", "", "0x60"),
 		}},
+
+	{name: "a write timed out; the read-back found it had landed", alert: "FollowpubAmbiguousWrites", at: "15m", fire: true,
+		series: []series{
+			s("followpub_ambiguous_writes_settled_total", "", "0x20 1x40"),
+			s("followpub_readback_records_found_total", "", "0x20 3x40"),
+			s("process_start_time_seconds", "", "-10000x60"),
+		},
+		summary: "followpub a:9464: a write to Kafka had an unknown fate; reading the topic back settled it"},
+	{name: "a write failed and landed nothing", alert: "FollowpubAmbiguousWrites", at: "15m", fire: true,
+		series: []series{
+			s("followpub_ambiguous_writes_settled_total", "", "0x20 1x40"),
+			s("followpub_readback_records_found_total", "", "0x60"),
+			s("process_start_time_seconds", "", "-10000x60"),
+		},
+		summary: "followpub a:9464: a write to Kafka had an unknown fate; reading the topic back settled it"},
+	{name: "a restart after a crash found records before its first scrape", alert: "FollowpubAmbiguousWrites", at: "10m", fire: true,
+		series: []series{
+			s("followpub_ambiguous_writes_settled_total", "", "0x60"),
+			s("followpub_readback_records_found_total", "", "4x60"),
+			s("process_start_time_seconds", "", "0x60"),
+		},
+		summary: "followpub a:9464: a write to Kafka had an unknown fate; reading the topic back settled it"},
+	{name: "one tenant's write, named", alert: "FollowpubAmbiguousWrites", at: "15m", fire: true,
+		series: []series{
+			s("followpub_ambiguous_writes_settled_total", `tenant="t01"`, "0x60"),
+			s("followpub_ambiguous_writes_settled_total", `tenant="t02"`, "0x20 1x40"),
+			s("followpub_readback_records_found_total", `tenant="t01"`, "0x60"),
+			s("followpub_readback_records_found_total", `tenant="t02"`, "0x60"),
+			s("process_start_time_seconds", "", "-10000x60"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub a:9464 tenant t02: a write to Kafka had an unknown fate; reading the topic back settled it"},
+	{name: "every write acknowledged; the read-back at the start found nothing", alert: "FollowpubAmbiguousWrites", at: "20m",
+		series: []series{
+			s("followpub_ambiguous_writes_settled_total", "", "0x60"),
+			s("followpub_readback_records_found_total", "", "0x60"),
+			s("followpub_records_published_total", "", "0+10x60"),
+			s("process_start_time_seconds", "", "0x60"),
+		}},
+	{name: "the settled write was 40 minutes ago", alert: "FollowpubAmbiguousWrites", at: "55m",
+		series: []series{
+			s("followpub_ambiguous_writes_settled_total", "", "0x30 1x90"),
+			s("followpub_readback_records_found_total", "", "0x30 2x90"),
+			s("process_start_time_seconds", "", "-10000x120"),
+		}},
+
+	{name: "neither instance owns the tenant (the brokers are gone)", alert: "FollowpubTenantWithoutOwner", at: "10m", fire: true, perJob: true,
+		series: []series{
+			s("followpub_tenant_owned", `tenant="default"`, "1x10 0x50"),
+			sb("followpub_tenant_owned", `tenant="default"`, "0x60"),
+		},
+		labels:  map[string]string{"tenant": "default"},
+		summary: "followpub: no instance owns tenant default"},
+	{name: "of two tenants, the one nobody owns is named", alert: "FollowpubTenantWithoutOwner", at: "10m", fire: true, perJob: true,
+		series: []series{
+			s("followpub_tenant_owned", `tenant="t01"`, "1x60"),
+			s("followpub_tenant_owned", `tenant="t02"`, "1x10 0x50"),
+			sb("followpub_tenant_owned", `tenant="t01"`, "0x60"),
+			sb("followpub_tenant_owned", `tenant="t02"`, "0x60"),
+		},
+		labels:  map[string]string{"tenant": "t02"},
+		summary: "followpub: no instance owns tenant t02"},
+	{name: "failover: the owner died and the standby owns the tenant 90 s later", alert: "FollowpubTenantWithoutOwner", at: "7m",
+		series: []series{
+			s("followpub_tenant_owned", `tenant="default"`, "1x10 stale"),
+			sb("followpub_tenant_owned", `tenant="default"`, "0x14 1x45"),
+		}},
+	{name: "a file store owns its one tenant", alert: "FollowpubTenantWithoutOwner", at: "20m",
+		series: []series{s("followpub_tenant_owned", `tenant="default"`, "1x60")}},
+
+	{name: "one instance left in the group", alert: "FollowpubInstancesBelowTwo", at: "15m", fire: true, perJob: true,
+		series: []series{
+			s("followpub_group_member", "", "1x60"),
+			sb("followpub_group_member", "", "1x10 stale"),
+		},
+		summary: "followpub: 1 instance(s) in the group, fewer than two"},
+	{name: "both scraped, neither in the group", alert: "FollowpubInstancesBelowTwo", at: "15m", fire: true, perJob: true,
+		series: []series{
+			s("followpub_group_member", "", "1x10 0x50"),
+			sb("followpub_group_member", "", "1x10 0x50"),
+		},
+		summary: "followpub: 0 instance(s) in the group, fewer than two"},
+	{name: "two members", alert: "FollowpubInstancesBelowTwo", at: "20m",
+		series: []series{
+			s("followpub_group_member", "", "1x60"),
+			sb("followpub_group_member", "", "1x60"),
+		}},
+	{name: "a rolling restart: one instance alone for 2 minutes", alert: "FollowpubInstancesBelowTwo", at: "7m",
+		series: []series{
+			s("followpub_group_member", "", "1x60"),
+			sb("followpub_group_member", "", "1x10 stale _x3 1x45"),
+		}},
+	{name: "a file store is in no group", alert: "FollowpubInstancesBelowTwo", at: "20m",
+		series: []series{
+			s("followpub_tenants_owned", "", "1x60"),
+			s("followpub_tenant_owned", `tenant="default"`, "1x60"),
+		}},
 }
 
 // promtoolTests renders cases as a promtool test file over rulesPath, taking each expected alert's
@@ -245,6 +385,9 @@ func promtoolTests(t *testing.T, rulesPath string, alerts map[string]rule, cases
 		at := alertTest{EvalTime: c.at, Alertname: c.alert, ExpAlerts: []expAlert{}}
 		if c.fire {
 			labels := map[string]string{"job": "followpub", "instance": "a:9464"}
+			if c.perJob {
+				delete(labels, "instance")
+			}
 			for k, v := range r.Labels {
 				labels[k] = v
 			}

@@ -127,8 +127,8 @@ func (h *ha) setTenants(ids []string) error {
 	return nil
 }
 
-// registerGroupMetrics adds the group's gauges to /metrics; with STATE_STORE=file the one
-// process owns every tenant and is in no group.
+// registerGroupMetrics adds the ownership gauges to /metrics; with STATE_STORE=file the one
+// process owns every tenant and is in no group, so the group's own gauges are left out.
 func (s *service) registerGroupMetrics() {
 	status := func() ownership.Status {
 		if s.ha == nil {
@@ -140,12 +140,16 @@ func (s *service) registerGroupMetrics() {
 		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "followpub_" + name, Help: help},
 			func() float64 { return f(status()) }))
 	}
-	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined, and with STATE_STORE=file.",
+	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
+		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
+	s.metrics.registerTenantOwned(func() (all, owned []string) { return s.tenantIDs(), status().Owned })
+	if s.cfg.StateStore != "kafka" {
+		return // the group's gauges: a file store is in no group, and the alerts count members by them
+	}
+	gauge("group_generation", "The group generation this instance is in (STATE_STORE=kafka); 0 before it joined.",
 		func(st ownership.Status) float64 { return float64(st.Generation) })
 	gauge("group_member", "1 while this instance is a member of a group generation (STATE_STORE=kafka), else 0.",
 		func(st ownership.Status) float64 { return boolFloat(st.Joined) })
-	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
-		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
 }
 
 func boolFloat(b bool) float64 {

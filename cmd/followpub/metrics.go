@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,4 +251,28 @@ func (t *tenantMetrics) ObserveWrite(n int, d time.Duration, err error) {
 		return
 	}
 	t.kafkaSeconds.Observe(d.Seconds())
+}
+
+// tenantOwnedDesc is followpub_tenant_owned: per tenant, so that an alert can name the tenant no
+// instance owns (docs/DESIGN.md §7).
+var tenantOwnedDesc = prometheus.NewDesc("followpub_tenant_owned",
+	"1 for each tenant this instance polls now, 0 for the deployment's other tenants (another instance owns them, or none does).",
+	[]string{"tenant"}, nil)
+
+// tenantOwned exports followpub_tenant_owned from status, read at scrape time: the deployment's
+// tenants and those this instance owns.
+type tenantOwned func() (all, owned []string)
+
+func (f tenantOwned) Describe(ch chan<- *prometheus.Desc) { ch <- tenantOwnedDesc }
+
+func (f tenantOwned) Collect(ch chan<- prometheus.Metric) {
+	all, owned := f()
+	for _, t := range all {
+		ch <- prometheus.MustNewConstMetric(tenantOwnedDesc, prometheus.GaugeValue, boolFloat(slices.Contains(owned, t)), t)
+	}
+}
+
+// registerTenantOwned adds followpub_tenant_owned, read from status at each scrape.
+func (m *metrics) registerTenantOwned(status func() (all, owned []string)) {
+	m.reg.MustRegister(tenantOwned(status))
 }
