@@ -43,6 +43,8 @@ type options struct {
 	haMoves                       int
 	haRecords                     int
 	haSteady                      time.Duration
+	haParts                       map[string]bool
+	haTimeline                    bool
 }
 
 // binary is a followpub binary the driver measures: the one built from this repository, and any
@@ -73,8 +75,15 @@ func run() (err error) {
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
 	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
+	var haParts string
+	flag.StringVar(&haParts, "ha-parts", "failover,takeover,stores", "parts of the ha measurement to run: failover, takeover, stores")
+	flag.BoolVar(&o.haTimeline, "ha-timeline", false, "ha failover: run the instances with FOLLOWPUB_LOG_LEVEL=debug and print each takeover's timeline from the new owner's log")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")
 	flag.Parse()
+	o.haParts = map[string]bool{}
+	for _, s := range strings.Split(haParts, ",") {
+		o.haParts[strings.TrimSpace(s)] = true
+	}
 	o.only = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		o.only[strings.TrimSpace(s)] = true
