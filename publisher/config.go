@@ -103,6 +103,14 @@ type Config struct {
 	// Source is the CloudEvents source, the ce_source header (EVENT_SOURCE).
 	// Default: schema.DefaultSource.
 	Source string
+	// Tenant is the tenant id, the ce_tenant header (docs/DESIGN.md §7). A read-back counts a
+	// record of another tenant as someone else's. Default: schema.DefaultTenant.
+	Tenant string
+	// Transport, when not nil, is the kafka-go Transport to write and read through, shared with
+	// other publishers (one connection pool for every tenant); it must fetch the metadata of
+	// Topic (NewTransport's MetadataTopics), and Close leaves its connections open. Nil: a
+	// Transport of the publisher's own, from Brokers, TLS and SASL.
+	Transport *kafka.Transport
 	// ClientID is the Kafka client id. Default: DefaultClientID.
 	ClientID string
 	// Logger receives the publisher's logs, and kafka-go's own at debug level. Nil: silent.
@@ -204,6 +212,7 @@ func (c *Config) setDefaults() {
 	c.BatchBytes = cmp.Or(c.BatchBytes, DefaultBatchBytes)
 	c.BatchTimeout = cmp.Or(c.BatchTimeout, DefaultBatchTimeout)
 	c.Source = cmp.Or(c.Source, schema.DefaultSource)
+	c.Tenant = cmp.Or(c.Tenant, schema.DefaultTenant)
 	c.ClientID = cmp.Or(c.ClientID, DefaultClientID)
 }
 

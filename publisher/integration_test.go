@@ -157,7 +157,7 @@ func TestPublishRoundTrip(t *testing.T) {
 			t.Errorf("key %s: value\n got  %s\n want %s", key, r.Value, want.Raw)
 		}
 		schematest.Check(t, r.Value)
-		wantHeaders := schema.AppendHeaders(nil, want, testSource)
+		wantHeaders := schema.AppendHeaders(nil, want, testSource, schema.DefaultTenant)
 		if len(r.Headers) != len(wantHeaders) {
 			t.Errorf("key %s: %d headers, want %d", key, len(r.Headers), len(wantHeaders))
 		} else {

@@ -54,6 +54,7 @@ func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
 		mh[3] = kafka.Header{Key: schema.HeaderType, Value: eventTypeValue}
 		mh[4] = kafka.Header{Key: schema.HeaderTime, Value: ceTime}
 		mh[5] = kafka.Header{Key: schema.HeaderContentType, Value: contentTypeValue}
+		mh[6] = kafka.Header{Key: schema.HeaderTenant, Value: p.tenant}
 		msgs[i] = kafka.Message{
 			Key:     id, // ce_id is the decimal id, the key
 			Value:   recs[i].Raw,

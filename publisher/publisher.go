@@ -47,6 +47,8 @@ type Publisher struct {
 	topicReady bool
 
 	source []byte // cfg.Source, the ce_source value of every message
+	tenant []byte // cfg.Tenant, the ce_tenant value of every message
+	shared bool   // the transport is cfg.Transport, another's to close
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -67,15 +69,20 @@ func New(cfg Config) (*Publisher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "publisher", "topic", cfg.Topic)
-	transport, _, err := newTransport(&cfg)
-	if err != nil {
-		return nil, err
+	transport, shared := cfg.Transport, cfg.Transport != nil
+	if !shared {
+		var err error
+		if transport, _, err = newTransport(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.SASL.Mechanism == MechanismPlain && !cfg.TLS.Enabled {
 		log.Warn("SASL PLAIN without TLS sends the password in clear text", "brokers", cfg.Brokers)
 	}
 	p := &Publisher{
 		source:    []byte(cfg.Source),
+		tenant:    []byte(cfg.Tenant),
+		shared:    shared,
 		cfg:       cfg,
 		log:       log,
 		transport: transport,
@@ -473,7 +480,9 @@ func (p *Publisher) Close() error {
 		case <-t.C:
 			p.closeErr = fmt.Errorf("closing the kafka writer: pending writes not flushed within %s", p.cfg.WriteTimeout)
 		}
-		p.transport.CloseIdleConnections()
+		if !p.shared {
+			p.transport.CloseIdleConnections()
+		}
 	})
 	return p.closeErr
 }

@@ -196,7 +196,7 @@ func TestMessages(t *testing.T) {
 		if m.Time.Before(before) || time.Since(m.Time) > time.Minute {
 			t.Errorf("message %d: time %v is not the publishing time", i, m.Time)
 		}
-		want := schema.AppendHeaders(nil, r, "urn:test")
+		want := schema.AppendHeaders(nil, r, "urn:test", schema.DefaultTenant)
 		if len(m.Headers) != len(want) {
 			t.Fatalf("message %d: %d headers", i, len(m.Headers))
 		}
@@ -271,7 +271,7 @@ func TestMessagesHeadersMatchSchema(t *testing.T) {
 		recs = append(recs, schema.Record{ID: id, FollowTime: ft, Raw: []byte(`{}`)})
 	}
 	for i, m := range p.Messages(recs) {
-		want := schema.AppendHeaders(nil, recs[i], "urn:test:source")
+		want := schema.AppendHeaders(nil, recs[i], "urn:test:source", schema.DefaultTenant)
 		if string(m.Key) != string(recs[i].Key()) {
 			t.Fatalf("record %d: key %q, want %q", i, m.Key, recs[i].Key())
 		}

@@ -279,9 +279,11 @@ func (p *Publisher) readPartition(ctx context.Context, part int, start, end int6
 
 // sort counts r as ours (rb.Found), another producer's (rb.Foreign) or unrecognised.
 func (p *Publisher) sort(part int, r *kafka.Record, rb *poller.ReadBack) {
-	var source, id, ceTime []byte
+	var source, id, ceTime, tenant []byte
 	for _, h := range r.Headers {
 		switch h.Key {
+		case schema.HeaderTenant:
+			tenant = h.Value
 		case schema.HeaderSource:
 			source = h.Value
 		case schema.HeaderID:
@@ -290,8 +292,12 @@ func (p *Publisher) sort(part int, r *kafka.Record, rb *poller.ReadBack) {
 			ceTime = h.Value
 		}
 	}
-	// The seam for tenants: a record of this source but another tenant's ce_tenant is Foreign.
-	if string(source) != p.cfg.Source {
+	// Another tenant's record is someone else's, though its source be ours. A record without
+	// ce_tenant was written before tenants existed, by the one tenant there was then.
+	if tenant == nil {
+		tenant = []byte(schema.DefaultTenant)
+	}
+	if string(source) != p.cfg.Source || string(tenant) != p.cfg.Tenant {
 		rb.Foreign++
 		return
 	}

@@ -386,3 +386,53 @@ func TestReadBackAfterThePartitionsGrew(t *testing.T) {
 		t.Errorf("found %d records, want the %d published (on the old partitions and the new)", len(got), len(want))
 	}
 }
+
+// TestReadBackTellsTenantsApart: two tenants publish to one topic with the same ce_source, over
+// one shared Transport; each read-back takes only its own tenant's records (ce_tenant), and a
+// record of ours without ce_tenant (written before tenants existed) is the default tenant's.
+func TestReadBackTellsTenantsApart(t *testing.T) {
+	r := newReadBackRig(t, 2, nil)
+	transport, _, err := publisher.NewTransport(publisher.Config{Brokers: r.brokers, Topic: r.topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := publisher.NewTestPublisher(t, publisher.Config{Brokers: r.brokers, Topic: r.topic, Tenant: "acme", Transport: transport, WriteTimeout: 5 * time.Second})
+	from := r.tail
+	mine, theirs := records(t, 1, 6), records(t, 100_000, 4)
+	r.publish(mine[:3])
+	if _, err := acme.Publish(context.Background(), theirs); err != nil {
+		t.Fatal(err)
+	}
+	// A record of the default tenant written before ce_tenant existed: no such header.
+	old := mine[3]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.DefaultProduceTopic(r.topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var hs []kgo.RecordHeader
+	for _, h := range schema.AppendHeaders(nil, old, schema.DefaultSource, schema.DefaultTenant)[:schema.NumHeaders-1] {
+		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: old.Key(), Value: old.Raw, Headers: hs}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(mine[4:])
+	rb := r.readBack(from)
+	if got, want := ids(rb.Found), recIDs(mine); !slices.Equal(got, want) {
+		t.Errorf("the default tenant found %v, want its own %v", got, want)
+	}
+	if rb.Foreign != len(theirs) {
+		t.Errorf("the default tenant counted %d records as another's, want acme's %d", rb.Foreign, len(theirs))
+	}
+	rb, err = acme.ReadBack(context.Background(), from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(rb.Found), recIDs(theirs); !slices.Equal(got, want) {
+		t.Errorf("acme found %v, want its own %v", got, want)
+	}
+	if rb.Foreign != len(mine) {
+		t.Errorf("acme counted %d records as another's, want the default tenant's %d", rb.Foreign, len(mine))
+	}
+}

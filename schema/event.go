@@ -18,6 +18,9 @@ const (
 	ContentType = "application/json"
 	// DefaultSource is the CloudEvents source used when none is configured (EVENT_SOURCE).
 	DefaultSource = "https://open.wshoto.com/openapi/crm/follow/listForSystem"
+	// DefaultTenant is the one tenant of a deployment without TENANTS_FILE, the value of its
+	// ce_tenant header (docs/DESIGN.md §7).
+	DefaultTenant = "default"
 )
 
 // Header names, in the order AppendHeaders appends them (CloudEvents 1.0 Kafka protocol binding,
@@ -29,10 +32,13 @@ const (
 	HeaderType        = "ce_type"
 	HeaderTime        = "ce_time"
 	HeaderContentType = "content-type"
+	// HeaderTenant is the CloudEvents extension naming the tenant whose API the record came from
+	// (docs/DESIGN.md §7): records of several tenants in one topic stay apart.
+	HeaderTenant = "ce_tenant"
 )
 
 // NumHeaders is the number of headers AppendHeaders appends for one record.
-const NumHeaders = 6
+const NumHeaders = 7
 
 // TimeLayout is the layout of ce_time: RFC 3339 in UTC with exactly three fraction digits.
 const TimeLayout = "2006-01-02T15:04:05.000Z"
@@ -51,21 +57,25 @@ var (
 	contentTypeValue = []byte(ContentType)
 )
 
-// sourceValue caches the bytes of the last source passed to AppendHeaders, so that a process with
-// one configured source converts it once instead of once per record.
+// sourceValue caches the bytes of the last source (or tenant) passed to AppendHeaders, so that a
+// process with one configured source converts it once instead of once per record.
 type sourceValue struct {
 	s string
 	b []byte
 }
 
-var lastSource atomic.Pointer[sourceValue]
+var lastSource, lastTenant atomic.Pointer[sourceValue]
 
-func sourceBytes(source string) []byte {
-	if v := lastSource.Load(); v != nil && v.s == source {
+func sourceBytes(source string) []byte { return cachedBytes(&lastSource, source) }
+
+func tenantBytes(tenant string) []byte { return cachedBytes(&lastTenant, tenant) }
+
+func cachedBytes(last *atomic.Pointer[sourceValue], s string) []byte {
+	if v := last.Load(); v != nil && v.s == s {
 		return v.b
 	}
-	v := &sourceValue{s: source, b: []byte(source)}
-	lastSource.Store(v)
+	v := &sourceValue{s: s, b: []byte(s)}
+	last.Store(v)
 	return v.b
 }
 
@@ -92,14 +102,14 @@ func ParseCETime(s string) (int64, error) {
 }
 
 // AppendHeaders appends the NumHeaders CloudEvents headers of r to dst, in this order:
-// ce_specversion, ce_id, ce_source, ce_type, ce_time, content-type; and returns the extended
-// slice. source is the CloudEvents source (EVENT_SOURCE).
+// ce_specversion, ce_id, ce_source, ce_type, ce_time, content-type, ce_tenant; and returns the
+// extended slice. source is the CloudEvents source (EVENT_SOURCE), tenant the tenant id.
 //
 // It allocates one buffer for the ce_id and ce_time values (plus the growth of dst when its
 // capacity is too small). The ce_id value is equal to r.Key(), so a caller may use it as the
 // message key instead of allocating another. Values are shared between records and between
 // calls (the constant ones, and source while it does not change): they must not be modified.
-func AppendHeaders(dst []Header, r Record, source string) []Header {
+func AppendHeaders(dst []Header, r Record, source, tenant string) []Header {
 	buf := make([]byte, 0, 20+len(TimeLayout)+4)
 	buf = strconv.AppendInt(buf, r.ID, 10)
 	n := len(buf)
@@ -111,6 +121,7 @@ func AppendHeaders(dst []Header, r Record, source string) []Header {
 		Header{Key: HeaderType, Value: eventTypeValue},
 		Header{Key: HeaderTime, Value: buf[n:len(buf):len(buf)]},
 		Header{Key: HeaderContentType, Value: contentTypeValue},
+		Header{Key: HeaderTenant, Value: tenantBytes(tenant)},
 	)
 }
 

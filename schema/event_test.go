@@ -66,7 +66,7 @@ func TestAppendHeaders(t *testing.T) {
 	r := Record{ID: 9007199254740993, FollowTime: 1707292800123, Raw: []byte(`{"id":9007199254740993}`)}
 	const src = "https://example.test/src"
 	prefix := []Header{{Key: "keep", Value: []byte("me")}}
-	hs := AppendHeaders(prefix, r, src)
+	hs := AppendHeaders(prefix, r, src, "acme")
 	want := []Header{
 		{"keep", []byte("me")},
 		{"ce_specversion", []byte("1.0")},
@@ -75,6 +75,7 @@ func TestAppendHeaders(t *testing.T) {
 		{"ce_type", []byte("com.wshoto.crm.follow.system")},
 		{"ce_time", []byte("2024-02-07T08:00:00.123Z")},
 		{"content-type", []byte("application/json")},
+		{"ce_tenant", []byte("acme")},
 	}
 	if len(hs) != len(want) || len(hs)-len(prefix) != NumHeaders {
 		t.Fatalf("got %d headers, want %d", len(hs), len(want))
@@ -96,7 +97,7 @@ func TestAppendHeaders(t *testing.T) {
 
 func TestAppendHeadersNegativeAndExtremeIDs(t *testing.T) {
 	for _, id := range []int64{0, -1, 1<<63 - 1, -1 << 63} {
-		hs := AppendHeaders(nil, Record{ID: id, FollowTime: 1}, DefaultSource)
+		hs := AppendHeaders(nil, Record{ID: id, FollowTime: 1}, DefaultSource, DefaultTenant)
 		if got, want := string(hs[1].Value), strconv.FormatInt(id, 10); got != want {
 			t.Errorf("ce_id = %q, want %q", got, want)
 		}
@@ -109,7 +110,7 @@ func TestAppendHeadersNegativeAndExtremeIDs(t *testing.T) {
 func TestAppendHeadersSourceChanges(t *testing.T) {
 	r := Record{ID: 1, FollowTime: 1}
 	for _, src := range []string{"a", "b", "a", ""} {
-		hs := AppendHeaders(nil, r, src)
+		hs := AppendHeaders(nil, r, src, DefaultTenant)
 		if string(hs[2].Value) != src {
 			t.Errorf("ce_source = %q, want %q", hs[2].Value, src)
 		}
@@ -119,9 +120,9 @@ func TestAppendHeadersSourceChanges(t *testing.T) {
 func TestAppendHeadersAllocations(t *testing.T) {
 	r := Record{ID: 1234567890123, FollowTime: 1707292800000}
 	dst := make([]Header, 0, NumHeaders)
-	AppendHeaders(dst, r, DefaultSource) // warm the source cache
+	AppendHeaders(dst, r, DefaultSource, DefaultTenant) // warm the source cache
 	n := testing.AllocsPerRun(100, func() {
-		dst = AppendHeaders(dst[:0], r, DefaultSource)
+		dst = AppendHeaders(dst[:0], r, DefaultSource, DefaultTenant)
 	})
 	if n > 1 {
 		t.Errorf("AppendHeaders allocates %v times per record, want at most 1", n)
@@ -145,7 +146,7 @@ func BenchmarkAppendHeaders(b *testing.B) {
 	dst := make([]Header, 0, NumHeaders)
 	b.ReportAllocs()
 	for b.Loop() {
-		dst = AppendHeaders(dst[:0], r, DefaultSource)
+		dst = AppendHeaders(dst[:0], r, DefaultSource, DefaultTenant)
 	}
 }
 

@@ -246,7 +246,7 @@ func TestConfigErrorOfNewNamesTheVariable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no credentials at all must load (watermark show needs none): %v", err)
 	}
-	_, err = openService(c, newLogger(&bytes.Buffer{}, "json", "error", nil), nil)
+	_, err = openService(c, []tenantConf{c.defaultTenant()}, newLogger(&bytes.Buffer{}, "json", "error", nil), nil)
 	var ue *usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "FOLLOWPUB_API_ACCESS_TOKEN") || !strings.Contains(err.Error(), "FOLLOWPUB_API_APP_ID") {
 		t.Fatalf("error %v, want a usage error naming FOLLOWPUB_API_ACCESS_TOKEN and FOLLOWPUB_API_APP_ID", err)
@@ -274,7 +274,7 @@ func TestMissingCAFileNamesTheVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = openService(c, newLogger(&bytes.Buffer{}, "json", "error", nil), nil)
+	_, err = openService(c, []tenantConf{c.defaultTenant()}, newLogger(&bytes.Buffer{}, "json", "error", nil), nil)
 	var ue *usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "FOLLOWPUB_KAFKA_TLS_CA_FILE") {
 		t.Fatalf("error %v, want a usage error naming FOLLOWPUB_KAFKA_TLS_CA_FILE", err)

@@ -89,7 +89,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return demoHA(ctx, cfg, sim, *killEvery, stdout, stderr)
 	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
-	svc, err := openService(cfg, log, nil)
+	svc, err := openService(cfg, []tenantConf{cfg.defaultTenant()}, log, nil)
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// Without a broker the demo cannot show anything: say so at once rather than retry in silence.
 	kctx, cancel := context.WithTimeout(ctx, min(cfg.KafkaWriteTimeout, demoBrokerCheckTimeout))
-	err = svc.pub.Check(kctx)
+	err = svc.tenants[0].pub.Check(kctx)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -126,7 +126,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := svc.poller.Run(runCtx); err != nil && runCtx.Err() == nil {
+		if err := svc.tenants[0].poller.Run(runCtx); err != nil && runCtx.Err() == nil {
 			fail(fmt.Errorf("demo: the poller stopped: %w", err))
 		}
 	}()

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,21 +30,38 @@ import (
 
 var _ poller.Store = (*kafkastate.Store)(nil)
 
-// tenants are the deployment's tenants: one, until TENANTS_FILE (docs/DESIGN.md §7) adds more.
-var tenants = []string{kafkastate.DefaultTenant}
-
 // errOnceDone ends the group's run after `run --once` completed its cycle.
 var errOnceDone = errors.New("the one cycle is done")
 
 // ha is what STATE_STORE=kafka adds to the service: the group membership, the state store's
 // settings, and the poller of each tenant this instance owns in the current generation.
 type ha struct {
-	group    *ownership.Group
+	tenants  []string                        // the ids the group shares out
+	group    atomic.Pointer[ownership.Group] // replaced when a reload changes the tenants
+	groupCfg ownership.Config
 	stateCfg kafkastate.Config
 	client   *kafka.Client
 
 	mu      sync.Mutex
 	pollers map[string]*poller.Poller
+	done    map[string]bool // tenants whose one cycle of run --once completed
+}
+
+// onceDone records that tenant finished its one cycle (run --once) and reports whether every
+// tenant of owned has.
+func (h *ha) onceDone(tenant string, owned []string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done == nil {
+		h.done = map[string]bool{}
+	}
+	h.done[tenant] = true
+	for _, t := range owned {
+		if !h.done[t] {
+			return false
+		}
+	}
+	return true
 }
 
 func (h *ha) setPoller(tenant string, p *poller.Poller) {
@@ -74,40 +92,53 @@ func instanceName(c *config) string {
 	return host + "/" + strconv.Itoa(os.Getpid())
 }
 
-// openHA prepares STATE_STORE=kafka: the state store's settings and the group membership. It
-// does not touch the network.
-func (s *service) openHA() error {
+// openHA prepares STATE_STORE=kafka for the tenants ids: the state store's settings and the group
+// membership. It does not touch the network.
+func (s *service) openHA(ids []string) error {
 	pc := s.cfg.publisherConfig()
 	pc.Topic = s.cfg.StateTopic // the transport fetches metadata of this topic
 	transport, dialer, err := publisher.NewTransport(pc)
 	if err != nil {
 		return configError("Kafka configuration", err)
 	}
-	h := &ha{pollers: map[string]*poller.Poller{}, client: &kafka.Client{Addr: kafka.TCP(s.cfg.brokers...), Transport: transport, Timeout: s.cfg.KafkaWriteTimeout}}
+	h := &ha{tenants: ids, pollers: map[string]*poller.Poller{}, client: &kafka.Client{Addr: kafka.TCP(s.cfg.brokers...), Transport: transport, Timeout: s.cfg.KafkaWriteTimeout}}
 	h.stateCfg = kafkastate.Config{
 		Brokers: s.cfg.brokers, Topic: s.cfg.StateTopic, Identity: identity(s.cfg), Transport: transport,
 		Replication: s.cfg.KafkaTopicReplication, Timeout: s.cfg.KafkaWriteTimeout, Logger: s.log,
 	}
-	h.group, err = ownership.New(ownership.Config{
-		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: tenants, PartitionOf: kafkastate.PartitionOf,
+	h.groupCfg = ownership.Config{
+		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: ids, PartitionOf: kafkastate.PartitionOf,
 		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(s.cfg),
 		Dialer: dialer, Transport: transport, Logger: s.log,
-	})
-	if err != nil {
+	}
+	if err := h.setTenants(ids); err != nil {
 		return usagef("group configuration: %v", err)
 	}
 	s.ha = h
 	return nil
 }
 
+// setTenants makes the group share out ids: a new membership (the next Run joins with it).
+func (h *ha) setTenants(ids []string) error {
+	gc := h.groupCfg
+	gc.Tenants = ids
+	g, err := ownership.New(gc)
+	if err != nil {
+		return err
+	}
+	h.group.Store(g)
+	h.tenants = ids
+	return nil
+}
+
 // registerGroupMetrics adds the ownership gauges to /metrics; with STATE_STORE=file the one
-// process owns its tenant and is in no group, so the group's own gauges are left out.
+// process owns every tenant and is in no group, so the group's own gauges are left out.
 func (s *service) registerGroupMetrics() {
 	status := func() ownership.Status {
 		if s.ha == nil {
-			return ownership.Status{Owned: tenants}
+			return ownership.Status{Owned: s.tenantIDs()}
 		}
-		return s.ha.group.Status()
+		return s.ha.group.Load().Status()
 	}
 	gauge := func(name, help string, f func(ownership.Status) float64) {
 		s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "followpub_" + name, Help: help},
@@ -115,7 +146,7 @@ func (s *service) registerGroupMetrics() {
 	}
 	gauge("tenants_owned", "Tenants this instance polls now: those it owns in the current generation with STATE_STORE=kafka.",
 		func(st ownership.Status) float64 { return float64(len(st.Owned)) })
-	s.metrics.registerTenantOwned(func() (all, owned []string) { return tenants, status().Owned })
+	s.metrics.registerTenantOwned(func() (all, owned []string) { return s.tenantIDs(), status().Owned })
 	if s.cfg.StateStore != "kafka" {
 		return // the group's gauges: a file store is in no group, and the alerts count members by them
 	}
@@ -132,56 +163,74 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// ready is /readyz: with STATE_STORE=file, a cycle completed lately; with kafka, a member of a
-// generation whose tenants (none, for a standby) each completed a cycle lately.
+// ready is /readyz (README "Metrics and health"): at least one tenant polled here completed a
+// cycle within three poll intervals; with STATE_STORE=kafka, this instance is also a member of a
+// generation, and one that owns no tenant (a standby) is ready. One tenant's revoked credentials
+// or dead API do not make the instance unready: that is the tenant's failure, shown by its own
+// metrics and /status; a failure every tenant shares (Kafka, the state, the network) does.
 func (s *service) ready() bool {
-	if s.ha == nil {
-		return s.poller.Ready()
+	owned := s.tenantIDs()
+	if s.ha != nil {
+		st := s.ha.group.Load().Status()
+		if !st.Joined {
+			return false
+		}
+		if owned = st.Owned; len(owned) == 0 {
+			return true
+		}
 	}
-	st := s.ha.group.Status()
-	if !st.Joined {
-		return false
+	for _, id := range owned {
+		if p := s.pollerOf(id); p != nil && p.Ready() {
+			return true
+		}
+	}
+	return false
+}
+
+// pollerOf returns the poller of tenant id polled here now, nil when there is none (with
+// STATE_STORE=kafka: a tenant another instance owns).
+func (s *service) pollerOf(id string) *poller.Poller {
+	if s.ha == nil {
+		if t := s.tenant(id); t != nil {
+			return t.poller
+		}
+		return nil
 	}
 	s.ha.mu.Lock()
 	defer s.ha.mu.Unlock()
-	for _, t := range st.Owned {
-		if p := s.ha.pollers[t]; p == nil || !p.Ready() {
-			return false
-		}
-	}
-	return true
+	return s.ha.pollers[id]
 }
 
 // errStandby is /status' state error on an instance that does not own the tenant.
 var errStandby = errors.New("another instance owns the tenant: this one is a standby")
 
-// Status is the tenant's state for /status: from the one poller with STATE_STORE=file, or from
-// the poller of the generation that owns the tenant here with kafka.
-func (s *service) Status(ctx context.Context) (poller.Status, error) {
-	if s.ha == nil {
-		return s.poller.Status(ctx)
-	}
-	s.ha.mu.Lock()
-	p := s.ha.pollers[kafkastate.DefaultTenant]
-	s.ha.mu.Unlock()
+// Status is the tenant's state for /status: from its poller with STATE_STORE=file, or from the
+// poller of the generation that owns the tenant here with kafka.
+func (t *tenantRun) Status(ctx context.Context) (poller.Status, error) {
+	p := t.svc.pollerOf(t.conf.ID)
 	if p == nil {
 		return poller.Status{}, errStandby
 	}
 	return p.Status(ctx)
 }
 
-// Membership is this instance's standing for /status.
-func (s *service) Membership() membership {
-	m := membership{Ready: s.ready()}
+// Membership is this instance's standing for the tenant, for /status.
+func (t *tenantRun) Membership() membership {
+	s := t.svc
+	p := s.pollerOf(t.conf.ID)
+	m := membership{Ready: p != nil && p.Ready()}
 	if s.ha == nil {
 		return m
 	}
-	st := s.ha.group.Status()
+	st := s.ha.group.Load().Status()
 	if st.Joined {
 		g := int64(st.Generation)
 		m.Generation = &g
 	}
-	m.Standby = !slices.Contains(st.Owned, kafkastate.DefaultTenant)
+	m.Standby = !slices.Contains(st.Owned, t.conf.ID)
+	if m.Standby {
+		m.Ready = s.ready()
+	}
 	return m
 }
 
@@ -216,10 +265,10 @@ func (s *service) checkHAOnce(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := s.ha.group.CheckShared(ctx); err != nil {
+	if err := s.ha.group.Load().CheckShared(ctx); err != nil {
 		return s.sharedError(err)
 	}
-	for _, t := range tenants {
+	for _, t := range s.ha.tenants {
 		sc.Tenant = t
 		store, err := kafkastate.Open(ctx, sc)
 		if err != nil {
@@ -254,16 +303,99 @@ func (s *service) runGroup(ctx context.Context, once bool) error {
 		}
 		return err
 	}
-	err := s.ha.group.Run(ctx, func(gctx context.Context, ten ownership.Tenancy) error {
-		return s.own(gctx, ten, once)
-	})
-	switch {
-	case errors.Is(err, errOnceDone):
+	for {
+		// A SIGHUP with a tenants file that loads ends this membership; the instance joins again
+		// with the new tenants. A file that does not load changes nothing.
+		gctx, leave := context.WithCancel(ctx)
+		reloaded := make(chan []tenantConf, 1)
+		go s.watchReloads(gctx, once, func(next []tenantConf) {
+			reloaded <- next
+			leave()
+		})
+		err := s.ha.group.Load().Run(gctx, func(gctx context.Context, ten ownership.Tenancy) error {
+			return s.own(gctx, ten, once)
+		})
+		leave()
+		switch {
+		case errors.Is(err, errOnceDone):
+			return nil
+		case errors.Is(err, ownership.ErrSessionTimeout):
+			return usagef("FOLLOWPUB_GROUP_SESSION_TIMEOUT=%s: %v", s.cfg.GroupSessionTimeout, err)
+		case err != nil:
+			return s.sharedError(err)
+		}
+		select {
+		case next := <-reloaded:
+			if ctx.Err() == nil {
+				s.reloadGroup(next)
+				continue
+			}
+		default:
+		}
 		return nil
-	case errors.Is(err, ownership.ErrSessionTimeout):
-		return usagef("FOLLOWPUB_GROUP_SESSION_TIMEOUT=%s: %v", s.cfg.GroupSessionTimeout, err)
 	}
-	return s.sharedError(err)
+}
+
+// watchReloads reads TENANTS_FILE again on each SIGHUP until ctx ends, and hands a file that
+// loads to apply (once). With once, or without a tenants file, a SIGHUP is logged and ignored.
+func (s *service) watchReloads(ctx context.Context, once bool, apply func([]tenantConf)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.hangups():
+		}
+		if once || s.cfg.TenantsFile == "" {
+			s.log.Info("SIGHUP: no FOLLOWPUB_TENANTS_FILE to read again (or run --once); nothing changes")
+			continue
+		}
+		next, err := s.cfg.tenantConfs()
+		if err != nil {
+			s.log.Error("SIGHUP: reading FOLLOWPUB_TENANTS_FILE again failed; the running tenants go on unchanged", "tenants_file", s.cfg.TenantsFile, "err", err)
+			continue
+		}
+		s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE read; leaving the group to join again with its tenants", "tenants", len(next))
+		apply(next)
+		return
+	}
+}
+
+// reloadGroup applies a tenants file read again (STATE_STORE=kafka) while this instance is out
+// of the group, so no tenant runs: tenants removed are closed (their state stays in
+// STATE_TOPIC), changed ones reopened, added ones opened; the group then shares out the new ids.
+func (s *service) reloadGroup(next []tenantConf) {
+	added, removed, changed := diffTenants(s.tenantList(), next)
+	for _, id := range append(slices.Clone(removed), changed...) {
+		s.stopTenant(id, nil)
+	}
+	for _, id := range removed {
+		s.metrics.forget(id)
+	}
+	var failed []string
+	if !s.covers(next) {
+		if err := s.newTransport(next); err != nil {
+			s.log.Error("SIGHUP: a Kafka transport for the new topics could not be made", "err", err)
+		}
+	}
+	for _, tc := range next {
+		if s.tenant(tc.ID) != nil {
+			continue
+		}
+		t, err := s.openTenant(tc)
+		if err != nil {
+			s.log.Error("SIGHUP: the tenant could not be started", "tenant", tc.ID, "err", err)
+			failed = append(failed, tc.ID)
+			continue
+		}
+		s.mu.Lock()
+		s.tenants = append(s.tenants, t)
+		s.mu.Unlock()
+	}
+	s.sortTenants(next)
+	if err := s.ha.setTenants(s.tenantIDs()); err != nil {
+		s.log.Error("SIGHUP: the group could not take the new tenants; joining with the old ones", "err", err)
+	}
+	s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE applied", "tenants", len(s.tenantIDs()), "added", added, "removed", removed, "changed", changed, "failed", failed)
 }
 
 // own polls one tenant for one generation: it loads the tenant's state (the poller reads the
@@ -272,16 +404,24 @@ func (s *service) runGroup(ctx context.Context, once bool) error {
 // brokers is retried.
 func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) error {
 	log := s.log.With("tenant", ten.Tenant, "generation", ten.Generation)
+	t := s.tenant(ten.Tenant)
+	if t == nil {
+		// Returning would end the generation of every tenant here (kafka-go ends a generation
+		// when one of its functions returns): wait for its end instead.
+		log.Info("tenant assigned but not configured here; not polled")
+		<-ctx.Done()
+		return nil
+	}
 	began := time.Now()
 	sc := s.ha.stateCfg
 	sc.Tenant, sc.Fence = ten.Tenant, ten.Fence
-	pc := s.pollerConfig()
+	pc := t.pollerConfig()
 	pc.Fence = ten.Fence
 	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.
 	pc.ShutdownGrace = min(pc.ShutdownGrace, s.cfg.GroupSessionTimeout/2)
 	policy := retry.New(200*time.Millisecond, 5*time.Second)
 	for {
-		store, p, st, err := s.load(ctx, sc, pc)
+		store, p, st, err := t.load(ctx, sc, pc)
 		if err == nil {
 			defer func() { _ = store.Close() }() // every commit was acknowledged before it returned
 			log.Info("tenant owned: state loaded", "load_duration", time.Since(began).Round(time.Millisecond),
@@ -297,7 +437,13 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 				if res, err := p.Cycle(ctx); err != nil {
 					return fmt.Errorf("the cycle did not complete (published %d before it stopped): %w", res.Published, err)
 				}
-				return errOnceDone
+				// The last tenant owned here to finish its cycle ends the run; the others wait
+				// for it, as returning would end the generation of all.
+				if s.ha.onceDone(ten.Tenant, s.ha.group.Load().Status().Owned) {
+					return errOnceDone
+				}
+				<-ctx.Done()
+				return nil
 			}
 			return s.runOwned(ctx, p, store, log)
 		}
@@ -375,12 +521,12 @@ func applyRequest(ctx context.Context, p *poller.Poller, store *kafkastate.Store
 }
 
 // load opens the tenant's store and a poller over it, and loads the state.
-func (s *service) load(ctx context.Context, sc kafkastate.Config, pc poller.Config) (*kafkastate.Store, *poller.Poller, poller.Status, error) {
+func (t *tenantRun) load(ctx context.Context, sc kafkastate.Config, pc poller.Config) (*kafkastate.Store, *poller.Poller, poller.Status, error) {
 	store, err := kafkastate.Open(ctx, sc)
 	if err != nil {
 		return nil, nil, poller.Status{}, err
 	}
-	p, err := poller.New(pc, s.api, s.pub, store)
+	p, err := poller.New(pc, t.api, t.pub, store)
 	if err == nil {
 		var st poller.Status
 		if st, err = p.Status(ctx); err == nil {
@@ -393,7 +539,7 @@ func (s *service) load(ctx context.Context, sc kafkastate.Config, pc poller.Conf
 
 // owner returns the instance that owns tenant now ("" for none), for `watermark`.
 func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, error) {
-	members, err := h.group.Members(ctx)
+	members, err := h.group.Load().Members(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -408,10 +554,14 @@ func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, 
 // watermarkKafka is `watermark show|set|reset` with STATE_STORE=kafka, which works while
 // instances run: show names the owner; set and reset are handed to the owner, which applies them
 // at its next cycle (a replay without downtime), or applied here when no instance owns the tenant.
-func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, stderr io.Writer) error {
+func watermarkKafka(ctx context.Context, cfg *config, tcs []tenantConf, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
+	var ids []string
+	for _, tc := range tcs {
+		ids = append(ids, tc.ID)
+	}
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
-	if err := s.openHA(); err != nil {
+	if err := s.openHA(ids); err != nil {
 		return err
 	}
 	wait := 2*cfg.GroupSessionTimeout + 2*cfg.PollInterval + 30*time.Second
@@ -424,7 +574,8 @@ func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	for _, tenant := range tenants {
+	for _, tc := range tcs {
+		tenant := tc.ID
 		sc := s.ha.stateCfg
 		sc.Tenant = tenant
 		owner, err := s.ha.owner(ctx, tenant, parts)
@@ -437,7 +588,7 @@ func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, std
 		}
 		defer func() { _ = store.Close() }() // each write was acknowledged
 		pc := cfg.pollerConfig()
-		pc.Logger = log
+		pc.Logger, pc.StartFrom = log, tc.StartFrom
 		p, err := poller.New(pc, nil, nil, store)
 		if err != nil {
 			return err
@@ -469,7 +620,7 @@ func watermarkKafka(ctx context.Context, cfg *config, args []string, stdout, std
 			return err
 		}
 		if args[0] == "reset" {
-			fmt.Fprintf(stdout, "state of tenant %s in %s reset; its next cycle starts from FOLLOWPUB_START_FROM=%s\n", tenant, cfg.StateTopic, cfg.StartFrom)
+			fmt.Fprintf(stdout, "state of tenant %s in %s reset; its next cycle starts from %s\n", tenant, cfg.StateTopic, startFromName(cfg, tc))
 			continue
 		}
 		b, err := json.Marshal(struct {

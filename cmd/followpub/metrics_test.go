@@ -36,7 +36,8 @@ func TestMetricsTheAlertsRead(t *testing.T) {
 // of several. The group's own gauges are left out with a file store, so that the alerts count only
 // the instances of a group.
 func TestTenantOwned(t *testing.T) {
-	file := &service{cfg: &config{StateStore: "file"}, metrics: newMetrics(time.Second)}
+	one := []*tenantRun{{conf: tenantConf{ID: "default"}}}
+	file := &service{cfg: &config{StateStore: "file"}, metrics: newMetrics(time.Second), tenants: one}
 	file.registerGroupMetrics()
 	if got := byTenant(t, file.metrics); !maps.Equal(got, map[string]float64{"default": 1}) {
 		t.Errorf("STATE_STORE=file: followpub_tenant_owned %v, want default=1", got)
@@ -55,9 +56,9 @@ func TestTenantOwned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	standby := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(time.Second)}
+	standby := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(time.Second), tenants: one}
 	standby.registerGroupMetrics()
-	if err := standby.openHA(); err != nil {
+	if err := standby.openHA(standby.tenantIDs()); err != nil {
 		t.Fatal(err)
 	}
 	if got := byTenant(t, standby.metrics); !maps.Equal(got, map[string]float64{"default": 0}) {

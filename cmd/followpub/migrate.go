@@ -14,6 +14,7 @@ import (
 	"github.com/followpub/followpub/internal/kafkastate"
 	"github.com/followpub/followpub/internal/state"
 	"github.com/followpub/followpub/poller"
+	"github.com/followpub/followpub/schema"
 )
 
 // cmdState is `followpub state migrate`: copy the file store's state into STATE_TOPIC, so that a
@@ -31,6 +32,10 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
+	if cfg.TenantsFile != "" {
+		// Each tenant has a file of its own (STATE_PATH.ID); moving them all is not built.
+		return usagef("state migrate: moves the state of the one tenant default (FOLLOWPUB_STATE_PATH); with FOLLOWPUB_TENANTS_FILE=%s it is not built yet", cfg.TenantsFile)
+	}
 	file, err := state.Open(cfg.StatePath)
 	if err != nil {
 		return err
@@ -45,7 +50,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
-	if err := s.openHA(); err != nil {
+	if err := s.openHA([]string{schema.DefaultTenant}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 4*cfg.KafkaWriteTimeout)
@@ -53,13 +58,13 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if err := s.checkHA(ctx); err != nil {
 		return err
 	}
-	if members, err := s.ha.group.Members(ctx); err != nil {
+	if members, err := s.ha.group.Load().Members(ctx); err != nil {
 		return err
 	} else if len(members) > 0 {
 		return fmt.Errorf("group %s has %d members running: stop every instance with STATE_STORE=kafka before migrating (FOLLOWPUB_GROUP_ID)", cfg.GroupID, len(members))
 	}
 	sc := s.ha.stateCfg
-	sc.Tenant = tenants[0]
+	sc.Tenant = schema.DefaultTenant
 	store, err := kafkastate.Open(ctx, sc)
 	if err != nil {
 		return err

@@ -23,15 +23,25 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	hup, stopHangups := notifyHangups()
+	defer stopHangups()
+	tcs, err := cfg.tenantConfs()
+	if err != nil {
+		return err
+	}
 	logs, format, progress, endProgress := runOutput(stderr, *once, cfg.LogFormat)
 	defer endProgress()
-	log := newLogger(logs, format, cfg.LogLevel, cfg.secrets())
+	log := newLogger(logs, format, cfg.LogLevel, append(cfg.secrets(), secretsOf(tcs)...))
 	logStart(log, cfg, *once)
-	svc, err := openService(cfg, log, progress)
+	if cfg.TenantsFile != "" {
+		log.Info("tenants file read", "tenants_file", cfg.TenantsFile, "tenants", len(tcs))
+	}
+	svc, err := openService(cfg, tcs, log, progress)
 	if err != nil {
 		return err
 	}
 	defer svc.close()
+	svc.hup = hup
 	if cfg.HTTPAddr != "" {
 		stop, err := svc.serveHTTP(ctx, cfg.HTTPAddr)
 		if err != nil {
@@ -48,15 +58,10 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		log.Info("followpub stopped")
 		return err
 	}
-	if *once {
-		res, err := svc.poller.Cycle(ctx)
-		if err != nil {
-			return fmt.Errorf("the cycle did not complete (published %d before it stopped): %w", res.Published, err)
-		}
-		return nil
+	err = svc.runTenants(ctx, *once)
+	if !*once {
+		log.Info("followpub stopped")
 	}
-	err = svc.poller.Run(ctx)
-	log.Info("followpub stopped")
 	return err
 }
 

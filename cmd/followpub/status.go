@@ -18,10 +18,8 @@ import (
 	"github.com/followpub/followpub/internal/wshoto"
 	"github.com/followpub/followpub/poller"
 	"github.com/followpub/followpub/publisher"
+	"github.com/followpub/followpub/schema"
 )
-
-// defaultTenant is the one tenant there is until TENANTS_FILE exists (docs/DESIGN.md §7).
-const defaultTenant = "default"
 
 // statusDoc is what GET /status answers, in the spirit of Kafka Connect's
 // GET /connectors/{name}/status: the instance, and per tenant its owner, state, last cycle and lag.
@@ -97,12 +95,13 @@ type membership struct {
 	Standby bool
 }
 
-// statusTracker keeps what /status shows. It sits between the components and the metrics: each
+// statusTracker keeps what /status shows of one tenant. It sits between the tenant's components
+// and its metrics: each
 // hook passes through to the metrics and counts what the current cycle did, and the state is
 // read again after every cycle (the poller holds its lock for a whole cycle, so /status never
 // waits on it). It is safe for concurrent use.
 type statusTracker struct {
-	*metrics
+	*tenantMetrics
 	instance instanceDoc
 	clock    func() time.Time
 	refresh  chan struct{} // a cycle ended: read the state again
@@ -124,14 +123,20 @@ var (
 	_ publisher.Metrics = (*statusTracker)(nil)
 )
 
+// newStatusTracker returns the tracker of the tenant default (schema.DefaultTenant).
 func newStatusTracker(m *metrics, clock func() time.Time) *statusTracker {
+	return newTenantTracker(m, schema.DefaultTenant, clock)
+}
+
+// newTenantTracker returns the tracker of tenant, feeding its series of m.
+func newTenantTracker(m *metrics, tenant string, clock func() time.Time) *statusTracker {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"
 	}
 	pid := os.Getpid()
 	return &statusTracker{
-		metrics: m,
+		tenantMetrics: m.tenant(tenant),
 		instance: instanceDoc{ID: fmt.Sprintf("%s-%d", host, pid), Hostname: host, PID: pid, Version: version,
 			StartedAt: clock().UTC().Format(time.RFC3339)},
 		clock:       clock,
@@ -141,22 +146,22 @@ func newStatusTracker(m *metrics, clock func() time.Time) *statusTracker {
 }
 
 func (t *statusTracker) RecordsFetched(n int) {
-	t.metrics.RecordsFetched(n)
+	t.tenantMetrics.RecordsFetched(n)
 	t.count(func(c *cycleDoc) { c.Fetched += n })
 }
 
 func (t *statusTracker) RecordsPublished(n int) {
-	t.metrics.RecordsPublished(n)
+	t.tenantMetrics.RecordsPublished(n)
 	t.count(func(c *cycleDoc) { c.Published += n })
 }
 
 func (t *statusTracker) DuplicatesSkipped(n int) {
-	t.metrics.DuplicatesSkipped(n)
+	t.tenantMetrics.DuplicatesSkipped(n)
 	t.count(func(c *cycleDoc) { c.Duplicates += n })
 }
 
 func (t *statusTracker) LateDropped(n int) {
-	t.metrics.LateDropped(n)
+	t.tenantMetrics.LateDropped(n)
 	t.count(func(c *cycleDoc) { c.Late += n })
 }
 
@@ -167,14 +172,14 @@ func (t *statusTracker) count(f func(*cycleDoc)) {
 }
 
 func (t *statusTracker) StateCommitted(w time.Time, d time.Duration) {
-	t.metrics.StateCommitted(w, d)
+	t.tenantMetrics.StateCommitted(w, d)
 	t.mu.Lock()
 	t.watermarkMS = max(t.watermarkMS, w.UnixMilli())
 	t.mu.Unlock()
 }
 
 func (t *statusTracker) ObserveRequest(endpoint, outcome string, d time.Duration) {
-	t.metrics.ObserveRequest(endpoint, outcome, d)
+	t.tenantMetrics.ObserveRequest(endpoint, outcome, d)
 	if outcome == wshoto.OutcomeOK || outcome == wshoto.OutcomeCanceled {
 		return
 	}
@@ -184,7 +189,7 @@ func (t *statusTracker) ObserveRequest(endpoint, outcome string, d time.Duration
 }
 
 func (t *statusTracker) ObserveWrite(n int, d time.Duration, err error) {
-	t.metrics.ObserveWrite(n, d, err)
+	t.tenantMetrics.ObserveWrite(n, d, err)
 	if err == nil {
 		return
 	}
@@ -195,7 +200,7 @@ func (t *statusTracker) ObserveWrite(n int, d time.Duration, err error) {
 
 // CycleDone closes the cycle under way and asks for the state to be read again.
 func (t *statusTracker) CycleDone(result string, d time.Duration) {
-	t.metrics.CycleDone(result, d)
+	t.tenantMetrics.CycleDone(result, d)
 	now := t.clock()
 	t.mu.Lock()
 	c := t.cur
@@ -255,12 +260,17 @@ func (t *statusTracker) watchState(ctx context.Context, p stateReader) {
 	}
 }
 
-// snapshot returns the document /status serves.
+// snapshot returns the document /status serves for this tracker's tenant alone.
 func (t *statusTracker) snapshot(m membership) statusDoc {
+	return statusDoc{Instance: t.instance, Generation: m.Generation, Tenants: []tenantDoc{t.tenantDoc(m)}}
+}
+
+// tenantDoc returns what /status shows of the tenant, given its standing m.
+func (t *statusTracker) tenantDoc(m membership) tenantDoc {
 	now := t.clock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	td := tenantDoc{Tenant: defaultTenant, Owner: t.instance.ID, Status: "STARTING", Ready: m.Ready,
+	td := tenantDoc{Tenant: t.id, Owner: t.instance.ID, Status: "STARTING", Ready: m.Ready,
 		State: t.state, StateError: t.stateErr}
 	if m.Standby {
 		// Another instance polls the tenant: this one shows what it last knew, and says so.
@@ -279,24 +289,34 @@ func (t *statusTracker) snapshot(m membership) statusDoc {
 	if t.watermarkMS != 0 {
 		td.LagSeconds = max(0, now.Sub(time.UnixMilli(t.watermarkMS)).Seconds())
 	}
-	return statusDoc{Instance: t.instance, Generation: m.Generation, Tenants: []tenantDoc{td}}
+	return td
 }
 
-// handleStatus serves GET /status.
+// handleStatus serves GET /status of this tracker's tenant alone.
 func (t *statusTracker) handleStatus(p stateReader) http.HandlerFunc {
+	return serveStatus(func() statusDoc { return t.snapshot(p.Membership()) })
+}
+
+// handlePage serves GET / of this tracker's tenant alone.
+func (t *statusTracker) handlePage(p stateReader) http.HandlerFunc {
+	return servePage(func() statusDoc { return t.snapshot(p.Membership()) })
+}
+
+// serveStatus serves GET /status: the document doc returns.
+func serveStatus(doc func() statusDoc) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(t.snapshot(p.Membership()))
+		_ = enc.Encode(doc())
 	}
 }
 
-// handlePage serves GET /: the same as /status, for a person.
-func (t *statusTracker) handlePage(p stateReader) http.HandlerFunc {
+// servePage serves GET /: the same as /status, for a person.
+func servePage(doc func() statusDoc) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := statusPage.Execute(w, t.snapshot(p.Membership())); err != nil {
+		if err := statusPage.Execute(w, doc()); err != nil {
 			http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("watermark", flag.ContinueOnError)
+	only := fs.String("tenant", "", "the tenant (an id of FOLLOWPUB_TENANTS_FILE); required by set and reset when there is more than one; show prints every tenant without it")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -21,6 +22,19 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if len(args) == 0 {
 		return usagef("watermark needs a subcommand: show, set TIME or reset")
 	}
+	// Flags may also come after the subcommand: watermark set 2024-02-07 --tenant acme.
+	sub := flag.NewFlagSet("watermark "+args[0], flag.ContinueOnError)
+	sub.StringVar(only, "tenant", *only, "the tenant")
+	pos, rest := args[:1:1], args[1:]
+	for len(rest) > 0 {
+		if err := parseFlags(sub, rest, stderr); err != nil {
+			return err
+		}
+		if rest = sub.Args(); len(rest) > 0 {
+			pos, rest = append(pos, rest[0]), rest[1:]
+		}
+	}
+	args = pos
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
@@ -39,21 +53,58 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	default:
 		return usagef("watermark: want show, set TIME or reset, got %q", args)
 	}
-	if cfg.StateStore == "kafka" {
-		return watermarkKafka(ctx, cfg, args, stdout, stderr)
+	tcs, err := cfg.tenantConfs()
+	if err != nil {
+		return err
 	}
-	store, err := state.Open(cfg.StatePath)
+	if tcs, err = pickTenants(tcs, *only, args[0]); err != nil {
+		return err
+	}
+	if cfg.StateStore == "kafka" {
+		return watermarkKafka(ctx, cfg, tcs, args, stdout, stderr)
+	}
+	for _, tc := range tcs {
+		if err := watermarkFile(ctx, cfg, tc, args, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pickTenants returns the tenants a watermark command acts on: the one --tenant names, or every
+// tenant for show; set and reset need --tenant when there is more than one.
+func pickTenants(tcs []tenantConf, only, op string) ([]tenantConf, error) {
+	if only == "" {
+		if op != "show" && len(tcs) > 1 {
+			return nil, usagef("watermark %s: --tenant ID is required with %d tenants (FOLLOWPUB_TENANTS_FILE)", op, len(tcs))
+		}
+		return tcs, nil
+	}
+	var ids []string
+	for _, tc := range tcs {
+		if tc.ID == only {
+			return []tenantConf{tc}, nil
+		}
+		ids = append(ids, tc.ID)
+	}
+	return nil, usagef("watermark: --tenant %s: no such tenant; the tenants are %v", only, ids)
+}
+
+// watermarkFile is `watermark show|set|reset` of one tenant with STATE_STORE=file.
+func watermarkFile(ctx context.Context, cfg *config, tc tenantConf, args []string, stdout, stderr io.Writer) (err error) {
+	path := cfg.statePath(tc.ID)
+	store, err := state.Open(path)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if cerr := store.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("closing state %s: %w", cfg.StatePath, cerr)
+			err = fmt.Errorf("closing state %s: %w", path, cerr)
 		}
 	}()
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
 	pc := cfg.pollerConfig()
-	pc.Logger = log
+	pc.Logger, pc.StartFrom = log, tc.StartFrom
 	p, err := poller.New(pc, nil, nil, store)
 	if err != nil {
 		return err
@@ -68,7 +119,7 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err := p.Reset(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "state %s reset; the next run starts from FOLLOWPUB_START_FROM=%s\n", cfg.StatePath, cfg.StartFrom)
+		fmt.Fprintf(stdout, "state %s of tenant %s reset; its next run starts from %s\n", path, tc.ID, startFromName(cfg, tc))
 		return nil
 	}
 	st, err := p.Status(ctx)
@@ -77,12 +128,21 @@ func cmdWatermark(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	out := struct {
 		poller.Status
+		Tenant    string `json:"tenant"`
 		StatePath string `json:"state_path"`
-	}{st, cfg.StatePath}
+	}{st, tc.ID, path}
 	b, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, string(b))
 	return nil
+}
+
+// startFromName says where tc's next run starts after a reset.
+func startFromName(cfg *config, tc tenantConf) string {
+	if cfg.TenantsFile == "" {
+		return "FOLLOWPUB_START_FROM=" + tc.StartFrom
+	}
+	return "start_from " + tc.StartFrom
 }

@@ -128,6 +128,15 @@ type Group struct {
 
 	mu     sync.Mutex
 	status Status
+	// heldParts are the state topic's partitions of the current (or last) generation.
+	heldParts []int
+}
+
+// held returns the partitions this member was given in its last generation.
+func (g *Group) held() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.heldParts)
 }
 
 // New returns the Group of cfg after filling defaults and validating; it does not touch the
@@ -174,7 +183,7 @@ func (g *Group) Run(ctx context.Context, work func(ctx context.Context, t Tenanc
 		Brokers:           g.cfg.Brokers,
 		Dialer:            g.cfg.Dialer,
 		Topics:            []string{g.cfg.Topic},
-		GroupBalancers:    []kafka.GroupBalancer{balancer{data: data}},
+		GroupBalancers:    []kafka.GroupBalancer{tenantBalancer{g: g}, balancer{data: data}},
 		HeartbeatInterval: g.cfg.HeartbeatInterval,
 		SessionTimeout:    g.cfg.SessionTimeout,
 		// A rebalance waits this long for the old owner to stop and rejoin; no shorter than the
@@ -228,9 +237,14 @@ func (g *Group) Run(ctx context.Context, work func(ctx context.Context, t Tenanc
 func (g *Group) generation(gen *kafka.Generation, work func(ctx context.Context, t Tenancy) error) error {
 	began := time.Now()
 	assigned := map[int]bool{}
+	var held []int
 	for _, pa := range gen.Assignments[g.cfg.Topic] {
 		assigned[pa.ID] = true
+		held = append(held, pa.ID)
 	}
+	g.mu.Lock()
+	g.heldParts = held
+	g.mu.Unlock()
 	parts, err := g.partitions()
 	for policy := retry.New(100*time.Millisecond, time.Second); err != nil && time.Since(began) < g.cfg.SessionTimeout/2; {
 		_ = retry.Sleep(context.Background(), policy.Next())

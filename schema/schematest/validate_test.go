@@ -159,7 +159,7 @@ func TestReadmeExample(t *testing.T) {
 	if string(r.Key()) != key {
 		t.Errorf("README key %q, record key %q", key, r.Key())
 	}
-	hs := schema.AppendHeaders(nil, r, schema.DefaultSource)
+	hs := schema.AppendHeaders(nil, r, schema.DefaultSource, schema.DefaultTenant)
 	if len(headers) != len(hs) {
 		t.Errorf("README shows %d headers, AppendHeaders makes %d", len(headers), len(hs))
 	}
