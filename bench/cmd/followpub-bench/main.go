@@ -43,6 +43,8 @@ type options struct {
 	haMoves                       int
 	haRecords                     int
 	haSteady                      time.Duration
+	tenants, spreadTenants        int
+	tenantsFor                    time.Duration
 }
 
 // binary is a followpub binary the driver measures: the one built from this repository, and any
@@ -56,7 +58,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery,ha", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store)")
+	flag.StringVar(&only, "only", "backfill,api,steady,memory,recovery,ha,tenants", "measurements to run: backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store), tenants (many tenants in one instance, and spread over three)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -73,6 +75,9 @@ func run() (err error) {
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
 	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
+	flag.IntVar(&o.tenants, "tenants", 500, "tenants of the tenants measurement's one instance")
+	flag.IntVar(&o.spreadTenants, "spread-tenants", 300, "tenants the tenants measurement spreads over three instances")
+	flag.DurationVar(&o.tenantsFor, "tenants-for", 40*time.Second, "length of each process's measured window in the tenants measurement")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")
 	flag.Parse()
 	o.only = map[string]bool{}
@@ -162,6 +167,7 @@ func run() (err error) {
 		{"memory", d.memory},
 		{"recovery", d.recovery},
 		{"ha", d.ha},
+		{"tenants", d.tenants},
 	}
 	for _, s := range steps {
 		if !o.only[s.name] {
