@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/followpub/followpub/internal/wshoto"
@@ -23,9 +24,15 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "FAIL  configuration: %v\n", err)
 		return err
 	}
+	tcs, err := cfg.tenantConfs()
+	if err != nil {
+		fmt.Fprintf(stdout, "FAIL  configuration: %v\n", err)
+		return err
+	}
 	fmt.Fprintln(stdout, "ok    configuration")
-	redact := redactor(cfg.secrets())
-	log := newLogger(stderr, cfg.LogFormat, "error", cfg.secrets())
+	secrets := append(cfg.secrets(), secretsOf(tcs)...)
+	redact := redactor(secrets)
+	log := newLogger(stderr, cfg.LogFormat, "error", secrets)
 	failed := false
 	report := func(what string, err error) {
 		if err != nil {
@@ -35,8 +42,27 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "ok    %s\n", what)
 	}
+	for i, tc := range tcs {
+		// With a tenants file each line names its tenant; the brokers are checked once.
+		prefix := ""
+		if cfg.TenantsFile != "" {
+			prefix = "tenant " + tc.ID + ": "
+		}
+		if err := checkTenant(ctx, cfg, tc, log, i == 0, prefix, report, stdout); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return errSilentFailure
+	}
+	return nil
+}
 
-	apiCfg := cfg.apiConfig()
+// checkTenant gets a token for tc, reads one page and describes its topic (and, with brokers,
+// says whether the brokers answered), reporting each.
+func checkTenant(ctx context.Context, cfg *config, tc tenantConf, log *slog.Logger, brokers bool, prefix string,
+	report func(string, error), stdout io.Writer) error {
+	apiCfg := tc.API
 	apiCfg.Logger = log
 	apiCfg.MaxAttempts = 2 // a check reports, it does not wait out an outage
 	api, err := wshoto.New(apiCfg)
@@ -46,20 +72,20 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	actx, cancel := context.WithTimeout(ctx, 2*cfg.APITimeout)
 	_, err = api.Token(actx)
 	cancel()
-	report("API token from "+cfg.APIBaseURL, err)
+	report(prefix+"API token from "+tc.API.BaseURL, err)
 	if err == nil {
 		today := poller.StartOfDay(time.Now(), cfg.location)
 		actx, cancel := context.WithTimeout(ctx, 2*cfg.APITimeout)
 		page, err := api.ListPage(actx, today, today, 1)
 		cancel()
-		what := "API list page 1 of " + today.Format(poller.DateLayout)
+		what := prefix + "API list page 1 of " + today.Format(poller.DateLayout)
 		if err == nil {
 			what += fmt.Sprintf(" (total %d, %d records on the page)", page.Total, len(page.Records))
 		}
 		report(what, err)
 	}
 
-	pubCfg := cfg.publisherConfig()
+	pubCfg := tc.Pub
 	pubCfg.Logger = log
 	pub, err := publisher.New(pubCfg)
 	if err != nil {
@@ -69,20 +95,20 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kctx, cancel := context.WithTimeout(ctx, cfg.KafkaWriteTimeout)
 	defer cancel()
 	info, err := pub.Describe(kctx)
-	report("Kafka brokers "+cfg.KafkaBrokers, err)
+	if brokers || err != nil {
+		report(prefix+"Kafka brokers "+cfg.KafkaBrokers, err)
+	}
 	if err == nil {
+		topic := tc.Pub.Topic
 		switch {
 		case info.Exists:
-			report(fmt.Sprintf("topic %s (%d partitions)", cfg.KafkaTopic, info.Partitions), nil)
+			report(fmt.Sprintf("%stopic %s (%d partitions)", prefix, topic, info.Partitions), nil)
 		default:
-			report("topic "+cfg.KafkaTopic, pub.Check(kctx))
+			report(prefix+"topic "+topic, pub.Check(kctx))
 			if cfg.KafkaCreateTopic {
-				fmt.Fprintf(stdout, "      topic %s does not exist yet; run creates it (%d partitions)\n", cfg.KafkaTopic, cfg.KafkaTopicPartitions)
+				fmt.Fprintf(stdout, "      topic %s does not exist yet; run creates it (%d partitions)\n", topic, cfg.KafkaTopicPartitions)
 			}
 		}
-	}
-	if failed {
-		return errSilentFailure
 	}
 	return nil
 }

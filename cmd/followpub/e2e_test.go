@@ -647,6 +647,8 @@ func TestRunLogFormatAutoAndLevel(t *testing.T) {
 type documentedMetric struct {
 	typ    string
 	labels string // comma-separated, sorted
+	// kafkaOnly: the row says "`STATE_STORE=kafka` only", so a file-store instance must not serve it.
+	kafkaOnly bool
 }
 
 // readmeMetrics returns the metrics README.md's "Metrics and health" section lists.
@@ -669,12 +671,12 @@ func readmeMetrics(t *testing.T) map[string]documentedMetric {
 	if j := strings.Index(section, "\n## "); j >= 0 {
 		section = section[:j]
 	}
-	row := regexp.MustCompile("(?m)^\\| `(followpub_\\w+)(?:\\{([\\w,]+)\\})?` \\| (\\w+) \\|")
+	row := regexp.MustCompile("(?m)^\\| `(followpub_\\w+)(?:\\{([\\w,]+)\\})?` \\| (\\w+) \\|( `STATE_STORE=kafka` only)?")
 	out := map[string]documentedMetric{}
 	for _, m := range row.FindAllStringSubmatch(section, -1) {
 		labels := strings.Split(m[2], ",")
 		sort.Strings(labels)
-		out[m[1]] = documentedMetric{typ: m[3], labels: strings.Trim(strings.Join(labels, ","), ",")}
+		out[m[1]] = documentedMetric{typ: m[3], labels: strings.Trim(strings.Join(labels, ","), ","), kafkaOnly: m[4] != ""}
 	}
 	if len(out) < 10 {
 		t.Fatalf("found %d metrics in README.md's table; has its format changed?\n%s", len(out), section)
@@ -734,7 +736,11 @@ func TestMetricsMatchREADME(t *testing.T) {
 	served := servedMetrics(page)
 	for name, doc := range documented {
 		got, ok := served[name]
+		got.kafkaOnly = doc.kafkaOnly
 		switch {
+		case doc.kafkaOnly && ok:
+			t.Errorf("README.md lists %s as STATE_STORE=kafka only; a file-store /metrics serves it", name)
+		case doc.kafkaOnly:
 		case !ok:
 			t.Errorf("README.md lists %s; /metrics does not serve it", name)
 		case got != doc:

@@ -32,6 +32,10 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
+	if cfg.TenantsFile != "" {
+		// Each tenant has a file of its own (STATE_PATH.ID); moving them all is not built.
+		return usagef("state migrate: moves the state of the one tenant default (FOLLOWPUB_STATE_PATH); with FOLLOWPUB_TENANTS_FILE=%s it is not built yet", cfg.TenantsFile)
+	}
 	file, err := state.Open(cfg.StatePath)
 	if err != nil {
 		return err

@@ -169,6 +169,17 @@ func TestTenantsInOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.SetFaultsOnToken(true)
+	// check names each tenant's result; the failing ones fail it.
+	code, out := e2etest.Run(t, 60*time.Second, r.env(ids), "check")
+	for _, want := range []string{"ok    tenant healthy: API token", "ok    tenant healthy: API list page 1", "ok    tenant healthy: topic",
+		"FAIL  tenant revoked: API token", "FAIL  tenant dead: API token", "ok    tenant dead: topic"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check does not say %q:\n%s", want, out)
+		}
+	}
+	if code != 1 {
+		t.Errorf("check exited %d with two failing tenants, want 1:\n%s", code, out)
+	}
 	const interval = time.Second
 	addr := e2etest.FreeAddr(t)
 	p := e2etest.Start(t, r.env(ids, "FOLLOWPUB_POLL_INTERVAL="+interval.String(), "FOLLOWPUB_HTTP_ADDR="+addr), "run")
@@ -273,7 +284,7 @@ func TestTenantsInOneProcess(t *testing.T) {
 		len(want), d.Round(time.Millisecond), 2*interval, failing["revoked"], failing["dead"])
 
 	// watermark show: one object per tenant, with "tenant"; set and reset need --tenant.
-	code, out := e2etest.Run(t, 20*time.Second, r.env(ids), "watermark", "show")
+	code, out = e2etest.Run(t, 20*time.Second, r.env(ids), "watermark", "show")
 	if code != 0 {
 		t.Fatalf("watermark show exited %d:\n%s", code, out)
 	}
