@@ -261,6 +261,18 @@ type oneSample struct {
 	warmup                         time.Duration
 	records                        int // published within the measured window
 	once                           onceCount
+	// Where the time goes, in the window: CPUs busy (the machine, followpub, the broker), and the
+	// mean of followpub's own histograms (cycle, API request, Kafka write, state commit) and the
+	// p99 of its cycles (from the log), in seconds.
+	machineCPUs, ownCPUs, brokerCPUs        float64
+	cycleMean, cycleP99, apiMean, kafkaMean float64
+	commitMean                              float64
+}
+
+// histMean returns the mean of histogram name between two scrapes (every series summed).
+func histMean(m0, m1 map[string]float64, name string) float64 {
+	n := sumSeries(m1, name+"_count") - sumSeries(m0, name+"_count")
+	return (sumSeries(m1, name+"_sum") - sumSeries(m0, name+"_sum")) / n
 }
 
 // oneKind is a process the one-instance measurement runs: n tenants at rate records/s each, from a
@@ -331,6 +343,14 @@ func (d *driver) tenantsOne(ctx context.Context) ([]*table, error) {
 	row("cycles per tenant per second", func(s oneSample) float64 { return s.cyclesPerSec }, "", "")
 	row("CPU seconds per 1,000 records (user + system)", func(s oneSample) float64 { return s.cpuPer1000 },
 		"≤ 1.5 × 1 tenant (same load)", fmt.Sprintf("%s: %s", goal(cpuRatio <= 1.5), pct(cpuRatio)))
+	row("cycle duration mean (s)", func(s oneSample) float64 { return s.cycleMean }, "", "")
+	row("cycle duration p99 (s)", func(s oneSample) float64 { return s.cycleP99 }, "", "")
+	row("API request mean (s)", func(s oneSample) float64 { return s.apiMean }, "", "")
+	row("Kafka write mean: publish until acknowledged (s)", func(s oneSample) float64 { return s.kafkaMean }, "", "")
+	row("state commit mean (s)", func(s oneSample) float64 { return s.commitMean }, "", "")
+	row("CPUs busy: the machine (of 2)", func(s oneSample) float64 { return s.machineCPUs }, "", "")
+	row("CPUs busy: followpub", func(s oneSample) float64 { return s.ownCPUs }, "", "")
+	row("CPUs busy: the broker", func(s oneSample) float64 { return s.brokerCPUs }, "", "")
 	row("records published in the window", func(s oneSample) float64 { return float64(s.records) }, "", "")
 	row("start until every tenant completed a cycle (s)", func(s oneSample) float64 { return s.warmup.Seconds() }, "", "")
 	onceOK := true
@@ -418,7 +438,15 @@ func (d *driver) tenantsOnce(ctx context.Context, k oneKind) (oneSample, error) 
 		return oneSample{}, err
 	}
 	req0 := f.listRequests()
+	mark, err := markCPU(d.brokerPID)
+	if err != nil {
+		return oneSample{}, err
+	}
 	time.Sleep(d.opts.tenantsFor)
+	spent, err := mark.since()
+	if err != nil {
+		return oneSample{}, err
+	}
 	m1, err := scrape("http://" + addr + "/metrics")
 	if err != nil {
 		return oneSample{}, fmt.Errorf("scraping /metrics: %w", err)
@@ -460,6 +488,19 @@ func (d *driver) tenantsOnce(ctx context.Context, k oneKind) (oneSample, error) 
 	if inWindow > 0 {
 		s.cpuPer1000 = (cpu1 - cpu0).Seconds() / float64(inWindow) * 1000
 	}
+	w := spent.wall.Seconds()
+	s.machineCPUs, s.ownCPUs, s.brokerCPUs = spent.machine.Seconds()/w, (cpu1-cpu0).Seconds()/w, spent.broker.Seconds()/w
+	s.cycleMean = histMean(m0, m1, "followpub_cycle_duration_seconds")
+	s.apiMean = histMean(m0, m1, "followpub_api_request_duration_seconds")
+	s.kafkaMean = histMean(m0, m1, "followpub_kafka_write_duration_seconds")
+	s.commitMean = histMean(m0, m1, "followpub_state_commit_duration_seconds")
+	var durs []float64
+	for _, l := range p.logs("cycle done") {
+		if at := l.time(); !at.Before(warm) && !at.After(stop) {
+			durs = append(durs, parseLogDuration(l["duration"]).Seconds())
+		}
+	}
+	s.cycleP99 = percentile(durs, 99)
 	return s, nil
 }
 
