@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +34,9 @@ func (d *driver) tenants(ctx context.Context) ([]*table, error) {
 	one, err := d.tenantsOne(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if d.opts.spreadTenants == 0 {
+		return one, nil
 	}
 	spread, err := d.tenantsSpread(ctx)
 	if err != nil {
@@ -267,6 +273,32 @@ type oneSample struct {
 	machineCPUs, ownCPUs, brokerCPUs        float64
 	cycleMean, cycleP99, apiMean, kafkaMean float64
 	commitMean                              float64
+	apiP99, kafkaP99, commitP99             float64 // bucket bounds of followpub's histograms
+}
+
+// histQuantile returns the q-quantile (0–1) of histogram name between two scrapes (every series
+// summed by bucket): the upper bound of the first bucket that holds it, as Prometheus' buckets allow.
+func histQuantile(m0, m1 map[string]float64, name string, q float64) float64 {
+	counts := map[float64]float64{}
+	for k, v := range m1 {
+		if strings.HasPrefix(k, name+"_bucket{") {
+			le, err := strconv.ParseFloat(labelValue(k, "le"), 64)
+			if err == nil {
+				counts[le] += v - m0[k]
+			}
+		}
+	}
+	les := slices.Sorted(maps.Keys(counts))
+	if len(les) == 0 {
+		return math.NaN()
+	}
+	total := counts[les[len(les)-1]] // the +Inf bucket holds every observation
+	for _, le := range les {
+		if counts[le] >= q*total {
+			return le
+		}
+	}
+	return math.Inf(1)
 }
 
 // histMean returns the mean of histogram name between two scrapes (every series summed).
@@ -304,8 +336,8 @@ func (d *driver) tenantsOne(ctx context.Context) ([]*table, error) {
 			}
 			progress("  warm after %s; %d records; p99 %.3fs; %.2f requests per tenant per cycle; %.3f CPU s per 1,000; peak RSS %.0f MiB; %s",
 				s.warmup.Round(100*time.Millisecond), s.records, s.p99, s.perTenantCycle, s.cpuPer1000, mib(s.rss), s.once)
-			progress("  cycle mean %.3fs p99 %.3fs, API %.3fs, Kafka write %.3fs, commit %.4fs; CPUs busy: machine %.2f, followpub %.2f, broker %.2f; %.2f cycles per tenant per second",
-				s.cycleMean, s.cycleP99, s.apiMean, s.kafkaMean, s.commitMean, s.machineCPUs, s.ownCPUs, s.brokerCPUs, s.cyclesPerSec)
+			progress("  cycle mean %.3fs p99 %.3fs, API %.3fs (p99 ≤ %gs), Kafka write %.3fs (p99 ≤ %gs), commit %.4fs (p99 ≤ %gs); CPUs busy: machine %.2f, followpub %.2f, broker %.2f; %.2f cycles per tenant per second",
+				s.cycleMean, s.cycleP99, s.apiMean, s.apiP99, s.kafkaMean, s.kafkaP99, s.commitMean, s.commitP99, s.machineCPUs, s.ownCPUs, s.brokerCPUs, s.cyclesPerSec)
 			samples[i] = append(samples[i], s)
 		}
 	}
@@ -350,6 +382,9 @@ func (d *driver) tenantsOne(ctx context.Context) ([]*table, error) {
 	row("API request mean (s)", func(s oneSample) float64 { return s.apiMean }, "", "")
 	row("Kafka write mean: publish until acknowledged (s)", func(s oneSample) float64 { return s.kafkaMean }, "", "")
 	row("state commit mean (s)", func(s oneSample) float64 { return s.commitMean }, "", "")
+	row("p99 (bucket bound, s): API request", func(s oneSample) float64 { return s.apiP99 }, "", "")
+	row("p99 (bucket bound, s): Kafka write", func(s oneSample) float64 { return s.kafkaP99 }, "", "")
+	row("p99 (bucket bound, s): state commit", func(s oneSample) float64 { return s.commitP99 }, "", "")
 	row("CPUs busy: the machine (of 2)", func(s oneSample) float64 { return s.machineCPUs }, "", "")
 	row("CPUs busy: followpub", func(s oneSample) float64 { return s.ownCPUs }, "", "")
 	row("CPUs busy: the broker", func(s oneSample) float64 { return s.brokerCPUs }, "", "")
@@ -496,6 +531,9 @@ func (d *driver) tenantsOnce(ctx context.Context, k oneKind) (oneSample, error) 
 	s.apiMean = histMean(m0, m1, "followpub_api_request_duration_seconds")
 	s.kafkaMean = histMean(m0, m1, "followpub_kafka_write_duration_seconds")
 	s.commitMean = histMean(m0, m1, "followpub_state_commit_duration_seconds")
+	s.apiP99 = histQuantile(m0, m1, "followpub_api_request_duration_seconds", 0.99)
+	s.kafkaP99 = histQuantile(m0, m1, "followpub_kafka_write_duration_seconds", 0.99)
+	s.commitP99 = histQuantile(m0, m1, "followpub_state_commit_duration_seconds", 0.99)
 	var durs []float64
 	for _, l := range p.logs("cycle done") {
 		if at := l.time(); !at.Before(warm) && !at.After(stop) {
