@@ -75,7 +75,7 @@ func run() (err error) {
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
 	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
-	flag.IntVar(&o.tenants, "tenants", 500, "tenants of the tenants measurement's one instance")
+	flag.IntVar(&o.tenants, "tenants", 500, "tenants of the tenants measurement's one instance (0: skip that part)")
 	flag.IntVar(&o.spreadTenants, "spread-tenants", 300, "tenants the tenants measurement spreads over three instances (0: skip that part)")
 	flag.DurationVar(&o.tenantsFor, "tenants-for", 40*time.Second, "length of each process's measured window in the tenants measurement")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")

@@ -31,9 +31,12 @@ const tenantsRate = 1.0
 // beside single-tenant processes in the same run, then opts.spreadTenants tenants over three
 // instances (STATE_STORE=kafka) with one of them SIGKILLed.
 func (d *driver) tenants(ctx context.Context) ([]*table, error) {
-	one, err := d.tenantsOne(ctx)
-	if err != nil {
-		return nil, err
+	var one []*table
+	if d.opts.tenants > 0 {
+		var err error
+		if one, err = d.tenantsOne(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if d.opts.spreadTenants == 0 {
 		return one, nil
@@ -569,6 +572,32 @@ type spreadSample struct {
 	stateBytesPerWrite      float64       // bytes on the broker's disk per state record
 	outBytesPerRecord       float64       // bytes on the broker's disk per output record
 	once                    onceCount
+	// Where the recovery goes, from the survivors' logs: SIGKILL → the last survivor's "group
+	// generation joined"; each of the killed instance's tenants' load of its state (median, max);
+	// SIGKILL → the last of those loads done.
+	rejoined, loadMed, loadMax, lastLoaded time.Duration
+}
+
+// recoveryFromLogs reads, from the survivors' logs, when the group re-formed after killed and how
+// long the loads of the tenants in moved took.
+func (s *spreadSample) recoveryFromLogs(live []*haInstance, moved []string, killed time.Time) {
+	var loads []float64
+	for _, in := range live {
+		for _, l := range in.p.logs("group generation joined") {
+			if at := l.time(); at.After(killed) {
+				s.rejoined = max(s.rejoined, at.Sub(killed))
+				break
+			}
+		}
+		for _, l := range in.p.logs("tenant owned: state loaded") {
+			if at := l.time(); at.After(killed) && slices.Contains(moved, l.str("tenant")) {
+				loads = append(loads, parseLogDuration(l["load_duration"]).Seconds())
+				s.lastLoaded = max(s.lastLoaded, at.Sub(killed))
+			}
+		}
+	}
+	s.loadMed = time.Duration(median(loads) * float64(time.Second))
+	s.loadMax = time.Duration(percentile(loads, 100) * float64(time.Second))
 }
 
 // tenantsSpread runs opts.spreadTenants tenants over three instances (STATE_STORE=kafka) per run,
@@ -583,17 +612,21 @@ func (d *driver) tenantsSpread(ctx context.Context) ([]*table, error) {
 		}
 		progress("  %v before the kill, %v after; the killed instance's %d tenants all published again %s after the SIGKILL (median %s); %s",
 			s.before, s.after, s.killedTenants, s.recoverMax.Round(time.Millisecond), s.recoverMed.Round(time.Millisecond), s.once)
+		progress("  group re-formed %s after the SIGKILL; their state loads took %s (median) to %s, the last done %s after the SIGKILL",
+			s.rejoined.Round(time.Millisecond), s.loadMed.Round(time.Millisecond), s.loadMax.Round(time.Millisecond), s.lastLoaded.Round(time.Millisecond))
 		ss = append(ss, s)
 	}
 	t := &table{
 		title: fmt.Sprintf("Tenants (issue 15) — %d tenants over %d instances (STATE_STORE=kafka, a new STATE_TOPIC of the default 12 partitions), %g new record/s each, POLL_INTERVAL=%s, GROUP_SESSION_TIMEOUT=%s; one instance SIGKILLed per run",
 			d.opts.spreadTenants, spreadInstances, tenantsRate, haInterval, haSession),
-		head: []string{"run", "tenants per instance (max/min)", "after the kill (max/min)", "the killed instance's tenants", "SIGKILL → all of them published again", "median tenant", "exactly once", "state writes per tenant per second", "bytes per state record", "bytes per output record"},
+		head: []string{"run", "tenants per instance (max/min)", "after the kill (max/min)", "the killed instance's tenants", "SIGKILL → all of them published again", "median tenant",
+			"SIGKILL → group re-formed", "their state loads: median / max", "SIGKILL → last load done", "exactly once", "state writes per tenant per second", "bytes per state record", "bytes per output record"},
 	}
 	var maxes, meds []float64
 	for i, s := range ss {
-		t.add(i+1, spreadCell(s.before), spreadCell(s.after), s.killedTenants, s.recoverMax.Round(time.Millisecond).String(), s.recoverMed.Round(time.Millisecond).String(),
-			s.once.String(), fmt.Sprintf("%.3f", s.stateWritesPerTenantSec), fmt.Sprintf("%.0f", s.stateBytesPerWrite), fmt.Sprintf("%.0f", s.outBytesPerRecord))
+		ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+		t.add(i+1, spreadCell(s.before), spreadCell(s.after), s.killedTenants, ms(s.recoverMax), ms(s.recoverMed),
+			ms(s.rejoined), ms(s.loadMed)+" / "+ms(s.loadMax), ms(s.lastLoaded), s.once.String(), fmt.Sprintf("%.3f", s.stateWritesPerTenantSec), fmt.Sprintf("%.0f", s.stateBytesPerWrite), fmt.Sprintf("%.0f", s.outBytesPerRecord))
 		maxes = append(maxes, s.recoverMax.Seconds())
 		meds = append(meds, s.recoverMed.Seconds())
 	}
@@ -735,6 +768,7 @@ func (d *driver) spreadOnce(ctx context.Context, run int) (spreadSample, error) 
 			return s, err
 		}
 	}
+	s.recoveryFromLogs(live, owned, killed)
 	recs, once, err := d.check(ctx, f, stop.Add(-2*haInterval))
 	if err != nil {
 		return s, err
