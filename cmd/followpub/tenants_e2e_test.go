@@ -706,7 +706,17 @@ func TestTenantsManyInOneProcess(t *testing.T) {
 	}
 	cycles := delta("followpub_cycles_total", map[string]string{"result": "ok"})
 	requests := delta("followpub_api_requests_total", map[string]string{"endpoint": "listForSystem"})
-	t.Logf("FIGURES tenants_many: tenants=%d interval=%s records=%d peak_rss_mib=%.1f cpu_s_per_1000_records=%.3f list_requests_per_tenant_cycle=%.2f latency_p50=%s p99=%s max=%s",
-		n, interval, records, float64(peak)/(1<<20), (cpu1-cpu0).Seconds()*1000/float64(max(records, 1)), requests/max(cycles, 1),
+	failed := delta("followpub_cycles_total", map[string]string{"result": "failed"})
+	var warnings []string
+	for _, l := range e2etest.JSONLines(t, p.Output()) {
+		if l["level"] == "WARN" || l["level"] == "ERROR" {
+			warnings = append(warnings, fmt.Sprintf("%v %v: %v", l["tenant"], l["msg"], l["err"]))
+		}
+	}
+	t.Logf("FIGURES tenants_many: tenants=%d interval=%s records=%d peak_rss_mib=%.1f cpu_s_per_1000_records=%.3f list_requests_per_tenant_cycle=%.2f cycles_ok=%.0f cycles_failed=%.0f warnings=%d latency_p50=%s p99=%s max=%s",
+		n, interval, records, float64(peak)/(1<<20), (cpu1-cpu0).Seconds()*1000/float64(max(records, 1)), requests/max(cycles, 1), cycles, failed, len(warnings),
 		lats[len(lats)/2].Round(time.Millisecond), lats[len(lats)*99/100].Round(time.Millisecond), lats[len(lats)-1].Round(time.Millisecond))
+	for _, w := range warnings[:min(len(warnings), 5)] {
+		t.Logf("warning: %s", w)
+	}
 }
