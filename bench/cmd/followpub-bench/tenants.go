@@ -803,8 +803,8 @@ func (d *driver) spreadOnce(ctx context.Context, run int) (spreadSample, error) 
 	return s, nil
 }
 
-// settled waits until the instances own n tenants between them (followpub_tenants_owned) and no
-// instance's count has changed for spreadSettle, and returns each one's count.
+// settled waits until the instances own n tenants between them (followpub_tenants_owned), each at
+// least one, and no instance's count has changed for spreadSettle, and returns each one's count.
 func settled(live []*haInstance, n int, within time.Duration) ([]int, error) {
 	deadline := time.Now().Add(within)
 	var last []int
@@ -819,7 +819,7 @@ func settled(live []*haInstance, n int, within time.Duration) ([]int, error) {
 			sum += per[i]
 		}
 		switch {
-		case sum != n || !slices.Equal(per, last):
+		case sum != n || !slices.Equal(per, last) || slices.Min(per) == 0: // an instance owning none has not joined yet
 			last, since = per, time.Now()
 		case time.Since(since) >= spreadSettle:
 			return per, nil
