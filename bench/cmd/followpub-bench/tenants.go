@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/followpub/followpub/internal/modroot"
 	"github.com/followpub/followpub/internal/wshotosim"
 	"github.com/followpub/followpub/schema"
 )
@@ -46,6 +48,25 @@ func (d *driver) tenants(ctx context.Context) ([]*table, error) {
 		return nil, err
 	}
 	return append(one, spread...), nil
+}
+
+// runInfo says what a tenants table was measured at: the commit of the repository (with
+// "+changes" when the tree differs from it) and the machine's load average as the part began.
+func runInfo() string {
+	commit := "unknown"
+	if root, err := modroot.Dir(); err == nil {
+		if out, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
+			commit = strings.TrimSpace(string(out))
+		}
+		if out, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
+			commit += "+changes"
+		}
+	}
+	load := "unknown"
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return fmt.Sprintf("Measured at commit %s, %s UTC, load average %s as the part began (the machine is shared; see the CPUs-busy rows).", commit, time.Now().UTC().Format("2006-01-02 15:04"), load)
 }
 
 // fleet is the simulated tenants of one run, served on one address, with a topic each.
@@ -328,6 +349,7 @@ func (d *driver) tenantsOne(ctx context.Context) ([]*table, error) {
 		{name: fmt.Sprintf("%d tenants, one instance", n), n: n, rate: tenantsRate},
 		{name: fmt.Sprintf("1 tenant at %g record/s", tenantsRate), n: 1, rate: tenantsRate, single: true},
 	}
+	info := runInfo()
 	samples := make([][]oneSample, len(kinds))
 	for run := 1; run <= d.opts.runs; run++ {
 		for _, i := range runOrder(len(kinds), run) {
@@ -363,6 +385,7 @@ func (d *driver) tenantsOne(ctx context.Context) ([]*table, error) {
 			n, tenantsRate, steadyInterval, d.opts.latency, d.opts.tenantsFor),
 		head: []string{"figure", kinds[0].name, kinds[1].name + " (same load per tenant)", "goal", ""},
 	}
+	t.note("%s", info)
 	p99 := med(0, func(s oneSample) float64 { return s.p99 })
 	bound := (steadyInterval + time.Second).Seconds()
 	rss := med(0, func(s oneSample) float64 { return mib(s.rss) })
@@ -603,6 +626,7 @@ func (s *spreadSample) recoveryFromLogs(live []*haInstance, moved []string, kill
 // tenantsSpread runs opts.spreadTenants tenants over three instances (STATE_STORE=kafka) per run,
 // SIGKILLs one once they are settled, and measures the spread and the recovery.
 func (d *driver) tenantsSpread(ctx context.Context) ([]*table, error) {
+	info := runInfo()
 	var ss []spreadSample
 	for run := 1; run <= d.opts.runs; run++ {
 		progress("tenants spread run %d/%d: %d tenants over %d instances, STATE_STORE=kafka", run, d.opts.runs, d.opts.spreadTenants, spreadInstances)
@@ -622,6 +646,7 @@ func (d *driver) tenantsSpread(ctx context.Context) ([]*table, error) {
 		head: []string{"run", "tenants per instance (max/min)", "after the kill (max/min)", "the killed instance's tenants", "SIGKILL → all of them published again", "median tenant",
 			"SIGKILL → group re-formed", "their state loads: median / max", "SIGKILL → last load done", "exactly once", "state writes per tenant per second", "bytes per state record", "bytes per output record"},
 	}
+	t.note("%s", info)
 	var maxes, meds []float64
 	for i, s := range ss {
 		ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
