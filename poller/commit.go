@@ -292,6 +292,9 @@ func (p *Poller) commit(ctx context.Context, c Change) error {
 	if c.Tail != nil {
 		p.st.Tail = *c.Tail
 	}
+	if c.FullRead != nil {
+		p.st.FullRead = *c.FullRead
+	}
 	p.st.UpdatedAt = p.cfg.Clock()
 	p.cfg.Metrics.StateCommitted(time.UnixMilli(p.st.Watermark), p.cfg.Clock().Sub(began))
 	return nil

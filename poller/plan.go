@@ -25,6 +25,15 @@ type readHistory struct {
 	Failed bool
 }
 
+// historyOf is the history a poller starts from when it loads a state: the full read the state
+// records, and, since what happened after it is not known, incremental reads since.
+func historyOf(f FullRead, loc *time.Location) readHistory {
+	if f.IsZero() {
+		return readHistory{}
+	}
+	return readHistory{LastFull: time.UnixMilli(f.At), LastFullFrom: time.UnixMilli(f.From).In(loc), IncrementalSince: true}
+}
+
 // planInput is everything planCycle decides on.
 type planInput struct {
 	Now          time.Time
@@ -38,14 +47,15 @@ type planInput struct {
 
 // planCycle decides which days a cycle reads and whether incrementally. It is the one place of
 // that decision: a cycle reads in full when the source cannot do otherwise, after a failed cycle,
-// on the first cycle, and every FullEvery; and when days that were only read incrementally have
+// on a first cycle whose state records no full read within FullEvery (historyOf), and every FullEvery; and when days that were only read incrementally have
 // left the window since the last full read, it reads them in full once more (from the last full
 // read's window start, not below the floor's day), so that a record an incremental read could not
 // see is not left behind for good.
 func planCycle(in planInput) plan {
 	h := in.History
 	pl := plan{Window: in.Window, From: in.Window}
-	pl.Incremental = in.CanIncrement && !h.Failed && !h.LastFull.IsZero() && in.Now.Sub(h.LastFull) < in.FullEvery
+	since := in.Now.Sub(h.LastFull) // negative when another machine's clock recorded it ahead of ours
+	pl.Incremental = in.CanIncrement && !h.Failed && !h.LastFull.IsZero() && since >= 0 && since < in.FullEvery
 	if h.IncrementalSince && h.LastFullFrom.Before(in.Window) {
 		pl.From, pl.Incremental = h.LastFullFrom, false
 		if in.FloorDay.After(pl.From) {

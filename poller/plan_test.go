@@ -37,6 +37,15 @@ func TestPlanCycle(t *testing.T) {
 			readHistory{LastFull: now.Add(-time.Minute), LastFullFrom: day(5), IncrementalSince: true}, day(9), 2, false},
 		{"no incremental read since: nothing read again", day(10), day(8), true,
 			readHistory{LastFull: now.Add(-time.Minute), LastFullFrom: day(9)}, day(10), 1, true},
+		{"a loaded state's recent full read: incremental", day(10), day(9), true,
+			historyOf(FullRead{At: now.Add(-time.Minute).UnixMilli(), From: day(10).UnixMilli()}, loc), day(10), 1, true},
+		{"a loaded state's full read is due", day(10), day(9), true,
+			historyOf(FullRead{At: now.Add(-every).UnixMilli(), From: day(10).UnixMilli()}, loc), day(10), 1, false},
+		{"a loaded state's full read began on a day that left the window", day(10), day(8), true,
+			historyOf(FullRead{At: now.Add(-time.Minute).UnixMilli(), From: day(9).UnixMilli()}, loc), day(9), 2, false},
+		{"a full read recorded ahead of this clock", day(10), day(9), true,
+			historyOf(FullRead{At: now.Add(time.Hour).UnixMilli(), From: day(10).UnixMilli()}, loc), day(10), 1, false},
+		{"a loaded state without a full read", day(10), day(9), true, historyOf(FullRead{}, loc), day(10), 1, false},
 		{"a window ahead of today reads its first day", day(11), day(10), false, readHistory{}, day(11), 1, false},
 	}
 	for _, tt := range tests {

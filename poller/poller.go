@@ -291,6 +291,14 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 		return res, fmt.Errorf("stopped after %d of %d days: %w", res.Days, days, err)
 	}
 	p.history.completed(pl, began)
+	if !pl.Incremental {
+		// Recorded so that the next process to load the state (a restart, a takeover) may read
+		// incrementally as this one would.
+		full := FullRead{At: began.UnixMilli(), From: pl.Window.UnixMilli()}
+		if err := p.commit(ctx, Change{Floor: p.st.Floor, Watermark: p.st.Watermark, FullRead: &full}); err != nil {
+			return res, fmt.Errorf("recording the full read: %w", err)
+		}
+	}
 	return res, nil
 }
 

@@ -616,6 +616,92 @@ func TestIncrementalReadsAndThePeriodicFullRead(t *testing.T) {
 	}
 }
 
+// TestALoadedStateReadsAsItsLastOwnerWould: a poller that loads another process's state (a
+// restart, a takeover) reads incrementally while the full read the state records is recent, and in
+// full once it is due; FullReadEvery below the interval keeps every cycle full.
+func TestALoadedStateReadsAsItsLastOwnerWould(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	inc := &incAPI{fakeAPI: r.api}
+	cfg := poller.Config{Location: r.loc, Clock: r.clock.Now, Interval: 30 * time.Second, FullReadEvery: 5 * time.Minute}
+	cycle := func(cfg poller.Config) {
+		t.Helper()
+		p, err := poller.New(cfg, inc, r.kafka, r.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
+	cycle(cfg) // the first owner: no full read recorded, so in full
+	if inc.newCalls != 0 {
+		t.Fatalf("%d incremental reads in a first cycle, want 0", inc.newCalls)
+	}
+	b := r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	r.clock.Set(sh(t, 2024, 2, 8, 12, 1, 0, 0))
+	cycle(cfg) // the next owner, a minute on: incremental
+	if inc.newCalls != 1 {
+		t.Fatalf("%d incremental reads by the next owner a minute after the full read, want 1", inc.newCalls)
+	}
+	r.assertExactlyOnce(a, b)
+	c := r.api.add(3, sh(t, 2024, 2, 8, 3, 0, 0, 0))
+	r.clock.Set(sh(t, 2024, 2, 8, 12, 5, 0, 0))
+	cycle(cfg) // five minutes after the full read: in full
+	if inc.newCalls != 1 {
+		t.Fatalf("the owner five minutes after the full read read incrementally; want a full read")
+	}
+	r.assertExactlyOnce(a, b, c)
+
+	strict := cfg
+	strict.Interval, strict.FullReadEvery = time.Second, time.Nanosecond
+	d := r.api.add(4, sh(t, 2024, 2, 8, 4, 0, 0, 0))
+	r.clock.Set(sh(t, 2024, 2, 8, 12, 5, 1, 0))
+	cycle(strict)
+	if inc.newCalls != 1 {
+		t.Fatalf("a first cycle with FullReadEvery below the interval read incrementally; want a full read")
+	}
+	r.assertExactlyOnce(a, b, c, d)
+}
+
+// TestOwnersOfOneCycleEachStillReadInFull: owners that each run one cycle (run --once, a tenant
+// that moves every cycle) read in full at least every FullReadEvery, so a record an incremental
+// read cannot see (a removal evened the count out) is published.
+func TestOwnersOfOneCycleEachStillReadInFull(t *testing.T) {
+	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+	inc := &incAPI{fakeAPI: r.api}
+	cfg := poller.Config{Location: r.loc, Clock: r.clock.Now, Interval: 30 * time.Second, FullReadEvery: 5 * time.Minute}
+	cycle := func() {
+		t.Helper()
+		p, err := poller.New(cfg, inc, r.kafka, r.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Cycle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
+	b := r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+	c := r.api.add(3, sh(t, 2024, 2, 8, 3, 0, 0, 0))
+	cycle()
+	r.api.mu.Lock()
+	r.api.recs = slices.DeleteFunc(r.api.recs, func(x schema.Record) bool { return x.ID == 1 })
+	r.api.mu.Unlock()
+	d := r.api.add(4, sh(t, 2024, 2, 8, 0, 30, 0, 0))
+	for i := 1; i <= 20; i++ { // 20 one-cycle owners, a minute apart: 4 × FullReadEvery
+		r.clock.Set(sh(t, 2024, 2, 8, 12, i, 0, 0))
+		cycle()
+	}
+	if n := r.kafka.counts()[d.ID]; n != 1 {
+		t.Errorf("d published %d times after 20 minutes of one-cycle owners (%d incremental reads): want once", n, inc.newCalls)
+	}
+	if inc.newCalls == 0 || inc.newCalls == 20 {
+		t.Errorf("%d of 20 owners read incrementally; want some but not all", inc.newCalls)
+	}
+	r.assertExactlyOnce(a, b, c, d)
+}
+
 func TestAFailedCycleIsFollowedByAFullRead(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	inc := &incAPI{fakeAPI: r.api}

@@ -20,7 +20,20 @@ type State struct {
 	// Tail is how far the output topic is accounted for; zero when nothing was recorded yet (a new
 	// state, or one written before followpub recorded it).
 	Tail Tail
+	// FullRead is the last cycle that read its whole window in full; zero when none is recorded.
+	FullRead FullRead
 }
+
+// FullRead records a cycle that read its window in full: a process that loads the state may read
+// incrementally until FullReadEvery after it, as the process that committed it would have
+// (docs/DESIGN.md §4, "Incremental reads").
+type FullRead struct {
+	// At is when the cycle began, From the first day of its window, both in epoch milliseconds.
+	At, From int64
+}
+
+// IsZero reports whether nothing is recorded.
+func (f FullRead) IsZero() bool { return f == FullRead{} }
 
 // Tail records how far the output topic is accounted for: for each partition, the offset below
 // which every record is known, either published by this state and committed, or someone else's.
@@ -67,6 +80,8 @@ type Change struct {
 	Watermark int64
 	// Tail, when not nil, replaces the recorded tail of the topic.
 	Tail *Tail
+	// FullRead, when not nil, replaces the recorded full read.
+	FullRead *FullRead
 }
 
 // Store persists the State.
@@ -79,8 +94,8 @@ type Store interface {
 	Load(ctx context.Context) (State, error)
 	// Commit applies c atomically: all of it or none of it.
 	Commit(ctx context.Context, c Change) error
-	// Replace sets the floor and the watermark and forgets every remembered id (watermark set).
-	// The recorded tail stays: it describes the topic, not the watermark.
+	// Replace sets the floor and the watermark and forgets every remembered id and the recorded
+	// full read (watermark set). The recorded tail stays: it describes the topic, not the watermark.
 	Replace(ctx context.Context, floor, watermark int64) error
 	// Reset deletes the state, the recorded tail with it: the next Load reports Exists false.
 	Reset(ctx context.Context) error

@@ -67,7 +67,7 @@ func (p *Poller) Reset(ctx context.Context) error {
 	if err := p.store.Reset(ctx); err != nil {
 		return fmt.Errorf("resetting the state: %w", err)
 	}
-	p.st, p.loaded = State{Seen: map[int64]int64{}}, true
+	p.st, p.loaded, p.history = State{Seen: map[int64]int64{}}, true, readHistory{}
 	clear(p.late)
 	p.unsaved, p.unsavedTail, p.settled = nil, nil, false
 	clear(p.unsavedIDs)
@@ -81,6 +81,7 @@ func (p *Poller) replace(ctx context.Context, t time.Time) error {
 		return fmt.Errorf("setting the watermark to %s: %w", t.Format(time.RFC3339), err)
 	}
 	p.st = State{Exists: true, Floor: ms, Watermark: ms, Seen: map[int64]int64{}, UpdatedAt: p.cfg.Clock(), Tail: p.st.Tail}
+	p.history = readHistory{} // a replay begins with a full read
 	clear(p.late)
 	p.unsaved, p.unsavedTail = nil, nil
 	clear(p.unsavedIDs)
@@ -101,5 +102,6 @@ func (p *Poller) load(ctx context.Context) error {
 		st.Seen = map[int64]int64{}
 	}
 	p.st, p.loaded = st, true
+	p.history = historyOf(st.FullRead, p.cfg.Location)
 	return nil
 }

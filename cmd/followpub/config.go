@@ -85,6 +85,7 @@ type config struct {
 	GroupID               string        `envconfig:"FOLLOWPUB_GROUP_ID" default:"followpub" desc:"STATE_STORE=kafka: the consumer group of the instances that share this deployment's tenants"`
 	GroupSessionTimeout   time.Duration `envconfig:"FOLLOWPUB_GROUP_SESSION_TIMEOUT" default:"10s" desc:"STATE_STORE=kafka: how long a silent instance keeps its tenants before they move (within the broker's group.min.session.timeout.ms and group.max.session.timeout.ms)"`
 	TenantsFile           string        `envconfig:"FOLLOWPUB_TENANTS_FILE" desc:"YAML (JSON accepted) listing the tenants (README \"For integrators\"); unset: one tenant, default, from the API_*, FILTER_*, START_FROM, KAFKA_TOPIC and EVENT_SOURCE variables"`
+	InstanceID            string        `envconfig:"FOLLOWPUB_INSTANCE_ID" desc:"STATE_STORE=kafka: how this instance names itself to the group and in watermark show's owner; empty = host/pid (set it where replicas share a host name and a pid, as containers on the host's network do)"`
 	HTTPAddr              string        `envconfig:"FOLLOWPUB_HTTP_ADDR" default:"127.0.0.1:9464" desc:"address of /metrics, /healthz, /readyz; empty disables"`
 	LogFormat             string        `envconfig:"FOLLOWPUB_LOG_FORMAT" default:"auto" desc:"auto (coloured text on a terminal, JSON otherwise), text or json"`
 	LogLevel              string        `envconfig:"FOLLOWPUB_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`

@@ -82,8 +82,12 @@ func identity(c *config) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// instanceName is how the other members and `watermark show` name this process.
-func instanceName() string {
+// instanceName is how the other members and `watermark show` name this process:
+// FOLLOWPUB_INSTANCE_ID, or its host name and pid.
+func instanceName(c *config) string {
+	if c.InstanceID != "" {
+		return c.InstanceID
+	}
 	host, _ := os.Hostname()
 	return host + "/" + strconv.Itoa(os.Getpid())
 }
@@ -104,7 +108,7 @@ func (s *service) openHA(ids []string) error {
 	}
 	h.groupCfg = ownership.Config{
 		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: ids, PartitionOf: kafkastate.PartitionOf,
-		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(),
+		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(s.cfg),
 		Dialer: dialer, Transport: transport, Logger: s.log,
 	}
 	if err := h.setTenants(ids); err != nil {

@@ -489,6 +489,25 @@ func TestTenantsSpreadOverInstances(t *testing.T) {
 			}
 		}
 	}
+	// watermark show while the instances run: one line per tenant, each naming its owner.
+	code, out := e2etest.Run(t, 60*time.Second, r.env(ids, extra...), "watermark", "show")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != len(ids) {
+		t.Errorf("watermark show exited %d with %d lines, want 0 and one per tenant:\n%s", code, len(lines), out)
+	} else {
+		for i, l := range lines {
+			var st struct {
+				Tenant string  `json:"tenant"`
+				Owner  *string `json:"owner"`
+				Seen   int     `json:"seen"`
+			}
+			if err := json.Unmarshal([]byte(l), &st); err != nil || st.Tenant != ids[i] || st.Owner == nil || st.Seen == 0 {
+				t.Errorf("watermark show line %d = %s (%v), want tenant %s with an owner and remembered ids", i, l, err, ids[i])
+			}
+		}
+	}
+	if code, out := e2etest.Run(t, 60*time.Second, r.env(ids, extra...), "watermark", "reset"); code != 2 || !strings.Contains(out, "--tenant") {
+		t.Errorf("watermark reset without --tenant exited %d, want 2 naming --tenant:\n%s", code, out)
+	}
 	for _, i := range []*instance{b, c, d} {
 		if i.p.Exited() {
 			t.Errorf("an instance exited by itself:\n%s", i.p.Output())

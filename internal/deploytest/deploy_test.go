@@ -219,16 +219,35 @@ func (b *buildSpec) UnmarshalYAML(n *yaml.Node) error {
 	return n.Decode((*plain)(b))
 }
 
-// environment is `environment:` as a map or a list of NAME=value. A name without a value passes
-// the shell's value through; the shell here sets nothing, so it is left out.
+// environment is `environment:` as a map (merge keys, `<<: *anchor`, included: the keys set
+// beside one win) or a list of NAME=value. A name without a value passes the shell's value
+// through; the shell here sets nothing, so it is left out.
 type environment map[string]string
 
 func (e *environment) UnmarshalYAML(n *yaml.Node) error {
 	m := environment{}
 	switch n.Kind {
+	case yaml.AliasNode:
+		return e.UnmarshalYAML(n.Alias)
 	case yaml.MappingNode:
+		merged := environment{}
+		defer func() {
+			for k, v := range merged {
+				if _, set := m[k]; !set {
+					m[k] = v
+				}
+			}
+		}()
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				var base environment
+				if err := base.UnmarshalYAML(v); err != nil {
+					return err
+				}
+				maps.Copy(merged, base)
+				continue
+			}
 			if v.Kind != yaml.ScalarNode {
 				return fmt.Errorf("line %d: environment %s: want a scalar", v.Line, k.Value)
 			}
@@ -1224,7 +1243,7 @@ func (d *deployment) checkFollowpub() []string {
 		names = append(names, followpubService)
 	}
 	want := d.effectiveEnv(fp)
-	hostPorts := map[string]string{}
+	hostPorts, instanceIDs := map[string]string{}, map[string]string{}
 	for _, name := range names {
 		s := d.compose.Services[name]
 		p = append(p, d.checkReplica(name, s)...)
@@ -1232,8 +1251,14 @@ func (d *deployment) checkFollowpub() []string {
 		if len(names) > 1 && env["FOLLOWPUB_STATE_STORE"] != "kafka" {
 			p.add("%s: FOLLOWPUB_STATE_STORE=%s with %d replicas (%s): want kafka, or each replica publishes every record", name, env["FOLLOWPUB_STATE_STORE"], len(names), strings.Join(names, ", "))
 		}
+		// Each replica names itself: on the host's network (make test-docker) both would be host/1.
+		id := env["FOLLOWPUB_INSTANCE_ID"]
+		if other, dup := instanceIDs[id]; len(names) > 1 && (id == "" || dup) {
+			p.add("%s: FOLLOWPUB_INSTANCE_ID=%q (%s's too, or empty): each replica needs its own, or watermark show and the group's members cannot tell them apart (containers on the host's network would both be host/1)", name, id, other)
+		}
+		instanceIDs[id] = name
 		for _, k := range slices.Sorted(maps.Keys(want)) {
-			if env[k] != want[k] {
+			if k != "FOLLOWPUB_INSTANCE_ID" && env[k] != want[k] {
 				p.add("%s: %s=%q, but %s has %q: the replicas must be one definition (one group, one state topic, one tenant)", name, k, env[k], followpubService, want[k])
 			}
 		}
@@ -1718,6 +1743,10 @@ func TestChecksCatchBreaks(t *testing.T) {
 		}, "the second replica would not start"},
 		{"replica on the file store", setEnv(replica2, "FOLLOWPUB_STATE_STORE", "file"), replica2 + ": FOLLOWPUB_STATE_STORE=file with 2 replicas"},
 		{"replicas in two groups", setEnv(replica2, "FOLLOWPUB_GROUP_ID", "other"), replica2 + `: FOLLOWPUB_GROUP_ID="other"`},
+		{"replicas with one instance id", func(d *deployment) {
+			svc(d, replica2).Environment["FOLLOWPUB_INSTANCE_ID"] = svc(d, followpubService).Environment["FOLLOWPUB_INSTANCE_ID"]
+		}, replica2 + ": FOLLOWPUB_INSTANCE_ID="},
+		{"replica without an instance id", setEnv(replica2, "FOLLOWPUB_INSTANCE_ID", ""), replica2 + `: FOLLOWPUB_INSTANCE_ID=""`},
 		{"no state topic", setEnv(followpubService, "FOLLOWPUB_STATE_TOPIC", ""), "FOLLOWPUB_STATE_TOPIC empty"},
 		{"session shorter than the broker allows", setEnv(followpubService, "FOLLOWPUB_GROUP_SESSION_TIMEOUT", "3s"), "FOLLOWPUB_GROUP_SESSION_TIMEOUT"},
 		// With STATE_STORE=file the state's path and volume matter.

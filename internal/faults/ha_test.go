@@ -94,10 +94,10 @@ func newHARig(t *testing.T, opts ...e2etest.WorldOption) *haRig {
 	return r
 }
 
-// start starts an instance in a new empty directory.
-func (r *haRig) start(name string) *haInstance {
+// start starts an instance in a new empty directory, with the rig's variables and env.
+func (r *haRig) start(name string, env ...string) *haInstance {
 	addr := e2etest.FreeAddr(r.t)
-	env := r.w.Env(append(slices.Clone(r.extra), "FOLLOWPUB_HTTP_ADDR="+addr)...)
+	env = r.w.Env(append(append(slices.Clone(r.extra), env...), "FOLLOWPUB_HTTP_ADDR="+addr)...)
 	i := &haInstance{name: fmt.Sprintf("%s#%d", name, len(r.all)+1), addr: addr, p: e2etest.StartIn(r.t, r.t.TempDir(), env, "run")}
 	r.all = append(r.all, i)
 	return i
@@ -377,13 +377,15 @@ func (r *haRig) haEnv(extra ...string) []string {
 }
 
 // TestHAWatermarkWhileRunning: with two instances running, both are ready (/readyz of the standby
-// is 200), `watermark show` names the owner, and
-// `watermark set` is applied by the owner at its next cycle: every record is published once more
-// (the replay), without a restart.
+// is 200), `watermark show` names the owner (by FOLLOWPUB_INSTANCE_ID or host/pid), and
+// `watermark set`, then `watermark reset`, are applied by the owner at its next cycle: every record
+// is published once more each time (a replay), without a restart.
 func TestHAWatermarkWhileRunning(t *testing.T) {
 	t.Parallel()
 	r := newHARig(t)
-	live := []*haInstance{r.start("a"), r.start("b")}
+	// a names itself (FOLLOWPUB_INSTANCE_ID), b goes by its host and pid.
+	a, b := r.start("a", "FOLLOWPUB_INSTANCE_ID=replica-a"), r.start("b")
+	live := []*haInstance{a, b}
 	r.owner(60*time.Second, live...)
 	want := r.w.Want()
 	if lost := r.ta.syncUntil(t, want, 60*time.Second); len(lost) > 0 {
@@ -415,8 +417,43 @@ func TestHAWatermarkWhileRunning(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines(out, `"tenant"`)[0]), &st); err != nil {
 		t.Fatalf("watermark show printed %q: %v", out, err)
 	}
-	if !st.Exists || st.Seen < len(want) || st.Tenant != "default" || st.Owner == nil || !strings.HasSuffix(*st.Owner, fmt.Sprintf("/%d", o.p.Pid())) {
-		t.Fatalf("watermark show: %+v, want the state with %d ids, owned by %s (pid %d)", st, len(want), o.name, o.p.Pid())
+	named := func(owner string) bool { return strings.HasSuffix(owner, fmt.Sprintf("/%d", o.p.Pid())) }
+	if o == a {
+		named = func(owner string) bool { return owner == "replica-a" }
+	}
+	if !st.Exists || st.Seen < len(want) || st.Tenant != "default" || st.Owner == nil || !named(*st.Owner) {
+		t.Fatalf("watermark show: %+v, want the state with %d ids, owned by %s (pid %d, FOLLOWPUB_INSTANCE_ID=replica-a for a)", st, len(want), o.name, o.p.Pid())
+	}
+	// copies waits until every record is in the topic n times, and fails if one is there more often.
+	copies := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			r.ta.sync(t)
+			done := 0
+			for id := range want {
+				if r.ta.counts[id] == n {
+					done++
+				}
+			}
+			if done == len(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d records in the topic %d times within a minute of %s:\n%s", done, len(want), n, what, r.logs())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		for id, c := range r.ta.counts {
+			if c > n {
+				t.Errorf("id %d is in the topic %d times after %s, want %d", id, c, what, n)
+			}
+		}
+		for _, i := range live {
+			if i.p.Exited() {
+				t.Errorf("%s exited (status %d) after %s", i.name, i.p.ExitCode(), what)
+			}
+		}
 	}
 	began := time.Now()
 	code, out = e2etest.RunIn(t, dir, time.Minute, r.haEnv(), "watermark", "set", r.w.Start.Format(time.RFC3339))
@@ -424,34 +461,19 @@ func TestHAWatermarkWhileRunning(t *testing.T) {
 		t.Fatalf("watermark set exited %d:\n%s", code, out)
 	}
 	applied := time.Since(began)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		r.ta.sync(t)
-		twice := 0
-		for id := range want {
-			if r.ta.counts[id] == 2 {
-				twice++
-			}
-		}
-		if twice == len(want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d records published again within a minute of watermark set:\n%s", twice, len(want), r.logs())
-		}
-		time.Sleep(200 * time.Millisecond)
+	copies(2, "watermark set")
+	replayed := time.Since(began)
+	// reset while running: the owner deletes the state, and its next cycle starts from START_FROM,
+	// publishing every record once more.
+	began = time.Now()
+	code, out = e2etest.RunIn(t, dir, time.Minute, r.haEnv(), "watermark", "reset")
+	if code != 0 || !strings.Contains(out, "reset") {
+		t.Fatalf("watermark reset exited %d:\n%s", code, out)
 	}
-	for id, n := range r.ta.counts {
-		if n > 2 {
-			t.Errorf("id %d is in the topic %d times after one replay", id, n)
-		}
-	}
-	for _, i := range live {
-		if i.p.Exited() {
-			t.Errorf("%s exited (status %d) during the replay", i.name, i.p.ExitCode())
-		}
-	}
-	figures(t, "records=%d replayed=%d set_applied_ms=%d replay_done_ms=%d", len(want), len(want), applied.Milliseconds(), time.Since(began).Milliseconds())
+	resetApplied := time.Since(began)
+	copies(3, "watermark reset")
+	figures(t, "records=%d replayed=%d set_applied_ms=%d replay_done_ms=%d reset_applied_ms=%d reset_replay_done_ms=%d", len(want), len(want),
+		applied.Milliseconds(), replayed.Milliseconds(), resetApplied.Milliseconds(), time.Since(began).Milliseconds())
 }
 
 // TestHABadInput: a state topic that is not compacted, a session timeout outside the broker's

@@ -52,6 +52,8 @@ type meta struct {
 	UpdatedAt int64         `json:"updated_at_ns"`
 	TailTopic string        `json:"tail_topic,omitempty"`
 	Tail      map[int]int64 `json:"tail,omitempty"`
+	FullAt    int64         `json:"full_read_at,omitempty"`
+	FullFrom  int64         `json:"full_read_from,omitempty"`
 	Chunks    []chunkRef    `json:"chunks"`
 }
 

@@ -216,6 +216,7 @@ func (img image) state() poller.State {
 	if img.m.TailTopic != "" || len(img.m.Tail) > 0 {
 		st.Tail = poller.Tail{Topic: img.m.TailTopic, Next: maps.Clone(img.m.Tail)}
 	}
+	st.FullRead = poller.FullRead{At: img.m.FullAt, From: img.m.FullFrom}
 	n := 0
 	for _, c := range img.chunks {
 		n += len(c.ids)
@@ -528,6 +529,9 @@ func (img image) apply(c poller.Change) (next image, dirty []*chunk, removed []c
 	next.m.Watermark = max(img.m.Watermark, c.Watermark)
 	if c.Tail != nil {
 		next.m.TailTopic, next.m.Tail = c.Tail.Topic, maps.Clone(c.Tail.Next)
+	}
+	if c.FullRead != nil {
+		next.m.FullAt, next.m.FullFrom = c.FullRead.At, c.FullRead.From
 	}
 	slices.SortFunc(next.chunks, func(a, b *chunk) int {
 		return cmp.Or(cmp.Compare(a.ref.Day, b.ref.Day), cmp.Compare(a.ref.Idx, b.ref.Idx))

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/internal/retry"
 )
 
 // ErrShared means the group or the state topic is in use by another deployment.
@@ -46,17 +49,51 @@ type Member struct {
 	Partitions []int
 }
 
+// groupAttempts bounds the attempts of a group request that fails with a retriable Kafka error,
+// and groupRetryWait is the policy's first and longest wait between them.
+const groupAttempts = 8
+
+var groupRetryWait = [2]time.Duration{100 * time.Millisecond, 2 * time.Second}
+
+// retryGroup runs f until it succeeds, fails with an error Kafka does not call retriable, ctx
+// ends, or groupAttempts attempts failed, waiting internal/retry's policy in between: a fresh
+// broker answers "Not Coordinator For Group" or "Coordinator Load In Progress" while it creates
+// and loads __consumer_offsets. It returns f's last error.
+func retryGroup(ctx context.Context, f func() error) error {
+	policy := retry.New(groupRetryWait[0], groupRetryWait[1])
+	for attempt := 1; ; attempt++ {
+		err := f()
+		var ke kafka.Error
+		if err == nil || !errors.As(err, &ke) || !ke.Temporary() || attempt == groupAttempts {
+			return err
+		}
+		if retry.Sleep(ctx, policy.Next()) != nil {
+			return err
+		}
+	}
+}
+
 // Members describes the group's members now (none when the group is empty or does not exist).
+// Retriable errors of the coordinator are retried, a few times (retryGroup).
 func (g *Group) Members(ctx context.Context) ([]Member, error) {
-	res, err := g.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{g.cfg.GroupID}})
+	var res *kafka.DescribeGroupsResponse
+	err := retryGroup(ctx, func() error {
+		var err error
+		if res, err = g.client.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{g.cfg.GroupID}}); err != nil {
+			return err
+		}
+		for _, gr := range res.Groups {
+			if gr.Error != nil {
+				return gr.Error
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("describing group %s: %w", g.cfg.GroupID, err)
 	}
 	var out []Member
 	for _, gr := range res.Groups {
-		if gr.Error != nil {
-			return nil, fmt.Errorf("describing group %s: %w", g.cfg.GroupID, gr.Error)
-		}
 		for _, m := range gr.Members {
 			var d memberData
 			_ = json.Unmarshal(m.MemberMetadata.UserData, &d) // another protocol's data: no identity

@@ -33,8 +33,8 @@ var (
 	ErrFormat = errors.New("state store has an unknown format")
 )
 
-// The layout of format 2: bucket meta holds the floor, the watermark, the time of the last commit
-// and the topic of the tail; bucket tail maps each partition (4 bytes, big-endian) to the offset
+// The layout of format 2: bucket meta holds the floor, the watermark, the time of the last commit,
+// the topic of the tail and the last full read (two keys, absent when none is recorded); bucket tail maps each partition (4 bytes, big-endian) to the offset
 // accounted for up to (8 bytes); bucket seen holds one bucket per UTC day of follow_time (the day
 // number, 8 bytes in putInt's order), each keyed by (follow_time, id), so that forgetting a day
 // below the floor is one bucket deletion.
@@ -48,6 +48,8 @@ var (
 	keyWatermark = []byte("watermark")
 	keyUpdated   = []byte("updated_at")
 	keyTailTopic = []byte("tail_topic")
+	keyFullAt    = []byte("full_read_at")
+	keyFullFrom  = []byte("full_read_from")
 )
 
 const msPerDay = 24 * 60 * 60 * 1000
@@ -370,6 +372,9 @@ func (s *Store) Load(context.Context) (poller.State, error) {
 			return err
 		}
 		st.Tail = tail
+		if at, from := meta.Get(keyFullAt), meta.Get(keyFullFrom); at != nil && from != nil {
+			st.FullRead = poller.FullRead{At: getInt(at), From: getInt(from)}
+		}
 		seen := tx.Bucket(bucketSeen)
 		st.Seen = make(map[int64]int64, seen.Stats().KeyN)
 		return seen.ForEachBucket(func(day []byte) error {
@@ -448,6 +453,11 @@ func (s *Store) Commit(_ context.Context, c poller.Change) error {
 				return err
 			}
 		}
+		if c.FullRead != nil {
+			if err := putFullRead(meta, *c.FullRead); err != nil {
+				return err
+			}
+		}
 		watermark := max(getInt(meta.Get(keyWatermark)), c.Watermark)
 		return putMeta(meta, floor, watermark)
 	})
@@ -505,7 +515,13 @@ func (s *Store) Replace(_ context.Context, floor, watermark int64) error {
 		if err := recreate(tx, bucketSeen); err != nil {
 			return err
 		}
-		return putMeta(tx.Bucket(bucketMeta), floor, watermark)
+		meta := tx.Bucket(bucketMeta)
+		for _, k := range [][]byte{keyFullAt, keyFullFrom} {
+			if err := meta.Delete(k); err != nil {
+				return err
+			}
+		}
+		return putMeta(meta, floor, watermark)
 	})
 	if err != nil {
 		return fmt.Errorf("setting state %s: %w", s.path, err)
@@ -523,7 +539,7 @@ func (s *Store) Reset(context.Context) error {
 			return err
 		}
 		meta := tx.Bucket(bucketMeta)
-		for _, k := range [][]byte{keyFloor, keyWatermark, keyUpdated, keyTailTopic} {
+		for _, k := range [][]byte{keyFloor, keyWatermark, keyUpdated, keyTailTopic, keyFullAt, keyFullFrom} {
 			if err := meta.Delete(k); err != nil {
 				return err
 			}
@@ -534,6 +550,16 @@ func (s *Store) Reset(context.Context) error {
 		return fmt.Errorf("resetting state %s: %w", s.path, err)
 	}
 	return nil
+}
+
+func putFullRead(meta *bolt.Bucket, f poller.FullRead) error {
+	var at, from [8]byte
+	putInt(at[:], f.At)
+	putInt(from[:], f.From)
+	if err := meta.Put(keyFullAt, at[:]); err != nil {
+		return err
+	}
+	return meta.Put(keyFullFrom, from[:])
 }
 
 func recreate(tx *bolt.Tx, name []byte) error {

@@ -23,11 +23,16 @@ import (
 const maxFileSize = 16 << 20
 
 // Load reads the tenants file at path (YAML; JSON is YAML too), fills each entry's defaults from
-// defaults, reads its secret (from getenv, or from a file; a relative path is relative to the
-// tenants file's directory) and checks everything. It returns the tenants in the file's order, or
-// an Errors listing every problem found, each naming its tenant and field.
+// defaults, reads its secret and checks everything. It returns the tenants in the file's order,
+// or an Errors listing every problem found, each naming its tenant and field.
+//
+// A secret is read from a variable through getenv (nil: os.LookupEnv) or from a file (a relative
+// path is relative to the tenants file's directory); white space around it is dropped.
 func Load(path string, defaults Defaults, getenv func(string) (string, bool)) ([]Tenant, error) {
 	defaults.setDefaults()
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
 	l := &loader{file: path, dir: filepath.Dir(path), d: defaults, getenv: getenv}
 	ts := l.load()
 	if len(l.errs) > 0 {

@@ -128,8 +128,8 @@ const (
 // float64 cannot hold). One generated record in 17 gets such an id.
 const BigIDBase int64 = 1<<53 + 1
 
-// MaxIDOffset bounds Config.IDOffset: with it, the ids below 2^53 stay below it for the first
-// 2^28 records of each stream.
+// MaxIDOffset bounds Config.IDOffset: with it, the generated ids that are below 2^53 without an
+// offset stay below 2^53.
 const MaxIDOffset int64 = 1 << 52
 
 // generatedID returns the id of record k of a stream.

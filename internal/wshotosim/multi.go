@@ -58,7 +58,8 @@ func hashID(id string) uint64 {
 	return h.Sum64()
 }
 
-// idSpaces is the number of id spaces of MaxIDOffset's range a Multi hands out, one per tenant.
+// idSpaces is the number of id spaces of MaxIDOffset's range a Multi hands out, one per tenant:
+// each is 2^30 ids wide, room for 2^28 records of each of a tenant's streams.
 const idSpaces = 1 << 22
 
 // Multi serves many simulated tenants on one listener, each a Server of its own, with its own

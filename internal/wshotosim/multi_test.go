@@ -323,3 +323,36 @@ func TestMultiControlChangesATenantsFaultsWhileItRuns(t *testing.T) {
 		t.Errorf("GET of the control: status %d; want 405", resp.StatusCode)
 	}
 }
+
+// BenchmarkListRouting serves one list page from a single Server and from a Multi of 500 tenants
+// (each request to another tenant), in-process: what routing by token adds.
+func BenchmarkListRouting(b *testing.B) {
+	body := page("2024-02-06", "2024-02-07", 1, 20)
+	serve := func(b *testing.B, h http.Handler, tokens []string) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			r := httptest.NewRequest(http.MethodPost, ListPath+"?access_token="+tokens[i%len(tokens)], strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK {
+				b.Fatalf("status %d", w.Code)
+			}
+			i++
+		}
+	}
+	b.Run("single", func(b *testing.B) {
+		s, _, _ := start(b, Config{Count: 100})
+		serve(b, s, []string{"static"})
+	})
+	b.Run("multi500", func(b *testing.B) {
+		m, _ := startMulti(b, 500, Config{Count: 100})
+		var tokens []string
+		for _, id := range m.IDs() {
+			_, _, tok := TenantCredentials(id)
+			tokens = append(tokens, tok)
+		}
+		serve(b, m, tokens)
+	})
+}

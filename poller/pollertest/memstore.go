@@ -65,6 +65,9 @@ func (m *MemStore) Commit(_ context.Context, c poller.Change) error {
 	if c.Tail != nil {
 		m.st.Tail = poller.Tail{Topic: c.Tail.Topic, Next: maps.Clone(c.Tail.Next)}
 	}
+	if c.FullRead != nil {
+		m.st.FullRead = *c.FullRead
+	}
 	m.st.UpdatedAt = time.Now()
 	m.Commits++
 	return nil

@@ -97,6 +97,28 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		defer done()
 		assertState(t, s, poller.State{Seen: map[int64]int64{}})
 	})
+	t.Run("the full read is committed, forgotten by replace, deleted by reset", func(t *testing.T) {
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		full := poller.FullRead{At: 1_700_000_000_123, From: 1_699_920_000_000}
+		mustCommit(t, s, poller.Change{Watermark: 100, FullRead: &full})
+		// A commit without one leaves it as it is.
+		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: 1, FollowTime: 100}}, Watermark: 100})
+		done()
+		s, done = open()
+		assertState(t, s, poller.State{Exists: true, Watermark: 100, Seen: map[int64]int64{1: 100}, FullRead: full})
+		mustReplace(t, s, 50, 50)
+		assertState(t, s, poller.State{Exists: true, Floor: 50, Watermark: 50, Seen: map[int64]int64{}})
+		mustCommit(t, s, poller.Change{Floor: 50, Watermark: 50, FullRead: &full})
+		if err := s.Reset(ctx); err != nil {
+			t.Fatalf("Reset: %v", err)
+		}
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Seen: map[int64]int64{}})
+	})
 	t.Run("the floor forgets whole days and part of one", func(t *testing.T) {
 		const day = 24 * 60 * 60 * 1000
 		open := newLocation(t)
@@ -167,6 +189,9 @@ func assertState(t *testing.T, s poller.Store, want poller.State) {
 		if got.Tail.Next[p] != o {
 			t.Fatalf("tail = %+v, want %+v", got.Tail, want.Tail)
 		}
+	}
+	if got.FullRead != want.FullRead {
+		t.Fatalf("full read = %+v, want %+v", got.FullRead, want.FullRead)
 	}
 	if want.Exists && got.UpdatedAt.IsZero() {
 		t.Fatalf("updated_at is not set")

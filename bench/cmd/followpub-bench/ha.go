@@ -34,19 +34,29 @@ const (
 // takeover of a state with opts.ids remembered ids, and the kafka store's backfill and steady
 // state beside the file store's.
 func (d *driver) ha(ctx context.Context) ([]*table, error) {
-	failover, err := d.haFailover(ctx)
-	if err != nil {
-		return nil, err
+	var out []*table
+	if d.opts.haParts["failover"] {
+		failover, err := d.haFailover(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, failover)
 	}
-	takeover, err := d.haTakeover(ctx)
-	if err != nil {
-		return nil, err
+	if d.opts.haParts["takeover"] {
+		takeover, err := d.haTakeover(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, takeover)
 	}
-	stores, err := d.haStores(ctx)
-	if err != nil {
-		return nil, err
+	if d.opts.haParts["stores"] {
+		stores, err := d.haStores(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, stores...)
 	}
-	return append([]*table{failover, takeover}, stores...), nil
+	return out, nil
 }
 
 // haInstance is one `followpub run` of a failover run.
@@ -91,7 +101,36 @@ type takeover struct {
 	kind                     string // SIGKILL or SIGTERM
 	signal, assigned, loaded time.Time
 	firstAppend              time.Time // zero until the topic is read back
-	owner                    *haInstance
+	owner, old               *haInstance
+}
+
+// timeline prints the old and the new owner's log lines from the signal to the first record,
+// each at its offset from the signal (-ha-timeline).
+func (m takeover) timeline() {
+	progress("  timeline of a %s takeover (offsets from the signal; first record at +%.3fs):", m.kind, m.firstAppend.Sub(m.signal).Seconds())
+	var lines []string
+	for _, who := range []struct {
+		name string
+		i    *haInstance
+	}{{"old", m.old}, {"new", m.owner}} {
+		for _, l := range who.i.p.logs() {
+			at := l.time()
+			if at.Before(m.signal.Add(-100*time.Millisecond)) || at.After(m.firstAppend.Add(100*time.Millisecond)) {
+				continue
+			}
+			var extra []string
+			for _, k := range []string{"owned", "load_duration", "records", "reads", "read", "reason", "published", "fetched", "duration", "days"} {
+				if v, ok := l[k]; ok {
+					extra = append(extra, fmt.Sprintf("%s=%v", k, v))
+				}
+			}
+			lines = append(lines, fmt.Sprintf("%+8.3fs %s %s %s", at.Sub(m.signal).Seconds(), who.name, l.str("msg"), strings.Join(extra, " ")))
+		}
+	}
+	slices.Sort(lines) // offsets are fixed-width only while positive: good enough to read
+	for _, l := range lines {
+		progress("    %s", l)
+	}
 }
 
 // haTopics creates an output topic stamped with LogAppendTime (the time Kafka appended each
@@ -124,6 +163,7 @@ func (d *driver) haGroup(a *api, topic, stateTopic, group, addr string) map[stri
 		"STATE_PATH":            filepath.Join(d.tmp, "unused.state"), // STATE_STORE=kafka never opens it
 		"HTTP_ADDR":             addr,
 		"LOG_FORMAT":            "json",
+		"LOG_LEVEL":             map[bool]string{false: "info", true: "debug"}[d.opts.haTimeline],
 	}
 }
 
@@ -256,7 +296,7 @@ func (d *driver) failoverOnce(ctx context.Context, perKind int) (failoverRun, er
 				standby = i
 			}
 		}
-		m := takeover{kind: map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM"}[sig], signal: time.Now(), owner: standby}
+		m := takeover{kind: map[syscall.Signal]string{syscall.SIGKILL: "SIGKILL", syscall.SIGTERM: "SIGTERM"}[sig], signal: time.Now(), owner: standby, old: o}
 		_ = o.p.cmd.Process.Signal(sig)
 		if sig == syscall.SIGTERM {
 			if err := o.p.wait(30 * time.Second); err != nil {
@@ -337,6 +377,9 @@ func (d *driver) failoverOnce(ctx context.Context, perKind int) (failoverRun, er
 			return res, fmt.Errorf("no record appended after the %s takeover at %s", m.kind, m.assigned.Format(time.StampMilli))
 		}
 		m.firstAppend = appends[j]
+		if d.opts.haTimeline {
+			m.timeline()
+		}
 	}
 	due := stop.Add(-2 * haInterval)
 	for _, r := range a.sim.Visible() {

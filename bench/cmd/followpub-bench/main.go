@@ -45,6 +45,8 @@ type options struct {
 	haSteady                      time.Duration
 	tenants, spreadTenants        int
 	tenantsFor                    time.Duration
+	haParts                       map[string]bool
+	haTimeline                    bool
 }
 
 // binary is a followpub binary the driver measures: the one built from this repository, and any
@@ -78,8 +80,15 @@ func run() (err error) {
 	flag.IntVar(&o.tenants, "tenants", 500, "tenants of the tenants measurement's one instance (0: skip that part)")
 	flag.IntVar(&o.spreadTenants, "spread-tenants", 300, "tenants the tenants measurement spreads over three instances (0: skip that part)")
 	flag.DurationVar(&o.tenantsFor, "tenants-for", 40*time.Second, "length of each process's measured window in the tenants measurement")
+	var haParts string
+	flag.StringVar(&haParts, "ha-parts", "failover,takeover,stores", "parts of the ha measurement to run: failover, takeover, stores")
+	flag.BoolVar(&o.haTimeline, "ha-timeline", false, "ha failover: run the instances with FOLLOWPUB_LOG_LEVEL=debug and print each takeover's timeline from the new owner's log")
 	flag.StringVar(&variants, "variants", "", "other followpub binaries to measure in the same runs, name=path,… (to try a change)")
 	flag.Parse()
+	o.haParts = map[string]bool{}
+	for _, s := range strings.Split(haParts, ",") {
+		o.haParts[strings.TrimSpace(s)] = true
+	}
 	o.only = map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		o.only[strings.TrimSpace(s)] = true

@@ -587,24 +587,36 @@ const maxIncrementalPages = 3
 // one after another, until it found total − known of them, where total is the latest data.total:
 // then, records being only ever added, the known ids and the result are every record of the day.
 // With the newest records first (the simulator's order, and apparently the vendor's), a poll finds
-// them on the first page: one request, however large the day. Otherwise (more unknown records than
+// them on the first page: one request, however large the day; when more than a page arrived, it
+// reads on until it meets known ones, then the first page again for what arrived meanwhile (the
+// count, not the pages' order, is what proves the result complete). Otherwise (more unknown records than
 // known ones are missing, which means records were removed; or not all found within
 // maxIncrementalPages pages) it falls back to Fetch.
 func (pg *Pager) FetchNew(ctx context.Context, day time.Time, known int, isKnown func(id int64) bool) ([]schema.Record, error) {
 	var found []schema.Record
 	ids := map[int64]struct{}{}
 	size := int64(pg.cfg.PageSize)
-	for index := int64(1); index <= maxIncrementalPages; index++ {
+	index := int64(1)
+	headNew := false // the first page held only new records: more than a page arrived at the head
+	for reads := 1; reads <= maxIncrementalPages; reads++ {
 		p, err := pg.read(ctx, day, day, int(index))
 		if err != nil {
 			return nil, fmt.Errorf("fetching the new records of %s: %w", pg.day(day), err)
 		}
+		sawKnown := false
 		for _, r := range p.Records {
-			if _, dup := ids[r.ID]; dup || isKnown(r.ID) {
+			if isKnown(r.ID) {
+				sawKnown = true
+				continue
+			}
+			if _, dup := ids[r.ID]; dup {
 				continue
 			}
 			ids[r.ID] = struct{}{}
 			found = append(found, r)
+		}
+		if reads == 1 {
+			headNew = !sawKnown
 		}
 		want := p.Total - int64(known)
 		switch {
@@ -612,10 +624,17 @@ func (pg *Pager) FetchNew(ctx context.Context, day time.Time, known int, isKnown
 			pg.log.Debug("records were removed; reading the whole day", "day", pg.day(day), "total", p.Total, "known", known)
 			return pg.Fetch(ctx, day, day)
 		case int64(len(found)) == want:
-			pg.log.Debug("new records read", "day", pg.day(day), "records", len(found), "pages", index)
+			pg.log.Debug("new records read", "day", pg.day(day), "records", len(found), "pages", reads)
 			return found, nil
+		case sawKnown && index > 1 && headNew:
+			// Past the new records into the known ones (newest first: more than a page arrived,
+			// after a takeover say); those that arrived while the pages below were read are on
+			// the first page again. A late record among the known ones is no reason to go back.
+			index = 1
 		case index*size >= p.Total:
-			index = maxIncrementalPages // every page read, some still missing
+			reads = maxIncrementalPages // every page read, some still missing
+		default:
+			index++
 		}
 	}
 	return pg.Fetch(ctx, day, day)

@@ -547,6 +547,32 @@ func TestFetchNewReadsOnlyWhatADayGained(t *testing.T) {
 		t.Fatalf("after a removal FetchNew returned %d records in %d pages, want the whole day (98, 10 pages)", len(got), api.served-before)
 	}
 
+	// More than a page arrived (a takeover after a session's worth of arrivals), and one more
+	// arrives at the front with every page served: two pages down to the known ones, then the
+	// first again for what arrived meanwhile; three reads, not the whole day.
+	api.arrive(15, func(int) int { return 0 })
+	api.change = func(a *churnAPI) { a.arrive(1, func(int) int { return 0 }) }
+	for _, r := range got {
+		known[r.ID] = true
+	}
+	before = api.served
+	got, err = pg.FetchNew(context.Background(), winTo, len(known), isKnown)
+	api.change = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := api.served - before; n != 3 {
+		t.Fatalf("FetchNew read %d pages for 15 new records and 2 arriving, want 3", n)
+	}
+	if want := len(api.ids) - len(known) - 1; len(got) != want { // the last arrival came after the last read
+		t.Fatalf("FetchNew returned %d records, want the %d unknown when it last read", len(got), want)
+	}
+	for _, r := range got {
+		if known[r.ID] {
+			t.Fatalf("FetchNew returned the known id %d", r.ID)
+		}
+	}
+
 	// Oldest first: the new records are on the last page, past the pages FetchNew looks at.
 	old := newChurn(95, nil)
 	knownOld := map[int64]bool{}
@@ -560,5 +586,26 @@ func TestFetchNewReadsOnlyWhatADayGained(t *testing.T) {
 	}
 	if len(got) != 97 {
 		t.Fatalf("new records past page %d: FetchNew returned %d records, want the whole day (97) from Fetch", maxIncrementalPages, len(got))
+	}
+}
+
+// TestFetchNewFindsALateRecordOnPage3: newest first, a late arrival (follow_time up to LOOKBACK
+// behind) lands among the known records, not at the head: reading on finds it, without going
+// back to the first page or reading the whole day.
+func TestFetchNewFindsALateRecordOnPage3(t *testing.T) {
+	api := newChurn(95, nil)
+	slices.Reverse(api.ids)
+	known := map[int64]bool{}
+	for _, id := range api.ids {
+		known[id] = true
+	}
+	api.arrive(1, func(int) int { return 25 }) // page 3 at 10 a page
+	before := api.served
+	got, err := newPager(t, api, nil).FetchNew(context.Background(), winTo, len(known), func(id int64) bool { return known[id] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := api.served - before; len(got) != 1 || n != 3 {
+		t.Fatalf("a late record on page 3: FetchNew returned %d records in %d page reads, want 1 in 3", len(got), n)
 	}
 }
