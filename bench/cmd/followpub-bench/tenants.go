@@ -939,18 +939,17 @@ func (b *broker) lastAppend(ctx context.Context, topic string) (time.Time, error
 	if err != nil {
 		return time.Time{}, err
 	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return time.Time{}, fmt.Errorf("last record of %s: %w", topic, err)
-			}
-			if p.Offset < 0 || p.Timestamp < 0 {
-				return time.Time{}, nil
-			}
-			return time.UnixMilli(p.Timestamp), nil
-		}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return time.Time{}, fmt.Errorf("last record of %s: the broker answered for %d topics", topic, len(resp.Topics))
 	}
-	return time.Time{}, nil
+	p := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+		return time.Time{}, fmt.Errorf("last record of %s: %w", topic, err)
+	}
+	if p.Offset < 0 || p.Timestamp < 0 {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(p.Timestamp), nil
 }
 
 // consumeTopics reads every record of topics with one client, up to the end offsets of the
