@@ -429,11 +429,17 @@ func (s *Store) commitMeta(ctx context.Context, next image, removed []chunkRef) 
 	return nil
 }
 
-// deleteChunks writes tombstones for both slots of each chunk in refs and for the garbage. The
-// commit is already durable: a failure leaves records no meta record names, logged and deleted
-// by a later commit.
+// deleteChunks writes tombstones for both slots of each chunk in refs and for the garbage, but
+// never for a chunk the state now names: a commit may have written a key that was garbage when the
+// state was loaded (an unfinished commit's chunk). The commit is already durable: a failure leaves
+// records no meta record names, logged and deleted by a later commit.
 func (s *Store) deleteChunks(ctx context.Context, refs []chunkRef) {
-	keys := s.garbage
+	var keys []string
+	for _, k := range s.garbage {
+		if !slices.ContainsFunc(s.img.m.Chunks, func(r chunkRef) bool { return r.key(s.cfg.Tenant) == k }) {
+			keys = append(keys, k)
+		}
+	}
 	for _, r := range refs {
 		keys = append(keys, chunkKey(s.cfg.Tenant, r.Day, r.Idx, 0), chunkKey(s.cfg.Tenant, r.Day, r.Idx, 1))
 	}

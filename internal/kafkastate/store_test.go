@@ -204,6 +204,38 @@ func TestUnfinishedCommitLeavesThePreviousState(t *testing.T) {
 	}
 }
 
+// TestUnfinishedFirstCommitOfADay is the commit killed (or fenced) before its meta record when it
+// was the first of its day: its chunk is in slot 0, which no meta record names, so the next load
+// counts it as garbage; the next commit writes that day's chunk to slot 0 again and must not
+// delete it with the garbage (found by followpub-bench -only tenants: the next load was ErrCorrupt,
+// "it names the chunk …, which the topic does not hold").
+func TestUnfinishedFirstCommitOfADay(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx := context.Background()
+	cfg := kafkastate.Config{Brokers: brokers, Topic: newTopicName(), Partitions: 1}
+	s := open(t, cfg)
+	if _, err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Replace(ctx, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	produce(t, brokers, cfg.Topic, 0, "default/ids/1970-01-01/0/0", []byte("FPC1 a chunk no meta record names"))
+	s = open(t, cfg)
+	defer s.Close()
+	if _, err := s.Load(ctx); err != nil {
+		t.Fatalf("after an unfinished first commit: %v", err)
+	}
+	if err := s.Commit(ctx, poller.Change{Add: []poller.Published{{ID: 1, FollowTime: 10}}, Watermark: 10}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := open(t, cfg).Load(ctx)
+	if err != nil || len(st.Seen) != 1 || st.Watermark != 10 {
+		t.Fatalf("after the next commit: %+v, %v; want the id committed", st, err)
+	}
+}
+
 func TestForeignStateIsRefused(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	ctx := context.Background()

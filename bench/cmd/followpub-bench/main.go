@@ -45,6 +45,8 @@ type options struct {
 	haMoves                       int
 	haRecords                     int
 	haSteady                      time.Duration
+	tenants, spreadTenants        int
+	tenantsFor                    time.Duration
 	haParts                       map[string]bool
 	haTimeline                    bool
 }
@@ -60,7 +62,7 @@ func run() (err error) {
 	var o options
 	var only, codecList, concList, variants string
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement; tables show medians")
-	flag.StringVar(&only, "only", "hotpath,backfill,api,steady,memory,recovery,ha", "measurements to run: hotpath (the testing.B of the hot path), backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store); not by default: peers (followpub beside benthos + kcat, make bench-peers)")
+	flag.StringVar(&only, "only", "hotpath,backfill,api,steady,memory,recovery,ha,tenants", "measurements to run: hotpath (the testing.B of the hot path), backfill (throughput, codecs, peak RSS), api (API-bound backfill), steady, memory (1,000,000 remembered ids), recovery (after a SIGKILL with a publish in flight), ha (failover, takeover, the kafka store), tenants (many tenants in one instance, and spread over three); not by default: peers (followpub beside benthos + kcat, make bench-peers)")
 	flag.IntVar(&o.records, "records", 200_000, "records of the backfill")
 	flag.IntVar(&o.days, "days", 20, "days the backfill's records span")
 	flag.StringVar(&codecList, "codecs", "none,snappy,lz4,zstd", "KAFKA_COMPRESSION values compared by the backfill")
@@ -79,6 +81,9 @@ func run() (err error) {
 	flag.IntVar(&o.haMoves, "ha-moves", 10, "takeovers of the ha measurement per kind (SIGKILL, SIGTERM) over all runs")
 	flag.IntVar(&o.haRecords, "ha-records", 200_000, "records of the ha measurement's backfill on each store")
 	flag.DurationVar(&o.haSteady, "ha-steady", 30*time.Second, "length of the ha measurement's steady state on each store")
+	flag.IntVar(&o.tenants, "tenants", 500, "tenants of the tenants measurement's one instance (0: skip that part)")
+	flag.IntVar(&o.spreadTenants, "spread-tenants", 300, "tenants the tenants measurement spreads over three instances (0: skip that part)")
+	flag.DurationVar(&o.tenantsFor, "tenants-for", 40*time.Second, "length of each process's measured window in the tenants measurement")
 	var haParts string
 	flag.StringVar(&haParts, "ha-parts", "failover,takeover,stores", "parts of the ha measurement to run: failover, takeover, stores")
 	flag.BoolVar(&o.haTimeline, "ha-timeline", false, "ha failover: run the instances with FOLLOWPUB_LOG_LEVEL=debug and print each takeover's timeline from the new owner's log")
@@ -176,6 +181,7 @@ func run() (err error) {
 		{"memory", d.memory},
 		{"recovery", d.recovery},
 		{"ha", d.ha},
+		{"tenants", d.tenants},
 		{"peers", d.peers},
 	}
 	for _, s := range steps {
