@@ -41,7 +41,8 @@ type Config struct {
 	// FullReadEvery is how often a cycle reads each day of the window in full although the source
 	// can read just what a day gained (IncrementalSource): incremental reads count records, and a
 	// record removed from the API while another arrives evens the count out; a full read finds
-	// what that hid. The first cycle and the one after a failed cycle read in full too.
+	// what that hid. The cycle after a failed one reads in full too, and so does a first cycle
+	// unless the state records a full read less than FullReadEvery ago (State.FullRead).
 	// Default: 5m. Less than Interval: always read in full.
 	FullReadEvery time.Duration
 	// ShutdownGrace is how long a publish and its commit that are under way may still finish after
@@ -258,6 +259,7 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	}
 	began := p.cfg.Clock()
 	_, canIncrement := p.src.(IncrementalSource)
+	canIncrement = canIncrement && p.cfg.FullReadEvery >= p.cfg.Interval // below it, every cycle reads in full
 	pl := planCycle(planInput{
 		Now: began, Window: p.windowStart(p.st), FloorDay: StartOfDay(msTime(p.st.Floor), p.cfg.Location),
 		CanIncrement: canIncrement, FullEvery: p.cfg.FullReadEvery, Loc: p.cfg.Location, History: p.history,
@@ -291,7 +293,7 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 		return res, fmt.Errorf("stopped after %d of %d days: %w", res.Days, days, err)
 	}
 	p.history.completed(pl, began)
-	if !pl.Incremental {
+	if !pl.Incremental && canIncrement {
 		// Recorded so that the next process to load the state (a restart, a takeover) may read
 		// incrementally as this one would.
 		full := FullRead{At: began.UnixMilli(), From: pl.Window.UnixMilli()}

@@ -1108,3 +1108,41 @@ func TestPublishedRecordsAreLetGo(t *testing.T) {
 		t.Fatalf("after the cycle %d records of the %d slices the Source returned still hold their pages", held, len(api.returned))
 	}
 }
+
+// TestFullReadEveryBelowIntervalReadsInFullAfterARestart: "less than Interval: always read in full"
+// holds for a first cycle over a state that records a recent full read, too.
+func TestFullReadEveryBelowIntervalReadsInFullAfterARestart(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		every time.Duration
+		after time.Duration
+	}{
+		{"30s every, 60s interval, restart 10s on", 30 * time.Second, 10 * time.Second},
+		{"FULL_READ_EVERY=0 (1ns), restart in the same millisecond", time.Nanosecond, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
+			inc := &incAPI{fakeAPI: r.api}
+			cfg := poller.Config{Location: r.loc, Clock: r.clock.Now, Interval: time.Minute, FullReadEvery: tt.every}
+			cycle := func() {
+				t.Helper()
+				p, err := poller.New(cfg, inc, r.kafka, r.store)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.Cycle(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
+			cycle()
+			b := r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
+			r.clock.Set(sh(t, 2024, 2, 8, 12, 0, 0, 0).Add(tt.after))
+			cycle()
+			if inc.newCalls != 0 {
+				t.Fatalf("%d incremental reads after a restart with FullReadEvery %v below the interval, want a full read", inc.newCalls, tt.every)
+			}
+			r.assertExactlyOnce(a, b)
+		})
+	}
+}

@@ -181,9 +181,40 @@ func (s *Store) verify() (format string, err error) {
 				cerr = corrupt(s.path, e)
 			}
 		}
+		if cerr == nil {
+			cerr = checkShape(tx, format)
+		}
+		if cerr != nil && !errors.Is(cerr, ErrCorrupt) {
+			cerr = corrupt(s.path, cerr)
+		}
 		return cerr
 	})
 	return format, err
+}
+
+// checkShape checks the sizes that pages' checksums cannot vouch for: the integers of meta are 8
+// bytes, and in format 3 each day bucket's name is 8 bytes, so that reading them cannot panic.
+func checkShape(tx *bolt.Tx, format string) error {
+	meta := tx.Bucket(bucketMeta)
+	for _, k := range [][]byte{keyFloor, keyWatermark, keyUpdated, keyFullAt, keyFullFrom} {
+		if v := meta.Get(k); v != nil && len(v) != 8 {
+			return corruptf("meta %s has %d bytes, want 8", k, len(v))
+		}
+	}
+	if format != Format {
+		return nil // upgrade checks the ids of older formats as it rewrites them
+	}
+	seen := tx.Bucket(bucketSeen)
+	return seen.ForEach(func(k, v []byte) error {
+		if v != nil || len(k) != 8 {
+			return corruptf("seen holds a key of %d bytes that is not a day bucket", len(k))
+		}
+		return nil
+	})
+}
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, ErrCorrupt)...)
 }
 
 // upgrade rewrites a format 1 or 2 store as format 3 in one transaction: the ids, one key each
@@ -368,7 +399,7 @@ func (s *Store) Load(context.Context) (poller.State, error) {
 		err = seen.ForEachBucket(func(day []byte) error {
 			return seen.Bucket(day).ForEach(func(_, v []byte) error {
 				c, _ := binary.Uvarint(v) // a capacity hint; decodeChunk checks it
-				n += int(min(c, 1<<20))
+				n += int(min(c, uint64(len(v)))) // an id takes at least a byte: damage cannot inflate it
 				return nil
 			})
 		})

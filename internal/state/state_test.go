@@ -477,3 +477,61 @@ func TestDamagedChunkIsCorrupt(t *testing.T) {
 		})
 	}
 }
+
+// Values of the wrong length in a store that bbolt reads fine are ErrCorrupt at Open, not a panic.
+func TestShortValuesAreCorruptNotPanics(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		damage func(tx *bolt.Tx) error
+	}{
+		{"a full read of 4 bytes", func(tx *bolt.Tx) error {
+			return tx.Bucket([]byte("meta")).Put([]byte("full_read_at"), []byte{1, 2, 3, 4})
+		}},
+		{"a floor of 4 bytes", func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("floor"), []byte{1, 2, 3, 4}) }},
+		{"a day bucket named by 2 bytes holding a bad chunk", func(tx *bolt.Tx) error {
+			b, err := tx.Bucket([]byte("seen")).CreateBucket([]byte("xx"))
+			if err != nil {
+				return err
+			}
+			return b.Put(make([]byte, 16), []byte{0})
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "followpub.state")
+			s, err := state.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Replace(ctx, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+			full := poller.FullRead{At: 1, From: 1}
+			if err := s.Commit(ctx, poller.Change{FullRead: &full}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(tt.damage); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("Open or Load panicked: %v", r)
+				}
+			}()
+			s, err = state.Open(path)
+			if err == nil {
+				defer s.Close()
+				_, err = s.Load(ctx)
+			}
+			if !errors.Is(err, state.ErrCorrupt) {
+				t.Fatalf("Open and Load: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
