@@ -398,7 +398,7 @@ func (s *Store) Load(context.Context) (poller.State, error) {
 		n := 0
 		err = seen.ForEachBucket(func(day []byte) error {
 			return seen.Bucket(day).ForEach(func(_, v []byte) error {
-				c, _ := binary.Uvarint(v) // a capacity hint; decodeChunk checks it
+				c, _ := binary.Uvarint(v)        // a capacity hint; decodeChunk checks it
 				n += int(min(c, uint64(len(v)))) // an id takes at least a byte: damage cannot inflate it
 				return nil
 			})
