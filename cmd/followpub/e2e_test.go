@@ -142,9 +142,18 @@ func runWithArrivalsThenSignal(t *testing.T, sig syscall.Signal) {
 	const shutdownTimeout = 15 * time.Second
 	w := newWorld(t, wshotosim.Config{Count: 100, Span: 12 * time.Hour, Rate: 40, LateFraction: 0.2, LateBy: 10 * time.Minute})
 	addr := e2etest.FreeAddr(t)
-	p := e2etest.Start(t, w.Env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_SHUTDOWN_TIMEOUT="+shutdownTimeout.String()), "run")
+	instance := "e2e-" + sig.String()
+	p := e2etest.Start(t, w.Env("FOLLOWPUB_HTTP_ADDR="+addr, "FOLLOWPUB_SHUTDOWN_TIMEOUT="+shutdownTimeout.String(), "FOLLOWPUB_INSTANCE_ID="+instance), "run")
 	if !e2etest.WaitFor(20*time.Second, func() bool { code, _ := e2etest.Get("http://" + addr + "/readyz"); return code == 200 }) {
 		t.Fatalf("/readyz never answered 200; output:\n%s", p.Output())
+	}
+	var status struct {
+		Instance struct {
+			ID string `json:"id"`
+		} `json:"instance"`
+	}
+	if _, body := e2etest.Get("http://" + addr + "/status"); json.Unmarshal([]byte(body), &status) != nil || status.Instance.ID != instance {
+		t.Errorf("/status does not name the instance %q (FOLLOWPUB_INSTANCE_ID):\n%s", instance, body)
 	}
 	if code, _ := e2etest.Get("http://" + addr + "/healthz"); code != 200 {
 		t.Fatalf("/healthz = %d", code)

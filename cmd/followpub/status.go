@@ -31,7 +31,7 @@ type statusDoc struct {
 }
 
 type instanceDoc struct {
-	ID        string `json:"id"` // hostname-pid
+	ID        string `json:"id"` // instanceName: FOLLOWPUB_INSTANCE_ID, or host/pid
 	Hostname  string `json:"hostname"`
 	PID       int    `json:"pid"`
 	Version   string `json:"version"`
@@ -125,11 +125,12 @@ var (
 
 // newStatusTracker returns the tracker of the tenant default (schema.DefaultTenant).
 func newStatusTracker(m *metrics, clock func() time.Time) *statusTracker {
-	return newTenantTracker(m, schema.DefaultTenant, clock)
+	return newTenantTracker(m, schema.DefaultTenant, instanceName(&config{}), clock)
 }
 
-// newTenantTracker returns the tracker of tenant, feeding its series of m.
-func newTenantTracker(m *metrics, tenant string, clock func() time.Time) *statusTracker {
+// newTenantTracker returns the tracker of tenant, feeding its series of m; instance is the
+// instance's name (instanceName), as the group and watermark show know it.
+func newTenantTracker(m *metrics, tenant, instance string, clock func() time.Time) *statusTracker {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown"
@@ -137,7 +138,7 @@ func newTenantTracker(m *metrics, tenant string, clock func() time.Time) *status
 	pid := os.Getpid()
 	return &statusTracker{
 		tenantMetrics: m.tenant(tenant),
-		instance: instanceDoc{ID: fmt.Sprintf("%s-%d", host, pid), Hostname: host, PID: pid, Version: version,
+		instance: instanceDoc{ID: instance, Hostname: host, PID: pid, Version: version,
 			StartedAt: clock().UTC().Format(time.RFC3339)},
 		clock:       clock,
 		refresh:     make(chan struct{}, 1),

@@ -115,7 +115,7 @@ type tenantRun struct {
 // the same state fails before it touches the API or Kafka.
 func (s *service) openTenant(tc tenantConf) (_ *tenantRun, err error) {
 	t := &tenantRun{svc: s, conf: tc, log: s.log.With("tenant", tc.ID)}
-	t.status = newTenantTracker(s.metrics, tc.ID, time.Now)
+	t.status = newTenantTracker(s.metrics, tc.ID, instanceName(s.cfg), time.Now)
 	defer func() {
 		if err != nil {
 			t.close()
