@@ -78,8 +78,69 @@ func (h *ha) setPoller(tenant string, p *poller.Poller) {
 // topic and with which ce_source. A fixed access token is not part of it (it changes when it is
 // rotated), so two deployments that differ only in their fixed token are not told apart.
 func identity(c *config) string {
-	h := sha256.Sum256([]byte(strings.Join([]string{c.APIBaseURL, c.APIAppID, c.KafkaTopic, c.EventSource}, "\x00")))
+	return digest(c.APIBaseURL, c.APIAppID, c.KafkaTopic, c.EventSource)
+}
+
+func digest(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(h[:8])
+}
+
+// stateIdentity is what a tenant's state in STATE_TOPIC is marked with, so that another
+// deployment's tenant of the same id is refused (kafkastate.ErrForeign): without TENANTS_FILE
+// the deployment's identity, with it the tenant's own API, app id, topic and ce_source.
+func (c *config) stateIdentity(tc tenantConf) string {
+	if c.TenantsFile == "" {
+		return identity(c)
+	}
+	return digest(tc.API.BaseURL, tc.API.AppID, tc.Pub.Topic, tc.Pub.Source)
+}
+
+// tenantsIdentityPrefix starts the group identity of a deployment with TENANTS_FILE: its tenants'
+// state identities, "id=digest" each, sorted.
+const tenantsIdentityPrefix = "tenants:"
+
+// groupIdentity is what this instance tells the group it is (ownership.Config.Identity).
+func (c *config) groupIdentity(tcs []tenantConf) string {
+	if c.TenantsFile == "" {
+		return identity(c)
+	}
+	var ids []string
+	for _, tc := range tcs {
+		ids = append(ids, tc.ID+"="+c.stateIdentity(tc))
+	}
+	slices.Sort(ids)
+	return tenantsIdentityPrefix + strings.Join(ids, ",")
+}
+
+// sameDeployment reports whether another member's group identity is this deployment's. With
+// TENANTS_FILE the files may differ while a change rolls out (some instances SIGHUPed, some not):
+// they are one deployment when they share a tenant and every shared tenant has the same identity;
+// disjoint tenants, or one tenant id with other credentials or another topic, are another's.
+func sameDeployment(mine, theirs string) bool {
+	if !strings.HasPrefix(mine, tenantsIdentityPrefix) || !strings.HasPrefix(theirs, tenantsIdentityPrefix) {
+		return mine == theirs
+	}
+	parse := func(s string) map[string]string {
+		m := map[string]string{}
+		for _, kv := range strings.Split(strings.TrimPrefix(s, tenantsIdentityPrefix), ",") {
+			if id, d, ok := strings.Cut(kv, "="); ok {
+				m[id] = d
+			}
+		}
+		return m
+	}
+	a, b := parse(mine), parse(theirs)
+	shared := 0
+	for id, d := range a {
+		if other, ok := b[id]; ok {
+			if other != d {
+				return false
+			}
+			shared++
+		}
+	}
+	return shared > 0
 }
 
 // instanceName is how the other members and `watermark show` name this process:
@@ -92,9 +153,10 @@ func instanceName(c *config) string {
 	return host + "/" + strconv.Itoa(os.Getpid())
 }
 
-// openHA prepares STATE_STORE=kafka for the tenants ids: the state store's settings and the group
+// openHA prepares STATE_STORE=kafka for the tenants tcs: the state store's settings and the group
 // membership. It does not touch the network.
-func (s *service) openHA(ids []string) error {
+func (s *service) openHA(tcs []tenantConf) error {
+	ids := tenantIDsOf(tcs)
 	pc := s.cfg.publisherConfig()
 	pc.Topic = s.cfg.StateTopic // the transport fetches metadata of this topic
 	transport, dialer, err := publisher.NewTransport(pc)
@@ -103,25 +165,26 @@ func (s *service) openHA(ids []string) error {
 	}
 	h := &ha{tenants: ids, pollers: map[string]*poller.Poller{}, client: &kafka.Client{Addr: kafka.TCP(s.cfg.brokers...), Transport: transport, Timeout: s.cfg.KafkaWriteTimeout}}
 	h.stateCfg = kafkastate.Config{
-		Brokers: s.cfg.brokers, Topic: s.cfg.StateTopic, Identity: identity(s.cfg), Transport: transport,
+		Brokers: s.cfg.brokers, Topic: s.cfg.StateTopic, Transport: transport, // Identity: per tenant (stateIdentity)
 		Replication: s.cfg.KafkaTopicReplication, Timeout: s.cfg.KafkaWriteTimeout, Logger: s.log,
 	}
 	h.groupCfg = ownership.Config{
 		Brokers: s.cfg.brokers, GroupID: s.cfg.GroupID, Topic: s.cfg.StateTopic, Tenants: ids, PartitionOf: kafkastate.PartitionOf,
-		SessionTimeout: s.cfg.GroupSessionTimeout, Identity: identity(s.cfg), Instance: instanceName(s.cfg),
+		SessionTimeout: s.cfg.GroupSessionTimeout, Instance: instanceName(s.cfg), SameDeployment: sameDeployment,
 		Dialer: dialer, Transport: transport, Logger: s.log,
 	}
-	if err := h.setTenants(ids); err != nil {
+	if err := h.setTenants(ids, s.cfg.groupIdentity(tcs)); err != nil {
 		return usagef("group configuration: %v", err)
 	}
 	s.ha = h
 	return nil
 }
 
-// setTenants makes the group share out ids: a new membership (the next Run joins with it).
-func (h *ha) setTenants(ids []string) error {
+// setTenants makes the group share out ids, this instance saying it is identity: a new membership
+// (the next Run joins with it).
+func (h *ha) setTenants(ids []string, identity string) error {
 	gc := h.groupCfg
-	gc.Tenants = ids
+	gc.Tenants, gc.Identity = ids, identity
 	g, err := ownership.New(gc)
 	if err != nil {
 		return err
@@ -268,8 +331,8 @@ func (s *service) checkHAOnce(ctx context.Context) error {
 	if err := s.ha.group.Load().CheckShared(ctx); err != nil {
 		return s.sharedError(err)
 	}
-	for _, t := range s.ha.tenants {
-		sc.Tenant = t
+	for _, t := range s.tenantList() {
+		sc.Tenant, sc.Identity = t.conf.ID, s.cfg.stateIdentity(t.conf)
 		store, err := kafkastate.Open(ctx, sc)
 		if err != nil {
 			return err
@@ -392,7 +455,7 @@ func (s *service) reloadGroup(next []tenantConf) {
 		s.mu.Unlock()
 	}
 	s.sortTenants(next)
-	if err := s.ha.setTenants(s.tenantIDs()); err != nil {
+	if err := s.ha.setTenants(s.tenantIDs(), s.cfg.groupIdentity(s.tenantConfList())); err != nil {
 		s.log.Error("SIGHUP: the group could not take the new tenants; joining with the old ones", "err", err)
 	}
 	s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE applied", "tenants", len(s.tenantIDs()), "added", added, "removed", removed, "changed", changed, "failed", failed)
@@ -414,7 +477,7 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 	}
 	began := time.Now()
 	sc := s.ha.stateCfg
-	sc.Tenant, sc.Fence = ten.Tenant, ten.Fence
+	sc.Tenant, sc.Fence, sc.Identity = ten.Tenant, ten.Fence, s.cfg.stateIdentity(t.conf)
 	pc := t.pollerConfig()
 	pc.Fence = ten.Fence
 	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.
@@ -556,12 +619,8 @@ func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, 
 // at its next cycle (a replay without downtime), or applied here when no instance owns the tenant.
 func watermarkKafka(ctx context.Context, cfg *config, tcs []tenantConf, args []string, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
-	var ids []string
-	for _, tc := range tcs {
-		ids = append(ids, tc.ID)
-	}
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
-	if err := s.openHA(ids); err != nil {
+	if err := s.openHA(tcs); err != nil {
 		return err
 	}
 	wait := 2*cfg.GroupSessionTimeout + 2*cfg.PollInterval + 30*time.Second
@@ -577,7 +636,7 @@ func watermarkKafka(ctx context.Context, cfg *config, tcs []tenantConf, args []s
 	for _, tc := range tcs {
 		tenant := tc.ID
 		sc := s.ha.stateCfg
-		sc.Tenant = tenant
+		sc.Tenant, sc.Identity = tenant, cfg.stateIdentity(tc)
 		owner, err := s.ha.owner(ctx, tenant, parts)
 		if err != nil {
 			return err

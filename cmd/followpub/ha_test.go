@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -24,5 +25,63 @@ func TestInstanceID(t *testing.T) {
 	host, _ := os.Hostname()
 	if got, want := instanceName(cfg), host+"/"+strconv.Itoa(os.Getpid()); got != want {
 		t.Errorf("without FOLLOWPUB_INSTANCE_ID the instance is named %q, want %q", got, want)
+	}
+}
+
+// TestDeploymentsWithTenantsFilesAreToldApart: with FOLLOWPUB_TENANTS_FILE the identities come
+// from the file's tenants, so two deployments whose tenant acme has other app ids or topics are
+// refused as one another's (the environment alone made them look the same), and so are deployments
+// with no tenant in common; instances of one deployment whose files differ while a change rolls
+// out are not.
+func TestDeploymentsWithTenantsFilesAreToldApart(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("REVIEW_SECRET", "s3cret")
+	t.Setenv("FOLLOWPUB_STATE_STORE", "kafka")
+	load := func(name string, entries ...[3]string) (*config, []tenantConf) {
+		t.Helper()
+		body := "tenants:\n"
+		for _, e := range entries {
+			body += "  - id: " + e[0] + "\n    app_id: " + e[1] + "\n    app_secret_env: REVIEW_SECRET\n    topic: " + e[2] + "\n"
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("FOLLOWPUB_TENANTS_FILE", path)
+		cfg, err := loadConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcs, err := cfg.tenantConfs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg, tcs
+	}
+	xc, xt := load("x.yaml", [3]string{"acme", "app-of-x", "x.acme"}, [3]string{"beta", "app-b", "x.beta"})
+	yc, yt := load("y.yaml", [3]string{"acme", "app-of-y", "y.acme"}, [3]string{"beta", "app-b", "x.beta"})
+	zc, zt := load("z.yaml", [3]string{"gamma", "app-g", "z.gamma"})
+	rc, rt := load("rollout.yaml", [3]string{"acme", "app-of-x", "x.acme"}, [3]string{"beta", "app-b", "x.beta"}, [3]string{"new", "app-n", "x.new"})
+	x, y, z, r := xc.groupIdentity(xt), yc.groupIdentity(yt), zc.groupIdentity(zt), rc.groupIdentity(rt)
+	if xc.stateIdentity(xt[0]) == yc.stateIdentity(yt[0]) {
+		t.Errorf("tenant acme with app ids app-of-x and app-of-y has one state identity %s", xc.stateIdentity(xt[0]))
+	}
+	if xc.stateIdentity(xt[1]) != yc.stateIdentity(yt[1]) {
+		t.Errorf("tenant beta, the same in both files, has two state identities")
+	}
+	for _, tt := range []struct {
+		name        string
+		mine, other string
+		same        bool
+	}{
+		{"acme's app id differs", x, y, false},
+		{"no tenant in common", x, z, false},
+		{"a tenant added while the change rolls out", x, r, true},
+		{"the same file", x, x, true},
+		{"a deployment without a tenants file", x, identity(xc), false},
+	} {
+		if got := sameDeployment(tt.mine, tt.other); got != tt.same {
+			t.Errorf("%s: sameDeployment = %v, want %v", tt.name, got, tt.same)
+		}
 	}
 }

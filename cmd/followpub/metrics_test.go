@@ -58,7 +58,7 @@ func TestTenantOwned(t *testing.T) {
 	}
 	standby := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(time.Second), tenants: one}
 	standby.registerGroupMetrics()
-	if err := standby.openHA(standby.tenantIDs()); err != nil {
+	if err := standby.openHA(standby.tenantConfList()); err != nil {
 		t.Fatal(err)
 	}
 	if got := byTenant(t, standby.metrics); !maps.Equal(got, map[string]float64{"default": 0}) {

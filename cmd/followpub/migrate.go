@@ -50,7 +50,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
-	if err := s.openHA([]string{schema.DefaultTenant}); err != nil {
+	if err := s.openHA([]tenantConf{cfg.defaultTenant()}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 4*cfg.KafkaWriteTimeout)
@@ -64,7 +64,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		return fmt.Errorf("group %s has %d members running: stop every instance with STATE_STORE=kafka before migrating (FOLLOWPUB_GROUP_ID)", cfg.GroupID, len(members))
 	}
 	sc := s.ha.stateCfg
-	sc.Tenant = schema.DefaultTenant
+	sc.Tenant, sc.Identity = schema.DefaultTenant, cfg.stateIdentity(cfg.defaultTenant())
 	store, err := kafkastate.Open(ctx, sc)
 	if err != nil {
 		return err

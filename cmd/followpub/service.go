@@ -75,7 +75,7 @@ func openService(cfg *config, tcs []tenantConf, log *slog.Logger, progress polle
 		s.tenants = append(s.tenants, t)
 	}
 	if cfg.StateStore == "kafka" {
-		if err := s.openHA(s.tenantIDs()); err != nil {
+		if err := s.openHA(s.tenantConfList()); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -148,6 +148,23 @@ func (s *service) tenant(id string) *tenantRun {
 }
 
 // tenantIDs returns the ids of the tenants, in order.
+// tenantConfList returns the configuration of every tenant, in the order they are polled.
+func (s *service) tenantConfList() []tenantConf {
+	var tcs []tenantConf
+	for _, t := range s.tenantList() {
+		tcs = append(tcs, t.conf)
+	}
+	return tcs
+}
+
+func tenantIDsOf(tcs []tenantConf) []string {
+	ids := make([]string, 0, len(tcs))
+	for _, tc := range tcs {
+		ids = append(ids, tc.ID)
+	}
+	return ids
+}
+
 func (s *service) tenantIDs() []string {
 	var ids []string
 	for _, t := range s.tenantList() {

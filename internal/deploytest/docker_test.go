@@ -250,16 +250,35 @@ func (p *composeProject) left() (containers, volumes []string) {
 	return strings.Fields(c), strings.Fields(v)
 }
 
-// metric reads one sample of followpub's /metrics (0 when absent).
+// metric sums the samples of followpub's /metrics that have the name and labels of sample (a
+// per-tenant series carries tenant too); 0 when there are none.
 func metric(url, sample string) float64 {
+	name, labels, _ := strings.Cut(strings.TrimSuffix(sample, "}"), "{")
 	_, body := e2etest.Get(url)
+	var sum float64
 	for _, l := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(l, sample+" "); ok {
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f
+		series, v, ok := strings.Cut(l, " ")
+		if !ok || strings.HasPrefix(l, "#") {
+			continue
+		}
+		n, ls, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+		if n != name || !hasLabels(ls, labels) {
+			continue
+		}
+		f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		sum += f
+	}
+	return sum
+}
+
+// hasLabels reports whether the label list have (`k="v",…`) holds every pair of want.
+func hasLabels(have, want string) bool {
+	for _, kv := range strings.Split(want, ",") {
+		if kv != "" && !slices.Contains(strings.Split(have, ","), kv) {
+			return false
 		}
 	}
-	return 0
+	return true
 }
 
 // cycleLogs sums what followpub's JSON log says it published: its "cycle done" lines, and the

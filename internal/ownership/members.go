@@ -123,10 +123,18 @@ func (g *Group) CheckShared(ctx context.Context) error {
 			// Joining (a rebalance under way): the coordinator has no metadata of it yet.
 		case !slices.Equal(m.Topics, []string{g.cfg.Topic}):
 			return fmt.Errorf("%w: member %s (%s) of group %s uses the state topic(s) %v, not %s", ErrShared, m.ID, m.Instance, g.cfg.GroupID, m.Topics, g.cfg.Topic)
-		case g.cfg.Identity != "" && m.Identity != g.cfg.Identity:
+		case g.cfg.Identity != "" && !g.cfg.SameDeployment(g.cfg.Identity, m.Identity):
 			return fmt.Errorf("%w: member %s (%s) of group %s has the identity %q, this instance %q (other API credentials or another output topic)",
-				ErrShared, m.ID, m.Instance, g.cfg.GroupID, m.Identity, g.cfg.Identity)
+				ErrShared, m.ID, m.Instance, g.cfg.GroupID, shorten(m.Identity), shorten(g.cfg.Identity))
 		}
 	}
 	return nil
+}
+
+// shorten keeps an identity readable in an error: one of many tenants lists them all.
+func shorten(identity string) string {
+	if len(identity) <= 120 {
+		return identity
+	}
+	return identity[:120] + "…"
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// (host and pid), as the other members and `followpub watermark show` see them. Default: none.
 	Identity string
 	Instance string
+	// SameDeployment reports whether another member's Identity is this deployment's (CheckShared).
+	// Default: equal strings.
+	SameDeployment func(mine, theirs string) bool
 	// Dialer and Transport connect to the brokers (TLS, SASL): the Dialer for the group's own
 	// connections, the Transport for Fence's heartbeats. Defaults: kafka-go's.
 	Dialer    *kafka.Dialer
@@ -74,6 +77,9 @@ func (c *Config) setDefaults() {
 	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
 	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, c.SessionTimeout/20)
 	c.Margin = cmp.Or(c.Margin, c.SessionTimeout/5)
+	if c.SameDeployment == nil {
+		c.SameDeployment = func(mine, theirs string) bool { return mine == theirs }
+	}
 	if c.Transport == nil {
 		c.Transport = &kafka.Transport{}
 	}
