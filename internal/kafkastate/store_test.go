@@ -397,9 +397,11 @@ func TestSharedReadLoadsAsAPlainRead(t *testing.T) {
 
 	r := kafkastate.NewPartitionReader()
 	defer r.Close()
+	var sameWith func(*kafkastate.PartitionReader, string) *kafkastate.Store
 	// same loads tenant both ways and compares; it may run in another goroutine, so it fails
 	// the test with Errorf (and returns nil) rather than Fatalf.
-	same := func(tenant string) *kafkastate.Store {
+	same := func(tenant string) *kafkastate.Store { return sameWith(r, tenant) }
+	sameWith = func(r *kafkastate.PartitionReader, tenant string) *kafkastate.Store {
 		shared, err := kafkastate.Open(ctx, cfgOf(tenant, r))
 		if err != nil {
 			t.Errorf("Open: %v", err)
@@ -478,5 +480,20 @@ func TestSharedReadLoadsAsAPlainRead(t *testing.T) {
 	}
 	if held := r.Held(topic, 0); len(held) != 0 {
 		t.Errorf("after every tenant's load the snapshot still holds the records of %q", held)
+	}
+	// A new generation: every tenant loads at once, one of them reads, the others wait for it.
+	r2 := kafkastate.NewPartitionReader()
+	defer r2.Close()
+	tenants := []string{"a", "b", "c", "d", "e", "f"}
+	for _, tenant := range tenants {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if s := sameWith(r2, tenant); s != nil {
+				s.Close()
+			}
+		}()
+	}
+	for range tenants {
+		<-done
 	}
 }
