@@ -45,6 +45,38 @@ type ha struct {
 	mu      sync.Mutex
 	pollers map[string]*poller.Poller
 	done    map[string]bool // tenants whose one cycle of run --once completed
+	readers map[int32]*genReader
+}
+
+// genReader is the PartitionReader the tenants loaded in one generation share, and how many of
+// them still run.
+type genReader struct {
+	r     *kafkastate.PartitionReader
+	users int
+}
+
+// reader returns the PartitionReader of generation gen, and the function to call when the
+// tenant that uses it stops: the last one of the generation drops its snapshots.
+func (h *ha) reader(gen int32) (*kafkastate.PartitionReader, func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.readers == nil {
+		h.readers = map[int32]*genReader{}
+	}
+	g := h.readers[gen]
+	if g == nil {
+		g = &genReader{r: kafkastate.NewPartitionReader()}
+		h.readers[gen] = g
+	}
+	g.users++
+	return g.r, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if g.users--; g.users == 0 {
+			g.r.Close()
+			delete(h.readers, gen)
+		}
+	}
 }
 
 // onceDone records that tenant finished its one cycle (run --once) and reports whether every
@@ -331,6 +363,8 @@ func (s *service) checkHAOnce(ctx context.Context) error {
 	if err := s.ha.group.Load().CheckShared(ctx); err != nil {
 		return s.sharedError(err)
 	}
+	sc.Reader = kafkastate.NewPartitionReader() // one read of each partition for all the tenants
+	defer sc.Reader.Close()
 	for _, t := range s.tenantList() {
 		sc.Tenant, sc.Identity = t.conf.ID, s.cfg.stateIdentity(t.conf)
 		store, err := kafkastate.Open(ctx, sc)
@@ -478,6 +512,10 @@ func (s *service) own(ctx context.Context, ten ownership.Tenancy, once bool) err
 	began := time.Now()
 	sc := s.ha.stateCfg
 	sc.Tenant, sc.Fence, sc.Identity = ten.Tenant, ten.Fence, s.cfg.stateIdentity(t.conf)
+	// The tenants of a partition are all owned here in a generation: one read loads them all.
+	var release func()
+	sc.Reader, release = s.ha.reader(ten.Generation)
+	defer release()
 	pc := t.pollerConfig()
 	pc.Fence = ten.Fence
 	// The generation's end waits for the cycle to stop; the fence bounds every write anyway.

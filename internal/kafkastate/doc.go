@@ -14,9 +14,10 @@
 //     name, then the meta record: a crash at any instant leaves the previous meta record and every
 //     chunk it names. Each chunk carries the commit that wrote it and a CRC-32C; the meta record
 //     names that commit, so a chunk of an unfinished commit is never taken.
-//   - Load reads the partition from its start to its end. A record that does not decode, or a
-//     meta record naming a chunk the topic lacks, is ErrCorrupt naming the tenant and the offset,
-//     never "no state".
+//   - Load reads the partition from its start to its end; with a PartitionReader, the tenants
+//     loaded in one generation share one such read and each reads only the records written after
+//     it, which gives the same state. A record that does not decode, or a meta record naming a
+//     chunk the topic lacks, is ErrCorrupt naming the tenant and the offset, never "no state".
 //   - With a Fence (internal/ownership), nothing is written unless the fence allows it, and each
 //     write is given only until the time the fence returns.
 //

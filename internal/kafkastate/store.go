@@ -1,6 +1,7 @@
 package kafkastate
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -65,6 +66,9 @@ type Config struct {
 	Fence func(ctx context.Context) (time.Time, error)
 	// Logger receives the store's logs. Default: none.
 	Logger *slog.Logger
+	// Reader, when set, shares one read of each partition among the stores of the tenants loaded
+	// in one generation (see PartitionReader). Default: each Load reads its partition from the start.
+	Reader *PartitionReader
 }
 
 func (c *Config) setDefaults() {
@@ -240,11 +244,7 @@ type record struct {
 func (s *Store) read(ctx context.Context) (image, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	var recs map[string]record
-	err := whileTemporary(ctx, func() (err error) {
-		recs, s.end, err = s.readPartition(ctx, -1)
-		return err
-	})
+	recs, err := s.readRecords(ctx)
 	if err != nil {
 		return image{}, nil, fmt.Errorf("loading the state of tenant %s from topic %s partition %d: %w", s.cfg.Tenant, s.cfg.Topic, s.part, err)
 	}
@@ -295,6 +295,26 @@ func (s *Store) read(ctx context.Context) (image, []string, error) {
 	return img, garbage, nil
 }
 
+// readRecords returns the newest value of each key of the tenant, from the Reader's snapshot of
+// the partition and the records after it when there is one, else from a read from the start.
+func (s *Store) readRecords(ctx context.Context) (map[string]record, error) {
+	from, recs := int64(-1), map[string]record{}
+	if s.cfg.Reader != nil {
+		taken, end, ok, err := s.cfg.Reader.take(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			from, recs = end, taken
+		}
+	}
+	err := whileTemporary(ctx, func() (err error) {
+		s.end, err = s.readInto(ctx, from, recs)
+		return err
+	})
+	return recs, err
+}
+
 func (s *Store) corrupt(offset int64, key string, err error) error {
 	return fmt.Errorf("%w: tenant %s: the record at offset %d of topic %s partition %d (key %s): %v; followpub does not start over from START_FROM on its own: restore the topic, or run `followpub watermark set` or `reset` to start the tenant over",
 		ErrCorrupt, s.cfg.Tenant, offset, s.cfg.Topic, s.part, key, err)
@@ -304,30 +324,74 @@ func (s *Store) corrupt(offset int64, key string, err error) error {
 // from (-1: the partition's start) up to the partition's end when the read began (tombstones
 // remove their key), and that end.
 func (s *Store) readPartition(ctx context.Context, from int64) (map[string]record, int64, error) {
+	out := map[string]record{}
+	end, err := s.readInto(ctx, from, out)
+	return out, end, err
+}
+
+// readInto applies the records of the tenant in its partition from offset from to out, as
+// readPartition. Applying them again from the same offset gives the same out (the last record of
+// each key wins), so a retry may reuse out.
+func (s *Store) readInto(ctx context.Context, from int64, out map[string]record) (int64, error) {
+	prefix := []byte(s.cfg.Tenant + "/")
+	return s.scan(ctx, from, func(key []byte) map[string]record {
+		if bytes.HasPrefix(key, prefix) {
+			return out
+		}
+		return nil
+	})
+}
+
+// readTenants returns the newest value of each key in the tenant's partition from its start to
+// its end when the read began, grouped by the tenant each key starts with, and that end.
+func (s *Store) readTenants(ctx context.Context) (map[string]map[string]record, int64, error) {
+	var tenants map[string]map[string]record
+	var end int64
+	err := whileTemporary(ctx, func() (err error) {
+		tenants = map[string]map[string]record{}
+		end, err = s.scan(ctx, -1, func(key []byte) map[string]record {
+			t, _, ok := bytes.Cut(key, []byte("/"))
+			if !ok {
+				return nil
+			}
+			m := tenants[string(t)]
+			if m == nil {
+				m = map[string]record{}
+				tenants[string(t)] = m
+			}
+			return m
+		})
+		return err
+	})
+	return tenants, end, err
+}
+
+// scan reads the tenant's partition from offset from (-1: its start) up to its end when the scan
+// began, and returns that end. Each record goes to the map into returns for its key (none: the
+// record is skipped): a value replaces the key's, a tombstone removes it.
+func (s *Store) scan(ctx context.Context, from int64, into func(key []byte) map[string]record) (int64, error) {
 	res, err := s.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
 		s.cfg.Topic: {kafka.FirstOffsetOf(s.part), kafka.LastOffsetOf(s.part)},
 	}})
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	var first, end int64
 	for _, po := range res.Topics[s.cfg.Topic] {
 		if po.Error != nil {
-			return nil, 0, po.Error
+			return 0, po.Error
 		}
 		first, end = max(po.FirstOffset, from), po.LastOffset
 	}
-	prefix := s.cfg.Tenant + "/"
-	out := map[string]record{}
 	for off, idle := first, 0; off < end && idle < 3; {
 		f, err := s.client.Fetch(ctx, &kafka.FetchRequest{
 			Topic: s.cfg.Topic, Partition: s.part, Offset: off, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 100 * time.Millisecond,
 		})
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		if f.Error != nil {
-			return nil, 0, f.Error
+			return 0, f.Error
 		}
 		idle++
 		for {
@@ -340,7 +404,11 @@ func (s *Store) readPartition(ctx context.Context, from int64) (map[string]recor
 			}
 			off, idle = r.Offset+1, 0
 			key, err := protocol.ReadAll(r.Key)
-			if err != nil || !strings.HasPrefix(string(key), prefix) {
+			if err != nil {
+				continue
+			}
+			out := into(key)
+			if out == nil {
 				continue
 			}
 			if r.Value == nil {
@@ -349,13 +417,13 @@ func (s *Store) readPartition(ctx context.Context, from int64) (map[string]recor
 			}
 			v, err := protocol.ReadAll(r.Value)
 			if err != nil {
-				return nil, 0, fmt.Errorf("reading the record at offset %d: %w", r.Offset, err)
+				return 0, fmt.Errorf("reading the record at offset %d: %w", r.Offset, err)
 			}
 			out[string(key)] = record{offset: r.Offset, value: v}
 		}
 		// An offset without a record below end is a gap that compaction left: nothing to read.
 	}
-	return out, end, nil
+	return end, nil
 }
 
 // whileTemporary calls f until it returns nil or an error that is not temporary (a partition

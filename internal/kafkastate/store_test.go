@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -335,4 +336,164 @@ func topicBytes(t *testing.T, brokers []string, topic string) (live, written int
 		live += b
 	}
 	return live, written
+}
+
+// TestSharedReadLoadsAsAPlainRead loads several tenants of one partition through a
+// PartitionReader, with commits of the tenants between the loads and the records an unfinished
+// commit leaves (a chunk in the slot the meta record does not name, the first chunk of a day no
+// meta record names), and compares each load with a plain Load of a new store.
+func TestSharedReadLoadsAsAPlainRead(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	ctx := context.Background()
+	topic := newTopicName()
+	cfgOf := func(tenant string, r *kafkastate.PartitionReader) kafkastate.Config {
+		return kafkastate.Config{Brokers: brokers, Topic: topic, Partitions: 1, Tenant: tenant, Reader: r}
+	}
+	day := int64(24 * 3600 * 1000)
+	commit := func(tenant string, ids ...int64) {
+		t.Helper()
+		s := open(t, cfgOf(tenant, nil))
+		defer s.Close()
+		if _, err := s.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var add []poller.Published
+		for _, id := range ids {
+			add = append(add, poller.Published{ID: id, FollowTime: id})
+		}
+		if err := s.Commit(ctx, poller.Change{Add: add, Watermark: ids[len(ids)-1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tenant := range []string{"a", "b", "c", "d", "e", "f"} {
+		s := open(t, cfgOf(tenant, nil))
+		if _, err := s.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Replace(ctx, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	commit("a", 10, 20, day+5)
+	commit("b", 30)
+	commit("c", 40, 50)
+	commit("e", 60)
+	// c: an unfinished commit wrote slot 1 of day 0; d: an unfinished first commit of day 0.
+	produce(t, brokers, topic, 0, "c/ids/1970-01-01/0/1", []byte("FPC1 half a chunk"))
+	produce(t, brokers, topic, 0, "d/ids/1970-01-01/0/0", []byte("FPC1 a chunk no meta record names"))
+	if err := open(t, cfgOf("e", nil)).Request(ctx, kafkastate.Command{Op: "reset", ID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	// f's state is deleted: its tombstones are in the snapshot.
+	fs := open(t, cfgOf("f", nil))
+	if _, err := fs.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs.Close()
+
+	r := kafkastate.NewPartitionReader()
+	defer r.Close()
+	var sameWith func(*kafkastate.PartitionReader, string) *kafkastate.Store
+	// same loads tenant both ways and compares; it may run in another goroutine, so it fails
+	// the test with Errorf (and returns nil) rather than Fatalf.
+	same := func(tenant string) *kafkastate.Store { return sameWith(r, tenant) }
+	sameWith = func(r *kafkastate.PartitionReader, tenant string) *kafkastate.Store {
+		shared, err := kafkastate.Open(ctx, cfgOf(tenant, r))
+		if err != nil {
+			t.Errorf("Open: %v", err)
+			return nil
+		}
+		got, err := shared.Load(ctx)
+		if err != nil {
+			t.Errorf("tenant %s: the shared-read Load: %v", tenant, err)
+			return nil
+		}
+		plain, err := kafkastate.Open(ctx, cfgOf(tenant, nil))
+		if err != nil {
+			t.Errorf("Open: %v", err)
+			return nil
+		}
+		defer plain.Close()
+		want, err := plain.Load(ctx)
+		if err != nil {
+			t.Errorf("tenant %s: the plain Load: %v", tenant, err)
+			return nil
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("tenant %s: the shared-read Load gives %+v, a plain Load %+v", tenant, got, want)
+		}
+		if !reflect.DeepEqual(shared.Pending(), plain.Pending()) || shared.End() != plain.End() || !slices.Equal(shared.Garbage(), plain.Garbage()) {
+			t.Errorf("tenant %s: the shared-read Load found request %+v, end %d, garbage %q; a plain Load %+v, %d, %q",
+				tenant, shared.Pending(), shared.End(), shared.Garbage(), plain.Pending(), plain.End(), plain.Garbage())
+		}
+		return shared
+	}
+	a := same("a")
+	if a == nil {
+		t.FailNow()
+	}
+	defer a.Close()
+	if held := r.Held(topic, 0); !slices.Equal(held, []string{"b", "c", "d", "e", "f"}) {
+		t.Fatalf("after a's load the snapshot holds the records of %q; want those of the other tenants", held)
+	}
+	commit("b", 70, 80) // after the snapshot: b's load reads it from the snapshot's end on
+	commit("a", 90)
+	if b := same("b"); b != nil {
+		b.Close()
+	}
+	c, d := same("c"), same("d")
+	if c == nil || d == nil {
+		t.FailNow()
+	}
+	if len(d.Garbage()) != 1 {
+		t.Errorf("garbage of d %q: want the unfinished first commit's chunk", d.Garbage())
+	}
+	// The commits after a shared-read Load delete the garbage and keep the chunks they write.
+	for _, s := range []*kafkastate.Store{c, d} {
+		if err := s.Commit(ctx, poller.Change{Add: []poller.Published{{ID: 100, FollowTime: 100}}, Watermark: 100}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	for _, tenant := range []string{"c", "d"} {
+		st, err := open(t, cfgOf(tenant, nil)).Load(ctx)
+		if err != nil || !st.Exists || st.Seen[100] != 100 {
+			t.Errorf("tenant %s after a commit following its shared-read load: %+v, %v", tenant, st, err)
+		}
+	}
+	// e (a pending request) and f (deleted) load at once, and a, taken already, again.
+	done := make(chan struct{})
+	for _, tenant := range []string{"e", "f", "a"} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if s := same(tenant); s != nil {
+				s.Close()
+			}
+		}()
+	}
+	for range 3 {
+		<-done
+	}
+	if held := r.Held(topic, 0); len(held) != 0 {
+		t.Errorf("after every tenant's load the snapshot still holds the records of %q", held)
+	}
+	// A new generation: every tenant loads at once, one of them reads, the others wait for it.
+	r2 := kafkastate.NewPartitionReader()
+	defer r2.Close()
+	tenants := []string{"a", "b", "c", "d", "e", "f"}
+	for _, tenant := range tenants {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if s := sameWith(r2, tenant); s != nil {
+				s.Close()
+			}
+		}()
+	}
+	for range tenants {
+		<-done
+	}
 }
