@@ -461,34 +461,7 @@ func (s *service) watchReloads(ctx context.Context, once bool, apply func([]tena
 // of the group, so no tenant runs: tenants removed are closed (their state stays in
 // STATE_TOPIC), changed ones reopened, added ones opened; the group then shares out the new ids.
 func (s *service) reloadGroup(next []tenantConf) {
-	added, removed, changed := diffTenants(s.tenantList(), next)
-	for _, id := range append(slices.Clone(removed), changed...) {
-		s.stopTenant(id, nil)
-	}
-	for _, id := range removed {
-		s.metrics.forget(id)
-	}
-	var failed []string
-	if !s.covers(next) {
-		if err := s.newTransport(next); err != nil {
-			s.log.Error("SIGHUP: a Kafka transport for the new topics could not be made", "err", err)
-		}
-	}
-	for _, tc := range next {
-		if s.tenant(tc.ID) != nil {
-			continue
-		}
-		t, err := s.openTenant(tc)
-		if err != nil {
-			s.log.Error("SIGHUP: the tenant could not be started", "tenant", tc.ID, "err", err)
-			failed = append(failed, tc.ID)
-			continue
-		}
-		s.mu.Lock()
-		s.tenants = append(s.tenants, t)
-		s.mu.Unlock()
-	}
-	s.sortTenants(next)
+	_, added, removed, changed, failed := s.applyTenants(next, nil)
 	if err := s.ha.setTenants(s.tenantIDs(), s.cfg.groupIdentity(s.tenantConfList())); err != nil {
 		s.log.Error("SIGHUP: the group could not take the new tenants; joining with the old ones", "err", err)
 	}

@@ -72,21 +72,36 @@ func (s *service) reload(ctx context.Context, polls map[string]*poll) {
 		s.log.Error("SIGHUP: reading FOLLOWPUB_TENANTS_FILE again failed; the running tenants go on unchanged", "tenants_file", s.cfg.TenantsFile, "err", err)
 		return
 	}
-	added, removed, changed := diffTenants(s.tenantList(), next)
+	opened, added, removed, changed, failed := s.applyTenants(next, polls)
+	for _, t := range opened {
+		if s.serving.Load() {
+			go t.status.watchState(ctx, t)
+		}
+		polls[t.conf.ID] = s.startPoll(ctx, t)
+	}
+	s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE read again", "tenants", len(polls), "added", added, "removed", removed, "changed", changed, "failed", failed)
+}
+
+// applyTenants makes the open tenants those of next: removed and changed ones stop (polls: the
+// file store's running polls, nil with the group's) and removed ones' series leave /metrics;
+// added and changed ones open, over a new Kafka transport if their topics need one. It returns
+// the tenants it opened, in next's order, and what changed; a tenant that cannot be opened is
+// logged and left out (failed).
+func (s *service) applyTenants(next []tenantConf, polls map[string]*poll) (opened []*tenantRun, added, removed, changed, failed []string) {
+	added, removed, changed = diffTenants(s.tenantList(), next)
 	for _, id := range append(slices.Clone(removed), changed...) {
 		s.stopTenant(id, polls)
 	}
 	for _, id := range removed {
 		s.metrics.forget(id)
 	}
-	var failed []string
 	if !s.covers(next) {
 		if err := s.newTransport(next); err != nil {
 			s.log.Error("SIGHUP: a Kafka transport for the new topics could not be made", "err", err)
 		}
 	}
 	for _, tc := range next {
-		if _, running := polls[tc.ID]; running {
+		if s.tenant(tc.ID) != nil {
 			continue
 		}
 		t, err := s.openTenant(tc)
@@ -98,13 +113,10 @@ func (s *service) reload(ctx context.Context, polls map[string]*poll) {
 		s.mu.Lock()
 		s.tenants = append(s.tenants, t)
 		s.mu.Unlock()
-		if s.serving.Load() {
-			go t.status.watchState(ctx, t)
-		}
-		polls[tc.ID] = s.startPoll(ctx, t)
+		opened = append(opened, t)
 	}
 	s.sortTenants(next)
-	s.log.Info("SIGHUP: FOLLOWPUB_TENANTS_FILE read again", "tenants", len(polls), "added", added, "removed", removed, "changed", changed, "failed", failed)
+	return opened, added, removed, changed, failed
 }
 
 // diffTenants compares the tenants running with next, by id: added are only in next, removed
