@@ -157,7 +157,7 @@ func (c *config) validate() error {
 		{c.APIRateLimit > 0, "FOLLOWPUB_API_RATE_LIMIT", c.APIRateLimit, "a positive number of requests per second"},
 		// The poller's settings: its errors name no field, so they are checked here.
 		{c.PollInterval > 0, "FOLLOWPUB_POLL_INTERVAL", c.PollInterval, "a positive duration"},
-		{c.Lookback >= 0, "FOLLOWPUB_LOOKBACK", c.Lookback, "a duration of 0 or more"},
+		{c.Lookback > 0, "FOLLOWPUB_LOOKBACK", c.Lookback, "a positive duration (how late a record may arrive and still be published)"},
 		{c.FullReadEvery >= 0, "FOLLOWPUB_FULL_READ_EVERY", c.FullReadEvery, "a duration of 0 or more"},
 		// What this command reads itself.
 		{c.StatePath != "", "FOLLOWPUB_STATE_PATH", c.StatePath, "a file path"},
@@ -173,6 +173,9 @@ func (c *config) validate() error {
 		if !ch.ok {
 			return usagef("%s=%v: want %s", ch.name, ch.val, ch.want)
 		}
+	}
+	if c.StateStore == "kafka" && c.TenantsFile == "" && c.KafkaTopic == c.StateTopic {
+		return usagef("FOLLOWPUB_KAFKA_TOPIC=%s is FOLLOWPUB_STATE_TOPIC: the state topic holds followpub's state, not events; give them different topics", c.KafkaTopic)
 	}
 	if c.HTTPAddr != "" && !validHostPort(c.HTTPAddr, 0) {
 		return usagef("FOLLOWPUB_HTTP_ADDR=%q: want host:port with a port from 0 to 65535 (or empty to disable)", c.HTTPAddr)

@@ -78,6 +78,19 @@ func TestValidationNamesTheVariable(t *testing.T) {
 			}
 		})
 	}
+	t.Run("LOOKBACK of 0", func(t *testing.T) { // the poller's zero means its default, 1h: refused rather than changed
+		t.Setenv("FOLLOWPUB_LOOKBACK", "0s")
+		if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "FOLLOWPUB_LOOKBACK") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("the output topic is the state topic", func(t *testing.T) {
+		t.Setenv("FOLLOWPUB_STATE_STORE", "kafka")
+		t.Setenv("FOLLOWPUB_KAFKA_TOPIC", "followpub.state")
+		if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "FOLLOWPUB_STATE_TOPIC") {
+			t.Fatalf("error %v", err)
+		}
+	})
 	t.Run("TLS files without TLS", func(t *testing.T) {
 		t.Setenv("FOLLOWPUB_KAFKA_TLS_CA_FILE", "/ca.pem")
 		if _, err := loadConfig(); err == nil || !strings.Contains(err.Error(), "FOLLOWPUB_KAFKA_TLS") {

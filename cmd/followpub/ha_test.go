@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -83,5 +85,27 @@ func TestDeploymentsWithTenantsFilesAreToldApart(t *testing.T) {
 		if got := sameDeployment(tt.mine, tt.other); got != tt.same {
 			t.Errorf("%s: sameDeployment = %v, want %v", tt.name, got, tt.same)
 		}
+	}
+}
+
+// TestATenantsTopicIsNotTheStateTopic: a tenant publishing into STATE_TOPIC would mix events into
+// the compacted state: refused at start (exit 2), naming the tenant.
+func TestATenantsTopicIsNotTheStateTopic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.yaml")
+	body := "tenants:\n  - id: acme\n    access_token_env: ACME_TOKEN\n    topic: followpub.state\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ACME_TOKEN", "tok")
+	t.Setenv("FOLLOWPUB_STATE_STORE", "kafka")
+	t.Setenv("FOLLOWPUB_TENANTS_FILE", path)
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cfg.tenantConfs()
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "tenant acme") || !strings.Contains(err.Error(), "FOLLOWPUB_STATE_TOPIC") {
+		t.Fatalf("tenantConfs: %v, want a usage error naming tenant acme and FOLLOWPUB_STATE_TOPIC", err)
 	}
 }

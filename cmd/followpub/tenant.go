@@ -38,7 +38,6 @@ func (c *config) defaultTenant() tenantConf {
 	return tenantConf{ID: schema.DefaultTenant, API: c.apiConfig(), Pub: pc, StartFrom: c.StartFrom}
 }
 
-// tenantConfs returns the deployment's tenants, in the order they are polled.
 // tenantConfs returns the deployment's tenants, in the order they are polled: the entries of
 // TENANTS_FILE over the environment's values, or the one tenant default. A bad file is a usage
 // error (exit 2) naming the tenant and the field.
@@ -67,6 +66,10 @@ func (c *config) tenantConfs() ([]tenantConf, error) {
 		}
 		if err := tc.Pub.Validate(); err != nil {
 			return nil, usagef("FOLLOWPUB_TENANTS_FILE: tenants file %s: tenant %s (line %d): %v", c.TenantsFile, t.ID, t.Line, err)
+		}
+		if c.StateStore == "kafka" && tc.Pub.Topic == c.StateTopic {
+			return nil, usagef("FOLLOWPUB_TENANTS_FILE: tenants file %s: tenant %s (line %d): topic %s is FOLLOWPUB_STATE_TOPIC, which holds followpub's state, not events; give the tenant another topic",
+				c.TenantsFile, t.ID, t.Line, t.Topic)
 		}
 		out = append(out, tc)
 	}
