@@ -46,6 +46,7 @@ type ha struct {
 	pollers map[string]*poller.Poller
 	done    map[string]bool // tenants whose one cycle of run --once completed
 	readers map[int32]*genReader
+	readyAt time.Time // when /readyz last found this instance ready (ready)
 }
 
 // genReader is the PartitionReader the tenants loaded in one generation share, and how many of
@@ -264,6 +265,24 @@ func boolFloat(b bool) float64 {
 // or dead API do not make the instance unready: that is the tenant's failure, shown by its own
 // metrics and /status; a failure every tenant shares (Kafka, the state, the network) does.
 func (s *service) ready() bool {
+	if s.ha == nil {
+		return s.readyNow()
+	}
+	ok, now := s.readyNow(), time.Now()
+	s.ha.mu.Lock()
+	defer s.ha.mu.Unlock()
+	if ok {
+		s.ha.readyAt = now
+		return true
+	}
+	// A rebalance or a SIGHUP's rejoin stops every tenant here and starts them again with new
+	// pollers: readiness holds through it for the window a cycle has anyway (three poll
+	// intervals), so that one instance joining does not make every owner unready.
+	return !s.ha.readyAt.IsZero() && now.Sub(s.ha.readyAt) <= 3*s.cfg.PollInterval
+}
+
+// readyNow is ready without the hold through a rebalance.
+func (s *service) readyNow() bool {
 	owned := s.tenantIDs()
 	if s.ha != nil {
 		st := s.ha.group.Load().Status()

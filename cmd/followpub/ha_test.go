@@ -2,11 +2,14 @@ package main
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestInstanceID: FOLLOWPUB_INSTANCE_ID names the instance to the group (and so in watermark
@@ -107,5 +110,31 @@ func TestATenantsTopicIsNotTheStateTopic(t *testing.T) {
 	var ue *usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "tenant acme") || !strings.Contains(err.Error(), "FOLLOWPUB_STATE_TOPIC") {
 		t.Fatalf("tenantConfs: %v, want a usage error naming tenant acme and FOLLOWPUB_STATE_TOPIC", err)
+	}
+}
+
+// TestReadinessHoldsThroughARebalance: out of the group for a moment (a rebalance, a SIGHUP's
+// rejoin), an instance that was ready stays ready for three poll intervals, and no longer.
+func TestReadinessHoldsThroughARebalance(t *testing.T) {
+	t.Setenv("FOLLOWPUB_STATE_STORE", "kafka")
+	t.Setenv("FOLLOWPUB_POLL_INTERVAL", "10s")
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(cfg.PollInterval)}
+	if err := s.openHA([]tenantConf{cfg.defaultTenant()}); err != nil {
+		t.Fatal(err)
+	}
+	if s.ready() {
+		t.Fatal("ready before it ever joined the group")
+	}
+	s.ha.readyAt = time.Now().Add(-25 * time.Second) // ready 25 s ago, then the rebalance began
+	if !s.ready() {
+		t.Error("unready 25 s into a rebalance, within three poll intervals (30 s) of being ready")
+	}
+	s.ha.readyAt = time.Now().Add(-31 * time.Second)
+	if s.ready() {
+		t.Error("still ready 31 s out of the group, past three poll intervals")
 	}
 }
