@@ -202,6 +202,19 @@ func (r *rig) newPoller(mod func(*poller.Config)) *poller.Poller {
 	return p
 }
 
+// cycleAsNewProcess runs one cycle of a new poller with cfg over src and the rig's Kafka and
+// store: a process that loads the state, as after a restart or a takeover.
+func (r *rig) cycleAsNewProcess(cfg poller.Config, src poller.Source) {
+	r.t.Helper()
+	p, err := poller.New(cfg, src, r.kafka, r.store)
+	if err != nil {
+		r.t.Fatalf("poller.New: %v", err)
+	}
+	if _, err := p.Cycle(context.Background()); err != nil {
+		r.t.Fatalf("cycle: %v", err)
+	}
+}
+
 func (r *rig) cycle() poller.CycleResult {
 	r.t.Helper()
 	res, err := r.p.Cycle(context.Background())

@@ -623,16 +623,7 @@ func TestALoadedStateReadsAsItsLastOwnerWould(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	inc := &incAPI{fakeAPI: r.api}
 	cfg := poller.Config{Location: r.loc, Clock: r.clock.Now, Interval: 30 * time.Second, FullReadEvery: 5 * time.Minute}
-	cycle := func(cfg poller.Config) {
-		t.Helper()
-		p, err := poller.New(cfg, inc, r.kafka, r.store)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.Cycle(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cycle := func(cfg poller.Config) { t.Helper(); r.cycleAsNewProcess(cfg, inc) }
 	a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
 	cycle(cfg) // the first owner: no full read recorded, so in full
 	if inc.newCalls != 0 {
@@ -671,16 +662,7 @@ func TestOwnersOfOneCycleEachStillReadInFull(t *testing.T) {
 	r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 	inc := &incAPI{fakeAPI: r.api}
 	cfg := poller.Config{Location: r.loc, Clock: r.clock.Now, Interval: 30 * time.Second, FullReadEvery: 5 * time.Minute}
-	cycle := func() {
-		t.Helper()
-		p, err := poller.New(cfg, inc, r.kafka, r.store)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.Cycle(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cycle := func() { t.Helper(); r.cycleAsNewProcess(cfg, inc) }
 	a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
 	b := r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
 	c := r.api.add(3, sh(t, 2024, 2, 8, 3, 0, 0, 0))
@@ -1124,16 +1106,7 @@ func TestFullReadEveryBelowIntervalReadsInFullAfterARestart(t *testing.T) {
 			r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), nil)
 			inc := &incAPI{fakeAPI: r.api}
 			cfg := poller.Config{Location: r.loc, Clock: r.clock.Now, Interval: time.Minute, FullReadEvery: tt.every}
-			cycle := func() {
-				t.Helper()
-				p, err := poller.New(cfg, inc, r.kafka, r.store)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := p.Cycle(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			}
+			cycle := func() { t.Helper(); r.cycleAsNewProcess(cfg, inc) }
 			a := r.api.add(1, sh(t, 2024, 2, 8, 1, 0, 0, 0))
 			cycle()
 			b := r.api.add(2, sh(t, 2024, 2, 8, 2, 0, 0, 0))
