@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -63,34 +64,54 @@ func topicName(what string) string {
 // createTopic creates topic with the given partitions, one replica, and configs, and waits until
 // every partition has a leader.
 func (b *broker) createTopic(ctx context.Context, topic string, partitions int32, configs map[string]string) error {
+	return b.createTopics(ctx, []string{topic}, partitions, configs)
+}
+
+// createTopics creates topics, each with the given partitions, one replica, and configs, in one
+// request, and waits until every partition of each has a leader.
+func (b *broker) createTopics(ctx context.Context, topics []string, partitions int32, configs map[string]string) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
-	t := kmsg.NewCreateTopicsRequestTopic()
-	t.Topic, t.NumPartitions, t.ReplicationFactor = topic, partitions, 1
-	for k, v := range configs {
-		c := kmsg.NewCreateTopicsRequestTopicConfig()
-		c.Name, c.Value = k, kmsg.StringPtr(v)
-		t.Configs = append(t.Configs, c)
+	for _, name := range topics {
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic, t.NumPartitions, t.ReplicationFactor = name, partitions, 1
+		for k, v := range configs {
+			c := kmsg.NewCreateTopicsRequestTopicConfig()
+			c.Name, c.Value = k, kmsg.StringPtr(v)
+			t.Configs = append(t.Configs, c)
+		}
+		req.Topics = append(req.Topics, t)
 	}
-	req.Topics = append(req.Topics, t)
-	req.TimeoutMillis = 30_000
+	req.TimeoutMillis = 60_000
 	resp, err := req.RequestWith(ctx, b.admin)
 	if err != nil {
-		return fmt.Errorf("creating topic %s: %w", topic, err)
+		return fmt.Errorf("creating topics %v: %w", shortList(topics), err)
 	}
-	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-		return fmt.Errorf("creating topic %s: %w", topic, err)
-	}
-	for {
-		n, err := b.partitions(ctx, topic)
-		if err == nil && n == int(partitions) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for topic %s: %w", topic, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			return fmt.Errorf("creating topic %s: %w", t.Topic, err)
 		}
 	}
+	for _, name := range topics {
+		for {
+			if n, err := b.partitions(ctx, name); err == nil && n == int(partitions) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for topic %s: %w", name, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// shortList names the first topics of a long list, for an error.
+func shortList(topics []string) string {
+	if len(topics) <= 3 {
+		return strings.Join(topics, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(topics[:3], ", "), len(topics)-3)
 }
 
 // partitions returns the number of partitions of topic that have a leader.

@@ -100,7 +100,7 @@ func (f *fleet) topics() []string {
 func (d *driver) startFleet(ctx context.Context, n int, rate float64, dir string) (*fleet, error) {
 	f := &fleet{ids: wshotosim.TenantIDs(n), prefix: topicName("tenants"), rate: rate,
 		ceTenant: func(id string) string { return id }, stop: make(chan struct{}), stopped: make(chan struct{})}
-	if err := d.kafka.createTopics(ctx, f.topics(), map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
+	if err := d.kafka.createTopics(ctx, f.topics(), 1, map[string]string{"message.timestamp.type": "LogAppendTime"}); err != nil {
 		return nil, err
 	}
 	var ts []wshotosim.Tenant
@@ -858,45 +858,6 @@ func settled(live []*haInstance, n int, within time.Duration) ([]int, error) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-}
-
-// createTopics creates topics, one partition and one replica each, in one request, and waits until
-// each has a leader.
-func (b *broker) createTopics(ctx context.Context, topics []string, configs map[string]string) error {
-	req := kmsg.NewPtrCreateTopicsRequest()
-	for _, name := range topics {
-		t := kmsg.NewCreateTopicsRequestTopic()
-		t.Topic, t.NumPartitions, t.ReplicationFactor = name, 1, 1
-		for k, v := range configs {
-			c := kmsg.NewCreateTopicsRequestTopicConfig()
-			c.Name, c.Value = k, kmsg.StringPtr(v)
-			t.Configs = append(t.Configs, c)
-		}
-		req.Topics = append(req.Topics, t)
-	}
-	req.TimeoutMillis = 60_000
-	resp, err := req.RequestWith(ctx, b.admin)
-	if err != nil {
-		return fmt.Errorf("creating %d topics: %w", len(topics), err)
-	}
-	for _, t := range resp.Topics {
-		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-			return fmt.Errorf("creating topic %s: %w", t.Topic, err)
-		}
-	}
-	for _, name := range topics {
-		for {
-			if n, err := b.partitions(ctx, name); err == nil && n == 1 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("waiting for topic %s: %w", name, ctx.Err())
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}
-	return nil
 }
 
 // deleteTopics deletes topics in one request (best effort, as deleteTopic).
