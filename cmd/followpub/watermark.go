@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/followpub/followpub/internal/state"
@@ -93,15 +95,19 @@ func pickTenants(tcs []tenantConf, only, op string) ([]tenantConf, error) {
 // watermarkFile is `watermark show|set|reset` of one tenant with STATE_STORE=file.
 func watermarkFile(ctx context.Context, cfg *config, tc tenantConf, args []string, stdout, stderr io.Writer) (err error) {
 	path := cfg.statePath(tc.ID)
-	store, err := state.Open(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := store.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("closing state %s: %w", path, cerr)
+	var store poller.Store = noState{}
+	if _, serr := os.Stat(path); args[0] == "set" || !errors.Is(serr, os.ErrNotExist) {
+		file, err := state.Open(path)
+		if err != nil {
+			return err
 		}
-	}()
+		defer func() {
+			if cerr := file.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("closing state %s: %w", path, cerr)
+			}
+		}()
+		store = file
+	}
 	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
 	pc := cfg.pollerConfig()
 	pc.Logger, pc.StartFrom = log, tc.StartFrom
@@ -119,7 +125,11 @@ func watermarkFile(ctx context.Context, cfg *config, tc tenantConf, args []strin
 		if err := p.Reset(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "state %s of tenant %s reset; its next run starts from %s\n", path, tc.ID, startFromName(cfg, tc))
+		did := "reset"
+		if store == (noState{}) {
+			did = "does not exist; nothing to reset"
+		}
+		fmt.Fprintf(stdout, "state %s of tenant %s %s; its next run starts from %s\n", path, tc.ID, did, startFromName(cfg, tc))
 		return nil
 	}
 	st, err := p.Status(ctx)
@@ -137,6 +147,19 @@ func watermarkFile(ctx context.Context, cfg *config, tc tenantConf, args []strin
 	}
 	fmt.Fprintln(stdout, string(b))
 	return nil
+}
+
+// noState is the state of a tenant whose state file does not exist: show and reset report it as
+// empty rather than creating the file.
+type noState struct{}
+
+func (noState) Load(context.Context) (poller.State, error) { return poller.State{}, nil }
+func (noState) Reset(context.Context) error                { return nil }
+func (noState) Commit(context.Context, poller.Change) error {
+	return errors.New("internal error: committing to a state file that does not exist")
+}
+func (noState) Replace(context.Context, int64, int64) error {
+	return errors.New("internal error: replacing a state file that does not exist")
 }
 
 // startFromName says where tc's next run starts after a reset.
