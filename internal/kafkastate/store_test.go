@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -82,6 +83,30 @@ func TestTenantsShareATopicApart(t *testing.T) {
 	st, err := open(t, kafkastate.Config{Brokers: brokers, Topic: topic, Tenant: "a"}).Load(ctx)
 	if err != nil || !st.Exists || st.Watermark != 10 || len(st.Seen) != 1 {
 		t.Fatalf("tenant a after b's reset: %+v, %v", st, err)
+	}
+}
+
+func TestCreatedTopicIsCompactedWithSmallSegments(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := newTopicName()
+	s := open(t, kafkastate.Config{Brokers: brokers, Topic: topic, Partitions: 2})
+	defer s.Close()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	res, err := c.DescribeConfigs(context.Background(), &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"cleanup.policy", "segment.ms"},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range res.Resources {
+		for _, e := range r.ConfigEntries {
+			got[e.ConfigName] = e.ConfigValue
+		}
+	}
+	want := map[string]string{"cleanup.policy": "compact", "segment.ms": fmt.Sprint(kafkastate.SegmentMS.Milliseconds())}
+	if !maps.Equal(got, want) {
+		t.Fatalf("the created state topic's configuration is %v, want %v", got, want)
 	}
 }
 

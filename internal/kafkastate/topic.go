@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -12,9 +13,13 @@ import (
 	"github.com/followpub/followpub/internal/retry"
 )
 
+// SegmentMS is the segment.ms a created state topic gets: the cleaner compacts only rolled
+// segments, so with the broker's default (7 days) every load would read a week of commits.
+const SegmentMS = 10 * time.Minute
+
 // EnsureTopic makes sure topic exists with cleanup.policy=compact and returns its partition
-// count. A missing topic is created compacted with partitions and replication (-1: the broker's
-// default); an existing one is used as it is, unless its cleanup.policy is not exactly compact
+// count. A missing topic is created compacted, with segments of SegmentMS, partitions and
+// replication (-1: the broker's default); an existing one is used as it is, unless its cleanup.policy is not exactly compact
 // (delete, or compact,delete: retention would delete a state that was not written for a while),
 // which is refused with ErrNotCompacted.
 func EnsureTopic(ctx context.Context, client *kafka.Client, topic string, partitions, replication int, log *slog.Logger) (int, error) {
@@ -25,14 +30,17 @@ func EnsureTopic(ctx context.Context, client *kafka.Client, topic string, partit
 	if n == 0 {
 		res, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 			Topic: topic, NumPartitions: partitions, ReplicationFactor: replication,
-			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}},
+			ConfigEntries: []kafka.ConfigEntry{
+				{ConfigName: "cleanup.policy", ConfigValue: "compact"},
+				{ConfigName: "segment.ms", ConfigValue: strconv.FormatInt(SegmentMS.Milliseconds(), 10)},
+			},
 		}}})
 		if err == nil {
 			err = res.Errors[topic]
 		}
 		switch {
 		case err == nil:
-			log.Info("state topic created", "partitions", partitions, "cleanup_policy", "compact")
+			log.Info("state topic created", "partitions", partitions, "cleanup_policy", "compact", "segment_ms", SegmentMS.Milliseconds())
 		case errors.Is(err, kafka.TopicAlreadyExists):
 		default:
 			return 0, fmt.Errorf("creating the state topic %s (compacted, %d partitions): %w", topic, partitions, err)
