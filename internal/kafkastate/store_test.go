@@ -104,7 +104,7 @@ func TestCreatedTopicIsCompactedWithSmallSegments(t *testing.T) {
 			got[e.ConfigName] = e.ConfigValue
 		}
 	}
-	want := map[string]string{"cleanup.policy": "compact", "segment.ms": fmt.Sprint(kafkastate.SegmentMS.Milliseconds())}
+	want := map[string]string{"cleanup.policy": "compact", "segment.ms": fmt.Sprint(kafkastate.SegmentAge.Milliseconds())}
 	if !maps.Equal(got, want) {
 		t.Fatalf("the created state topic's configuration is %v, want %v", got, want)
 	}

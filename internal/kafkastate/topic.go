@@ -13,12 +13,12 @@ import (
 	"github.com/followpub/followpub/internal/retry"
 )
 
-// SegmentMS is the segment.ms a created state topic gets: the cleaner compacts only rolled
+// SegmentAge is the segment.ms a created state topic gets: the cleaner compacts only rolled
 // segments, so with the broker's default (7 days) every load would read a week of commits.
-const SegmentMS = 10 * time.Minute
+const SegmentAge = 10 * time.Minute
 
 // EnsureTopic makes sure topic exists with cleanup.policy=compact and returns its partition
-// count. A missing topic is created compacted, with segments of SegmentMS, partitions and
+// count. A missing topic is created compacted, with segments of SegmentAge (segment.ms), partitions and
 // replication (-1: the broker's default); an existing one is used as it is, unless its cleanup.policy is not exactly compact
 // (delete, or compact,delete: retention would delete a state that was not written for a while),
 // which is refused with ErrNotCompacted.
@@ -32,7 +32,7 @@ func EnsureTopic(ctx context.Context, client *kafka.Client, topic string, partit
 			Topic: topic, NumPartitions: partitions, ReplicationFactor: replication,
 			ConfigEntries: []kafka.ConfigEntry{
 				{ConfigName: "cleanup.policy", ConfigValue: "compact"},
-				{ConfigName: "segment.ms", ConfigValue: strconv.FormatInt(SegmentMS.Milliseconds(), 10)},
+				{ConfigName: "segment.ms", ConfigValue: strconv.FormatInt(SegmentAge.Milliseconds(), 10)},
 			},
 		}}})
 		if err == nil {
@@ -40,7 +40,7 @@ func EnsureTopic(ctx context.Context, client *kafka.Client, topic string, partit
 		}
 		switch {
 		case err == nil:
-			log.Info("state topic created", "partitions", partitions, "cleanup_policy", "compact", "segment_ms", SegmentMS.Milliseconds())
+			log.Info("state topic created", "partitions", partitions, "cleanup_policy", "compact", "segment_ms", SegmentAge.Milliseconds())
 		case errors.Is(err, kafka.TopicAlreadyExists):
 		default:
 			return 0, fmt.Errorf("creating the state topic %s (compacted, %d partitions): %w", topic, partitions, err)
