@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"syscall"
+
+	"github.com/segmentio/kafka-go"
 )
 
 // poll is one tenant's poller running in its goroutine (STATE_STORE=file).
@@ -116,7 +118,22 @@ func (s *service) applyTenants(next []tenantConf, polls map[string]*poll) (opene
 		opened = append(opened, t)
 	}
 	s.sortTenants(next)
+	s.closeUnusedTransports()
 	return opened, added, removed, changed, failed
+}
+
+// closeUnusedTransports closes the connections of every Kafka transport but the current one
+// that no open tenant uses any more: a reload that added topics left the old one behind.
+func (s *service) closeUnusedTransports() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.transports = slices.DeleteFunc(s.transports, func(tr *kafka.Transport) bool {
+		if tr == s.transport || slices.ContainsFunc(s.tenants, func(t *tenantRun) bool { return t.kafka == tr }) {
+			return false
+		}
+		tr.CloseIdleConnections()
+		return true
+	})
 }
 
 // diffTenants compares the tenants running with next, by id: added are only in next, removed

@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/followpub/followpub/internal/state"
 	"github.com/followpub/followpub/internal/tenants"
 	"github.com/followpub/followpub/internal/wshoto"
@@ -110,8 +112,9 @@ type tenantRun struct {
 	status *statusTracker
 	api    *wshoto.Client
 	pub    *publisher.Publisher
-	store  *state.Store   // STATE_STORE=file
-	poller *poller.Poller // STATE_STORE=file; with kafka, each generation has its own (ha)
+	kafka  *kafka.Transport // the service's transport the tenant was opened over
+	store  *state.Store     // STATE_STORE=file
+	poller *poller.Poller   // STATE_STORE=file; with kafka, each generation has its own (ha)
 }
 
 // openTenant opens tenant tc: with STATE_STORE=file its store first, so that a second process on
@@ -135,6 +138,7 @@ func (s *service) openTenant(tc tenantConf) (_ *tenantRun, err error) {
 		return nil, s.tenantError(tc.ID, configError("API configuration", err))
 	}
 	pubCfg := tc.Pub
+	t.kafka = s.transport
 	pubCfg.Logger, pubCfg.Metrics, pubCfg.Transport = t.log, t.status, s.transport
 	if t.pub, err = publisher.New(pubCfg); err != nil {
 		return nil, s.tenantError(tc.ID, configError("Kafka configuration", err))
