@@ -30,9 +30,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	fmt.Fprintln(stdout, "ok    configuration")
-	secrets := append(cfg.secrets(), secretsOf(tcs)...)
-	redact := redactor(secrets)
-	log := newLogger(stderr, cfg.LogFormat, "error", secrets)
+	mask := newSecretMask(append(cfg.secrets(), secretsOf(tcs)...))
+	redact := mask.replace
+	log := newLogger(stderr, cfg.LogFormat, "error", mask)
 	failed := false
 	report := func(what string, err error) {
 		if err != nil {

@@ -268,7 +268,7 @@ func TestConfigErrorOfNewNamesTheVariable(t *testing.T) {
 
 func TestLoggerMasksSecrets(t *testing.T) {
 	var b bytes.Buffer
-	log := newLogger(&b, "json", "debug", []string{"s3cret-token"})
+	log := newLogger(&b, "json", "debug", newSecretMask([]string{"s3cret-token"}))
 	log.Info("calling https://x/openapi?access_token=s3cret-token", "url", "https://x/?access_token=s3cret-token", "err", errors.New("dial s3cret-token: refused"))
 	if strings.Contains(b.String(), "s3cret-token") {
 		t.Fatalf("a secret reached the log: %s", b.String())

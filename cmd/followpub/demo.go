@@ -88,7 +88,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *ha {
 		return demoHA(ctx, cfg, sim, *killEvery, stdout, stderr)
 	}
-	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
+	log := newLogger(stderr, cfg.LogFormat, "warn", newSecretMask(cfg.secrets()))
 	svc, err := openService(cfg, []tenantConf{cfg.defaultTenant()}, log, nil)
 	if err != nil {
 		return err

@@ -648,7 +648,7 @@ func (h *ha) owner(ctx context.Context, tenant string, partitions int) (string, 
 // instances run: show names the owner; set and reset are handed to the owner, which applies them
 // at its next cycle (a replay without downtime), or applied here when no instance owns the tenant.
 func watermarkKafka(ctx context.Context, cfg *config, tcs []tenantConf, args []string, stdout, stderr io.Writer) error {
-	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
+	log := newLogger(stderr, cfg.LogFormat, "warn", newSecretMask(cfg.secrets()))
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
 	if err := s.openHA(tcs); err != nil {
 		return err

@@ -4,7 +4,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lmittmann/tint"
@@ -12,12 +15,12 @@ import (
 )
 
 // newLogger builds the logger of LOG_FORMAT and LOG_LEVEL: tint's coloured text on a terminal for
-// auto, JSON otherwise. Every string and error it writes has the secrets masked, as a last guard
-// behind the components' own care.
-func newLogger(w io.Writer, format, level string, secrets []string) *slog.Logger {
+// auto, JSON otherwise. Every string and error it writes has the secrets of mask (nil: none)
+// masked, as a last guard behind the components' own care.
+func newLogger(w io.Writer, format, level string, mask *secretMask) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(level)) // validated with the configuration
-	redact := redactor(secrets)
+	redact := mask.replace
 	replace := func(_ []string, a slog.Attr) slog.Attr {
 		switch a.Value.Kind() {
 		case slog.KindString:
@@ -47,19 +50,49 @@ func newLogger(w io.Writer, format, level string, secrets []string) *slog.Logger
 	}
 }
 
-// redactor returns a function that masks every secret in a string.
-func redactor(secrets []string) func(string) string {
-	var pairs []string
+// secretMask masks secrets in strings. A reload adds the secrets of the tenants file it read, and
+// keeps the old ones: a line about a removed tenant may still carry its secret.
+type secretMask struct {
+	mu      sync.Mutex
+	secrets []string
+	r       atomic.Pointer[strings.Replacer]
+}
+
+func newSecretMask(secrets []string) *secretMask {
+	m := &secretMask{}
+	m.add(secrets)
+	return m
+}
+
+// add masks secrets from now on, beside those masked already.
+func (m *secretMask) add(secrets []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.secrets)
 	for _, s := range secrets {
-		if s != "" {
-			pairs = append(pairs, s, "***")
+		if s != "" && !slices.Contains(m.secrets, s) {
+			m.secrets = append(m.secrets, s)
 		}
 	}
-	if len(pairs) == 0 {
-		return func(s string) string { return s }
+	if len(m.secrets) == n {
+		return
 	}
-	r := strings.NewReplacer(pairs...)
-	return r.Replace
+	var pairs []string
+	for _, s := range m.secrets {
+		pairs = append(pairs, s, "***")
+	}
+	m.r.Store(strings.NewReplacer(pairs...))
+}
+
+// replace returns s with every secret masked.
+func (m *secretMask) replace(s string) string {
+	if m == nil {
+		return s
+	}
+	if r := m.r.Load(); r != nil {
+		return r.Replace(s)
+	}
+	return s
 }
 
 // isTerminal reports whether w is a terminal (not merely a character device such as /dev/null).

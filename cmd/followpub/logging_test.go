@@ -107,7 +107,7 @@ func TestStartLineShowsTheConfigurationWithSecretsMasked(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	logStart(newLogger(&b, "json", "info", cfg.secrets()), cfg, true)
+	logStart(newLogger(&b, "json", "info", newSecretMask(cfg.secrets())), cfg, true)
 	for _, v := range secrets {
 		if strings.Contains(b.String(), v) {
 			t.Fatalf("the start-up line shows the secret %q:\n%s", v, b.String())

@@ -48,7 +48,7 @@ func cmdState(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	if !st.Exists {
 		return fmt.Errorf("state %s holds no state to migrate (FOLLOWPUB_STATE_PATH)", cfg.StatePath)
 	}
-	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
+	log := newLogger(stderr, cfg.LogFormat, "warn", newSecretMask(cfg.secrets()))
 	s := &service{cfg: cfg, log: log, metrics: newMetrics(cfg.PollInterval)}
 	if err := s.openHA([]tenantConf{cfg.defaultTenant()}); err != nil {
 		return err

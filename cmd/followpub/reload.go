@@ -90,6 +90,9 @@ func (s *service) reload(ctx context.Context, polls map[string]*poll) {
 // the tenants it opened, in next's order, and what changed; a tenant that cannot be opened is
 // logged and left out (failed).
 func (s *service) applyTenants(next []tenantConf, polls map[string]*poll) (opened []*tenantRun, added, removed, changed, failed []string) {
+	if s.mask != nil {
+		s.mask.add(secretsOf(next))
+	}
 	added, removed, changed = diffTenants(s.tenantList(), next)
 	for _, id := range append(slices.Clone(removed), changed...) {
 		s.stopTenant(id, polls)

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/internal/syncbuf"
 )
 
 // A reload that added topics left the old transport behind: it is closed once no tenant uses it.
@@ -23,5 +27,34 @@ func TestReloadClosesTransportsNoTenantUses(t *testing.T) {
 	s.closeUnusedTransports()
 	if want := []*kafka.Transport{current}; !slices.Equal(s.transports, want) {
 		t.Fatalf("transports with no tenant: %p, want only the current one %p", s.transports, want)
+	}
+}
+
+// A reload masks the secrets of the tenants file it read from then on, and keeps masking the old.
+func TestReloadMasksTheNewTenantsSecrets(t *testing.T) {
+	t.Setenv("FOLLOWPUB_STATE_PATH", t.TempDir()+"/s")
+	t.Setenv("FOLLOWPUB_API_ACCESS_TOKEN", "first-s3cret")
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TenantsFile = "(the test's tenants)"
+	tcs := []tenantConf{cfg.defaultTenant()}
+	mask := newSecretMask(append(cfg.secrets(), secretsOf(tcs)...))
+	var logs syncbuf.Buffer
+	svc, err := openService(cfg, tcs, newLogger(&logs, "json", "info", mask), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.close()
+	svc.mask = mask
+	added := cfg.defaultTenant()
+	added.ID, added.Pub.Tenant, added.API.AccessToken = "added", "added", "added-s3cret"
+	if _, _, _, _, failed := svc.applyTenants([]tenantConf{added}, map[string]*poll{}); len(failed) > 0 {
+		t.Fatalf("the reload failed to open %v; log:\n%s", failed, logs.String())
+	}
+	svc.log.Info("a line with first-s3cret", "err", errors.New("refused added-s3cret"))
+	if out := logs.String(); strings.Contains(out, "s3cret") || !strings.Contains(out, "a line with ***") {
+		t.Fatalf("a secret reached the log after the reload:\n%s", out)
 	}
 }

@@ -31,7 +31,8 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	logs, format, progress, endProgress := runOutput(stderr, *once, cfg.LogFormat)
 	defer endProgress()
-	log := newLogger(logs, format, cfg.LogLevel, append(cfg.secrets(), secretsOf(tcs)...))
+	mask := newSecretMask(append(cfg.secrets(), secretsOf(tcs)...))
+	log := newLogger(logs, format, cfg.LogLevel, mask)
 	logStart(log, cfg, *once)
 	if cfg.TenantsFile != "" {
 		log.Info("tenants file read", "tenants_file", cfg.TenantsFile, "tenants", len(tcs))
@@ -41,7 +42,7 @@ func cmdRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer svc.close()
-	svc.hup = hup
+	svc.hup, svc.mask = hup, mask
 	if cfg.HTTPAddr != "" {
 		stop, err := svc.serveHTTP(ctx, cfg.HTTPAddr)
 		if err != nil {

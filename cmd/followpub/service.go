@@ -50,6 +50,8 @@ type service struct {
 	serving atomic.Bool // serveHTTP runs: a tenant that starts later needs its status watched
 	// hup delivers SIGHUP: read TENANTS_FILE again (STATE_STORE=file). Nil: never.
 	hup <-chan os.Signal
+	// mask is the logger's: a reload adds the secrets of the tenants file it read. Nil: none.
+	mask *secretMask
 
 	mu      sync.Mutex
 	tenants []*tenantRun // in the order of tenantConfs

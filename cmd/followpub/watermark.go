@@ -108,7 +108,7 @@ func watermarkFile(ctx context.Context, cfg *config, tc tenantConf, args []strin
 		}()
 		store = file
 	}
-	log := newLogger(stderr, cfg.LogFormat, "warn", cfg.secrets())
+	log := newLogger(stderr, cfg.LogFormat, "warn", newSecretMask(cfg.secrets()))
 	pc := cfg.pollerConfig()
 	pc.Logger, pc.StartFrom = log, tc.StartFrom
 	p, err := poller.New(pc, nil, nil, store)
