@@ -19,25 +19,26 @@ var (
 // Messages returns the Kafka messages Publish writes for recs, in order: the key (the decimal id,
 // shared with the ce_id header), the value (recs[i].Raw, shared, not copied), the CloudEvents
 // headers of schema.AppendHeaders and the time of the call as the record timestamp; Topic,
-// Partition and WriterData are left empty. Publish builds its messages with it; it is exported so
-// that a tool can write exactly followpub's messages with a kafka-go Writer of its own (the
-// benchmarks' producer limit does). The messages share buffers: do not modify them.
+// Partition and WriterData are left empty. Publish builds its messages the same way; it is
+// exported so that a tool can write exactly followpub's messages with a kafka-go Writer of its
+// own (the benchmarks' producer limit does). The messages share buffers: do not modify them.
 func (p *Publisher) Messages(recs []schema.Record) []kafka.Message {
-	return p.messages(recs, nil)
+	return p.messages(new(call), recs, false)
 }
 
-// messages builds the Kafka messages of recs and, when c is not nil, ties each to its slot of c
-// (Message.WriterData) for complete.
+// keyAndTimeLen bounds the bytes of one message's key (also ce_id) and ce_time in call.buf.
+const keyAndTimeLen = len("-9223372036854775808") + len(schema.TimeLayout)
+
+// messages builds the Kafka messages of recs in c's memory, and, when ack is set, ties each to
+// its slot of c (Message.WriterData) for complete.
 //
-// This is the publisher's part of the hot path (docs/BENCHMARKS.md), so it allocates three times
-// per call and never per record: the messages, their headers, and one buffer holding every key
-// (which is also ce_id) and ce_time. The headers are those of schema.AppendHeaders, in its order
-// (a test holds them equal); ce_time is formatted by dayTimes.
-func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
+// This is the publisher's part of the hot path (docs/BENCHMARKS.md): it allocates nothing per
+// record, and nothing at all when c, reused, is large enough (reserve). The headers are those of
+// schema.AppendHeaders, in its order (a test holds them equal); ce_time is formatted by dayTimes.
+func (p *Publisher) messages(c *call, recs []schema.Record, ack bool) []kafka.Message {
 	now := time.Now()
-	msgs := make([]kafka.Message, len(recs))
-	hs := make([]kafka.Header, len(recs)*schema.NumHeaders)
-	buf := make([]byte, 0, len(recs)*(len("-9223372036854775808")+len(schema.TimeLayout)))
+	c.reserve(len(recs), ack)
+	msgs, hs, buf := c.msgs, c.headers, c.buf
 	var times dayTimes
 	for i := range recs {
 		start := len(buf)
@@ -61,8 +62,8 @@ func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
 			Headers: mh,
 			Time:    now, // docs/DESIGN.md §5: the record timestamp is the time of publishing
 		}
-		if c != nil {
-			c.slots[i].call = c
+		if ack {
+			c.slots[i] = slot{call: c}
 			msgs[i].WriterData = &c.slots[i]
 		}
 	}
