@@ -40,6 +40,16 @@ func (p *Publisher) messages(c *call, recs []schema.Record, ack bool) []kafka.Me
 	c.reserve(len(recs), ack)
 	msgs, hs, buf := c.msgs, c.headers, c.buf
 	var times dayTimes
+	// Every message's headers are these, with its own ce_id (1) and ce_time (4).
+	headers := [schema.NumHeaders]kafka.Header{
+		{Key: schema.HeaderSpecVersion, Value: specVersionValue},
+		{Key: schema.HeaderID},
+		{Key: schema.HeaderSource, Value: p.source},
+		{Key: schema.HeaderType, Value: eventTypeValue},
+		{Key: schema.HeaderTime},
+		{Key: schema.HeaderContentType, Value: contentTypeValue},
+		{Key: schema.HeaderTenant, Value: p.tenant},
+	}
 	for i := range recs {
 		start := len(buf)
 		buf = strconv.AppendInt(buf, recs[i].ID, 10)
@@ -48,18 +58,14 @@ func (p *Publisher) messages(c *call, recs []schema.Record, ack bool) []kafka.Me
 		// Capped slices: appending to a key cannot overwrite the next value. Should buf ever
 		// grow (a year beyond 9999), the earlier values keep the old array, unchanged.
 		id, ceTime := buf[start:mid:mid], buf[mid:len(buf):len(buf)]
-		mh := hs[i*schema.NumHeaders : (i+1)*schema.NumHeaders : (i+1)*schema.NumHeaders]
-		mh[0] = kafka.Header{Key: schema.HeaderSpecVersion, Value: specVersionValue}
-		mh[1] = kafka.Header{Key: schema.HeaderID, Value: id}
-		mh[2] = kafka.Header{Key: schema.HeaderSource, Value: p.source}
-		mh[3] = kafka.Header{Key: schema.HeaderType, Value: eventTypeValue}
-		mh[4] = kafka.Header{Key: schema.HeaderTime, Value: ceTime}
-		mh[5] = kafka.Header{Key: schema.HeaderContentType, Value: contentTypeValue}
-		mh[6] = kafka.Header{Key: schema.HeaderTenant, Value: p.tenant}
+		// An array of hs: mh[:] has capacity NumHeaders, so appending cannot reach the next's.
+		mh := (*[schema.NumHeaders]kafka.Header)(hs[i*schema.NumHeaders:])
+		*mh = headers
+		mh[1].Value, mh[4].Value = id, ceTime
 		msgs[i] = kafka.Message{
 			Key:     id, // ce_id is the decimal id, the key
 			Value:   recs[i].Raw,
-			Headers: mh,
+			Headers: mh[:],
 			Time:    now, // docs/DESIGN.md §5: the record timestamp is the time of publishing
 		}
 		if ack {
