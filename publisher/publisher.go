@@ -483,10 +483,22 @@ func unacked(msgs []kafka.Message) []kafka.Message {
 
 // next returns, for each partition written, the offset after the last message acknowledged there.
 func (c *call) next() map[int]int64 {
-	out := map[int]int64{}
+	// By partition, 0 for none: a slice, as a map access per message costs more (on the stack
+	// up to 16 partitions).
+	var small [16]int64
+	ends := small[:0]
 	for i := range c.slots {
-		if s := &c.slots[i]; s.acked.Load() && s.offset+1 > out[s.partition] {
-			out[s.partition] = s.offset + 1
+		if s := &c.slots[i]; s.acked.Load() {
+			if s.partition >= len(ends) {
+				ends = append(ends, make([]int64, s.partition+1-len(ends))...)
+			}
+			ends[s.partition] = max(ends[s.partition], s.offset+1)
+		}
+	}
+	out := map[int]int64{}
+	for partition, end := range ends {
+		if end > 0 {
+			out[partition] = end
 		}
 	}
 	return out

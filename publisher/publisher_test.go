@@ -228,6 +228,27 @@ func TestMessages(t *testing.T) {
 	}
 }
 
+// TestCallNext: the offset after the last acknowledged message of each partition, whatever the
+// order of the acknowledgements, for partitions past the first 16 too; no entry for a partition
+// without one.
+func TestCallNext(t *testing.T) {
+	c := &call{slots: make([]slot, 7)}
+	for i, s := range []struct {
+		partition int
+		offset    int64
+		acked     bool
+	}{{2, 41, true}, {2, 7, true}, {0, 0, true}, {20, 9, true}, {20, 99, false}, {5, 3, false}, {20, 10, true}} {
+		c.slots[i].partition, c.slots[i].offset = s.partition, s.offset
+		c.slots[i].acked.Store(s.acked)
+	}
+	if got, want := c.next(), map[int]int64{0: 1, 2: 42, 20: 11}; !reflect.DeepEqual(got, want) {
+		t.Errorf("next = %v, want %v", got, want)
+	}
+	if got := (&call{slots: make([]slot, 3)}).next(); len(got) != 0 {
+		t.Errorf("next of a call without acknowledgements = %v, want empty", got)
+	}
+}
+
 func TestMessagesAllocations(t *testing.T) {
 	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}})
 	if err != nil {
@@ -539,6 +560,42 @@ func BenchmarkMessages(b *testing.B) {
 		c := newCall()
 		p.messages(c, recs, true)
 		c.release()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
+
+// BenchmarkAcknowledgements measures what Publish does with the acknowledgements of 3,000
+// messages (poller.DefaultBatchSize) over three partitions: complete, once per batch, then
+// acked and next.
+func BenchmarkAcknowledgements(b *testing.B) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]schema.Record, poller.DefaultBatchSize)
+	for i := range recs {
+		recs[i] = schema.Record{ID: int64(1e12) + int64(i), FollowTime: 1707292800000, Raw: []byte(`{"id":1}`)}
+	}
+	c := new(call)
+	msgs := p.messages(c, recs, true)
+	const partitions = 3
+	batches := make([][]kafka.Message, partitions)
+	for i := range msgs {
+		m := msgs[i]
+		m.Partition, m.Offset = i%partitions, int64(i/partitions)
+		batches[i%partitions] = append(batches[i%partitions], m)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, batch := range batches {
+			complete(batch, nil)
+		}
+		if _, n := c.acked(); n != len(recs) {
+			b.Fatal(n)
+		}
+		if next := c.next(); len(next) != partitions {
+			b.Fatal(next)
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
 }
