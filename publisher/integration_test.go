@@ -601,29 +601,60 @@ func TestRecordTooLarge(t *testing.T) {
 	}
 }
 
+// TestConcurrentPublish publishes from several goroutines at once, each call after the first
+// building its messages in the memory of an earlier, acknowledged one: every record is read back
+// once, with its own headers.
 func TestConcurrentPublish(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.Topic(t, brokers, 3)
-	p := publisher.NewTestPublisher(t, publisher.Config{Brokers: brokers, Topic: topic})
-	const workers, each = 8, 50
+	p := publisher.NewTestPublisher(t, publisher.Config{Brokers: brokers, Topic: topic, Source: testSource})
+	const workers = 8
+	sizes := []int{50, 20, 35} // calls of each worker, in turn
+	var mu sync.Mutex
+	sent := map[string]schema.Record{}
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
-			written, err := p.Publish(context.Background(), records(t, int64(w)*1_000_000_000, each))
-			acked := written.Acked
-			if err != nil {
-				t.Errorf("worker %d: %v (acked %v)", w, err, acked)
+			for i, n := range sizes {
+				recs := records(t, int64(w)*1_000_000_000+int64(i)*1_000_000, n)
+				mu.Lock()
+				for _, r := range recs {
+					sent[string(r.Key())] = r
+				}
+				mu.Unlock()
+				written, err := p.Publish(context.Background(), recs)
+				if err != nil {
+					t.Errorf("worker %d, call %d: %v (acked %v)", w, i, err, written.Acked)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	got := consume(t, brokers, topic, workers*each)
+	got := consume(t, brokers, topic, len(sent))
 	keys := map[string]bool{}
 	for _, r := range got {
 		keys[string(r.Key)] = true
+		want, ok := sent[string(r.Key)]
+		if !ok {
+			t.Errorf("key %s was not published", r.Key)
+			continue
+		}
+		wantHeaders := schema.AppendHeaders(nil, want, testSource, schema.DefaultTenant)
+		if len(r.Headers) != len(wantHeaders) {
+			t.Errorf("key %s: %d headers, want %d", r.Key, len(r.Headers), len(wantHeaders))
+			continue
+		}
+		for i, h := range wantHeaders {
+			if r.Headers[i].Key != h.Key || !bytes.Equal(r.Headers[i].Value, h.Value) {
+				t.Errorf("key %s: header %d = %s=%q, want %s=%q", r.Key, i, r.Headers[i].Key, r.Headers[i].Value, h.Key, h.Value)
+			}
+		}
+		if !bytes.Equal(r.Value, want.Raw) {
+			t.Errorf("key %s: value %s, want %s", r.Key, r.Value, want.Raw)
+		}
 	}
-	if len(keys) != workers*each {
-		t.Errorf("%d distinct keys, want %d", len(keys), workers*each)
+	if len(keys) != len(sent) || len(got) != len(sent) {
+		t.Errorf("%d records with %d distinct keys, want %d", len(got), len(keys), len(sent))
 	}
 }
 

@@ -19,26 +19,37 @@ var (
 // Messages returns the Kafka messages Publish writes for recs, in order: the key (the decimal id,
 // shared with the ce_id header), the value (recs[i].Raw, shared, not copied), the CloudEvents
 // headers of schema.AppendHeaders and the time of the call as the record timestamp; Topic,
-// Partition and WriterData are left empty. Publish builds its messages with it; it is exported so
-// that a tool can write exactly followpub's messages with a kafka-go Writer of its own (the
-// benchmarks' producer limit does). The messages share buffers: do not modify them.
+// Partition and WriterData are left empty. Publish builds its messages the same way; it is
+// exported so that a tool can write exactly followpub's messages with a kafka-go Writer of its
+// own (the benchmarks' producer limit does). The messages share buffers: do not modify them.
 func (p *Publisher) Messages(recs []schema.Record) []kafka.Message {
-	return p.messages(recs, nil)
+	return p.messages(new(call), recs, false)
 }
 
-// messages builds the Kafka messages of recs and, when c is not nil, ties each to its slot of c
-// (Message.WriterData) for complete.
+// keyAndTimeLen bounds the bytes of one message's key (also ce_id) and ce_time in call.buf.
+const keyAndTimeLen = len("-9223372036854775808") + len(schema.TimeLayout)
+
+// messages builds the Kafka messages of recs in c's memory, and, when ack is set, ties each to
+// its slot of c (Message.WriterData) for complete.
 //
-// This is the publisher's part of the hot path (docs/BENCHMARKS.md), so it allocates three times
-// per call and never per record: the messages, their headers, and one buffer holding every key
-// (which is also ce_id) and ce_time. The headers are those of schema.AppendHeaders, in its order
-// (a test holds them equal); ce_time is formatted by dayTimes.
-func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
+// This is the publisher's part of the hot path (docs/BENCHMARKS.md): it allocates nothing per
+// record, and nothing at all when c, reused, is large enough (reserve). The headers are those of
+// schema.AppendHeaders, in its order (a test holds them equal); ce_time is formatted by dayTimes.
+func (p *Publisher) messages(c *call, recs []schema.Record, ack bool) []kafka.Message {
 	now := time.Now()
-	msgs := make([]kafka.Message, len(recs))
-	hs := make([]kafka.Header, len(recs)*schema.NumHeaders)
-	buf := make([]byte, 0, len(recs)*(len("-9223372036854775808")+len(schema.TimeLayout)))
+	c.reserve(len(recs), ack)
+	msgs, hs, buf := c.msgs, c.headers, c.buf
 	var times dayTimes
+	// Every message's headers are these, with its own ce_id (1) and ce_time (4).
+	headers := [schema.NumHeaders]kafka.Header{
+		{Key: schema.HeaderSpecVersion, Value: specVersionValue},
+		{Key: schema.HeaderID},
+		{Key: schema.HeaderSource, Value: p.source},
+		{Key: schema.HeaderType, Value: eventTypeValue},
+		{Key: schema.HeaderTime},
+		{Key: schema.HeaderContentType, Value: contentTypeValue},
+		{Key: schema.HeaderTenant, Value: p.tenant},
+	}
 	for i := range recs {
 		start := len(buf)
 		buf = strconv.AppendInt(buf, recs[i].ID, 10)
@@ -47,22 +58,18 @@ func (p *Publisher) messages(recs []schema.Record, c *call) []kafka.Message {
 		// Capped slices: appending to a key cannot overwrite the next value. Should buf ever
 		// grow (a year beyond 9999), the earlier values keep the old array, unchanged.
 		id, ceTime := buf[start:mid:mid], buf[mid:len(buf):len(buf)]
-		mh := hs[i*schema.NumHeaders : (i+1)*schema.NumHeaders : (i+1)*schema.NumHeaders]
-		mh[0] = kafka.Header{Key: schema.HeaderSpecVersion, Value: specVersionValue}
-		mh[1] = kafka.Header{Key: schema.HeaderID, Value: id}
-		mh[2] = kafka.Header{Key: schema.HeaderSource, Value: p.source}
-		mh[3] = kafka.Header{Key: schema.HeaderType, Value: eventTypeValue}
-		mh[4] = kafka.Header{Key: schema.HeaderTime, Value: ceTime}
-		mh[5] = kafka.Header{Key: schema.HeaderContentType, Value: contentTypeValue}
-		mh[6] = kafka.Header{Key: schema.HeaderTenant, Value: p.tenant}
+		// An array of hs: mh[:] has capacity NumHeaders, so appending cannot reach the next's.
+		mh := (*[schema.NumHeaders]kafka.Header)(hs[i*schema.NumHeaders:])
+		*mh = headers
+		mh[1].Value, mh[4].Value = id, ceTime
 		msgs[i] = kafka.Message{
 			Key:     id, // ce_id is the decimal id, the key
 			Value:   recs[i].Raw,
-			Headers: mh,
+			Headers: mh[:],
 			Time:    now, // docs/DESIGN.md §5: the record timestamp is the time of publishing
 		}
-		if c != nil {
-			c.slots[i].call = c
+		if ack {
+			c.slots[i] = slot{call: c}
 			msgs[i].WriterData = &c.slots[i]
 		}
 	}

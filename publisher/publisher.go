@@ -153,10 +153,58 @@ type slot struct {
 	offset    int64
 }
 
-// call is the state of one Publish call shared with complete.
+// call is the state of one Publish call shared with complete: its messages, what they hold, and
+// their slots.
 type call struct {
+	msgs    []kafka.Message
+	headers []kafka.Header // schema.NumHeaders per message
+	buf     []byte         // every message's key (also its ce_id) and ce_time
 	slots   []slot
 	lastErr atomic.Pointer[error] // the last batch error reported by kafka-go
+}
+
+// calls holds calls whose every message Kafka acknowledged, for Publish to build its next
+// messages in their memory (about 0.5 KB a record) instead of allocating it again.
+var calls sync.Pool
+
+// newCall returns a released call, or a new one.
+func newCall() *call {
+	if c, ok := calls.Get().(*call); ok {
+		return c
+	}
+	return new(call)
+}
+
+// reserve makes c hold n messages (and n slots when ack is set), reusing its memory where it is
+// large enough, with no error reported yet.
+func (c *call) reserve(n int, ack bool) {
+	c.msgs = resize(c.msgs, n)
+	c.headers = resize(c.headers, n*schema.NumHeaders)
+	if cap(c.buf) < n*keyAndTimeLen {
+		c.buf = make([]byte, 0, n*keyAndTimeLen)
+	}
+	c.buf = c.buf[:0]
+	if ack {
+		c.slots = resize(c.slots, n)
+	}
+	c.lastErr.Store(nil)
+}
+
+// resize returns s with length n: s itself when its capacity allows, or a new slice.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// release hands c to the next Publish. Only a call whose every message Kafka acknowledged may be
+// released: kafka-go has then finished with them, as it calls Completion before WriteMessages
+// returns (see kafka.Writer.Completion), while an unacknowledged batch may still be in flight.
+// The messages are cleared so that the pool keeps no record alive.
+func (c *call) release() {
+	clear(c.msgs)
+	calls.Put(c)
 }
 
 // complete is the Writer's Completion: it runs once per batch, on kafka-go's goroutines, possibly
@@ -219,8 +267,8 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (written 
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	defer cancel()
 
-	c := &call{slots: make([]slot, len(recs))}
-	msgs := p.messages(recs, c)
+	c := newCall()
+	msgs := p.messages(c, recs, true)
 
 	werr := p.ensureTopicOnce(ctx)
 	if werr == nil {
@@ -228,16 +276,18 @@ func (p *Publisher) Publish(ctx context.Context, recs []schema.Record) (written 
 		werr = p.write(ctx, p.w, msgs)
 		p.wmu.RUnlock()
 	}
-	if _, n := c.acked(); n < len(recs) {
+	acked, n := c.acked()
+	if n < len(recs) {
 		// Batches cut short by the deadline may still land: wait for them, so that what Kafka
 		// acknowledged meanwhile is reported and nothing lands after the caller's read-back.
 		if serr := p.settle(); serr != nil {
 			werr = errors.Join(werr, serr)
 		}
+		acked, n = c.acked()
 	}
-	acked, n := c.acked()
 	if n == len(recs) {
 		written.Acked, written.Next = acked, c.next()
+		c.release()
 		return written, nil
 	}
 	if n > 0 {
@@ -433,10 +483,22 @@ func unacked(msgs []kafka.Message) []kafka.Message {
 
 // next returns, for each partition written, the offset after the last message acknowledged there.
 func (c *call) next() map[int]int64 {
-	out := map[int]int64{}
+	// By partition, 0 for none: a slice, as a map access per message costs more (on the stack
+	// up to 16 partitions).
+	var small [16]int64
+	ends := small[:0]
 	for i := range c.slots {
-		if s := &c.slots[i]; s.acked.Load() && s.offset+1 > out[s.partition] {
-			out[s.partition] = s.offset + 1
+		if s := &c.slots[i]; s.acked.Load() {
+			if s.partition >= len(ends) {
+				ends = append(ends, make([]int64, s.partition+1-len(ends))...)
+			}
+			ends[s.partition] = max(ends[s.partition], s.offset+1)
+		}
+	}
+	out := map[int]int64{}
+	for partition, end := range ends {
+		if end > 0 {
+			out[partition] = end
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -182,9 +183,9 @@ func TestMessages(t *testing.T) {
 		{ID: 9007199254740993, FollowTime: 1707292800000, Raw: []byte(`{"id":9007199254740993,"follow_time":1707292800000,"x":1}`)},
 		{ID: 7, FollowTime: 1707292800123, Raw: []byte(`{"id":7,"follow_time":1707292800123}`)},
 	}
-	c := &call{slots: make([]slot, len(recs))}
+	c := new(call)
 	before := time.Now()
-	msgs := p.messages(recs, c)
+	msgs := p.messages(c, recs, true)
 	if len(msgs) != 2 {
 		t.Fatalf("%d messages", len(msgs))
 	}
@@ -227,6 +228,27 @@ func TestMessages(t *testing.T) {
 	}
 }
 
+// TestCallNext: the offset after the last acknowledged message of each partition, whatever the
+// order of the acknowledgements, for partitions past the first 16 too; no entry for a partition
+// without one.
+func TestCallNext(t *testing.T) {
+	c := &call{slots: make([]slot, 7)}
+	for i, s := range []struct {
+		partition int
+		offset    int64
+		acked     bool
+	}{{2, 41, true}, {2, 7, true}, {0, 0, true}, {20, 9, true}, {20, 99, false}, {5, 3, false}, {20, 10, true}} {
+		c.slots[i].partition, c.slots[i].offset = s.partition, s.offset
+		c.slots[i].acked.Store(s.acked)
+	}
+	if got, want := c.next(), map[int]int64{0: 1, 2: 42, 20: 11}; !reflect.DeepEqual(got, want) {
+		t.Errorf("next = %v, want %v", got, want)
+	}
+	if got := (&call{slots: make([]slot, 3)}).next(); len(got) != 0 {
+		t.Errorf("next of a call without acknowledgements = %v, want empty", got)
+	}
+}
+
 func TestMessagesAllocations(t *testing.T) {
 	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}})
 	if err != nil {
@@ -236,11 +258,69 @@ func TestMessagesAllocations(t *testing.T) {
 	for i := range recs {
 		recs[i] = schema.Record{ID: int64(1e12) + int64(i), FollowTime: 1707292800000 + int64(i)*997, Raw: []byte(`{"id":1}`)}
 	}
-	c := &call{slots: make([]slot, len(recs))}
-	allocs := testing.AllocsPerRun(20, func() { p.messages(recs, c) })
-	// The messages, their headers and one buffer of keys and times per call; none per record.
-	if allocs > 3 {
-		t.Errorf("%v allocations building %d messages, want at most 3", allocs, len(recs))
+	c := new(call)
+	if allocs := testing.AllocsPerRun(20, func() { p.messages(new(call), recs, true) }); allocs > 5 {
+		// The call, its messages, their headers, one buffer of keys and times, and the slots; none
+		// per record.
+		t.Errorf("%v allocations building %d messages in a new call, want at most 5", allocs, len(recs))
+	}
+	if allocs := testing.AllocsPerRun(20, func() { p.messages(c, recs, true) }); allocs != 0 {
+		t.Errorf("%v allocations building %d messages in a reused call, want none", allocs, len(recs))
+	}
+}
+
+// TestMessagesInAReusedCall builds messages in the memory of a call that held more, different,
+// acknowledged and failed messages: they are those of a new call, none acknowledged, no error
+// reported, and the call's memory was reused.
+func TestMessagesInAReusedCall(t *testing.T) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}, Source: "urn:test", Tenant: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]schema.Record, 50)
+	for i := range recs {
+		recs[i] = schema.Record{ID: math.MinInt64 + int64(i), FollowTime: -62135596800000 + int64(i)*86_400_007, Raw: []byte(`{"before":1}`)}
+	}
+	c := new(call)
+	before := p.messages(c, recs, true)
+	complete(before[:30], nil)
+	complete(before[30:], kafka.NotEnoughReplicas)
+
+	recs = recs[:20]
+	for i := range recs {
+		recs[i] = schema.Record{ID: 1e15 + int64(i), FollowTime: 1707292800000 + int64(i)*997, Raw: []byte(`{"after":1}`)}
+	}
+	msgs := p.messages(c, recs, true)
+	if &msgs[0] != &before[0] || &msgs[0].Headers[0] != &before[0].Headers[0] {
+		t.Error("the call's memory was not reused")
+	}
+	want := p.Messages(recs)
+	if len(msgs) != len(want) {
+		t.Fatalf("%d messages, want %d", len(msgs), len(want))
+	}
+	for i := range msgs {
+		m, w := msgs[i], want[i]
+		if !bytes.Equal(m.Key, w.Key) || !bytes.Equal(m.Value, w.Value) || m.Topic != "" || m.Partition != 0 || m.Offset != 0 {
+			t.Errorf("message %d: key %q value %s topic %q partition %d offset %d, want key %q value %s",
+				i, m.Key, m.Value, m.Topic, m.Partition, m.Offset, w.Key, w.Value)
+		}
+		if len(m.Headers) != len(w.Headers) || cap(m.Headers) != schema.NumHeaders {
+			t.Fatalf("message %d: %d headers (cap %d), want %d", i, len(m.Headers), cap(m.Headers), len(w.Headers))
+		}
+		for j := range w.Headers {
+			if m.Headers[j].Key != w.Headers[j].Key || !bytes.Equal(m.Headers[j].Value, w.Headers[j].Value) {
+				t.Errorf("message %d header %d = %s=%q, want %s=%q", i, j, m.Headers[j].Key, m.Headers[j].Value, w.Headers[j].Key, w.Headers[j].Value)
+			}
+		}
+		if s, ok := m.WriterData.(*slot); !ok || s != &c.slots[i] || s.call != c {
+			t.Errorf("message %d: WriterData is not its slot", i)
+		}
+	}
+	if acked, n := c.acked(); n != 0 || len(acked) != len(recs) {
+		t.Errorf("acked = %v (%d), want %d unacknowledged", acked, n, len(recs))
+	}
+	if last := c.lastErr.Load(); last != nil {
+		t.Errorf("lastErr = %v, want none", *last)
 	}
 }
 
@@ -475,10 +555,47 @@ func BenchmarkMessages(b *testing.B) {
 	for i := range recs {
 		recs[i] = schema.Record{ID: int64(1e12) + int64(i), FollowTime: 1707292800000, Raw: []byte(`{"id":1}`)}
 	}
-	c := &call{slots: make([]slot, len(recs))}
+	b.ReportAllocs()
+	for b.Loop() { // as Publish does, when every message was acknowledged
+		c := newCall()
+		p.messages(c, recs, true)
+		c.release()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
+
+// BenchmarkAcknowledgements measures what Publish does with the acknowledgements of 3,000
+// messages (poller.DefaultBatchSize) over three partitions: complete, once per batch, then
+// acked and next.
+func BenchmarkAcknowledgements(b *testing.B) {
+	p, err := New(Config{Brokers: []string{"127.0.0.1:9092"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := make([]schema.Record, poller.DefaultBatchSize)
+	for i := range recs {
+		recs[i] = schema.Record{ID: int64(1e12) + int64(i), FollowTime: 1707292800000, Raw: []byte(`{"id":1}`)}
+	}
+	c := new(call)
+	msgs := p.messages(c, recs, true)
+	const partitions = 3
+	batches := make([][]kafka.Message, partitions)
+	for i := range msgs {
+		m := msgs[i]
+		m.Partition, m.Offset = i%partitions, int64(i/partitions)
+		batches[i%partitions] = append(batches[i%partitions], m)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		p.messages(recs, c)
+		for _, batch := range batches {
+			complete(batch, nil)
+		}
+		if _, n := c.acked(); n != len(recs) {
+			b.Fatal(n)
+		}
+		if next := c.next(); len(next) != partitions {
+			b.Fatal(next)
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
 }
