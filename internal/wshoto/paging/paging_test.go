@@ -462,6 +462,30 @@ func TestFetchGivesUpOnPagesThatRepeatThemselves(t *testing.T) {
 	}
 }
 
+func TestFetchRejectsAPageSetThatRepeatsOneRecordAndSkipsAnother(t *testing.T) {
+	// A still page set of 30 whose pages hold 30 records but 29 ids: one repeats on a later page
+	// (of page 1, or of a page read with it) and one is missing. Counting the records instead of
+	// the ids would accept it.
+	for _, repeated := range []int64{1, 15} {
+		for _, concurrency := range []int{1, 4} {
+			pg := newPager(t, pageFunc(func(index, _ int) (Page, error) {
+				ids := make([]int64, 10)
+				for i := range ids {
+					ids[i] = int64((index-1)*10 + i + 1)
+				}
+				if index == 3 {
+					ids[9] = repeated // id 30 is never served
+				}
+				return Page{Total: 30, Records: recordsOf(ids...)}, nil
+			}), func(c *Config) { c.MaxReads = 2; c.Concurrency = concurrency })
+			got, err := pg.Fetch(context.Background(), winFrom, winTo)
+			if !errors.Is(err, ErrInconsistentPages) || !strings.Contains(err.Error(), "29 distinct ids but total 30") {
+				t.Fatalf("id %d twice, %d in flight: %d records, error %v; want ErrInconsistentPages for 29 distinct ids", repeated, concurrency, len(got), err)
+			}
+		}
+	}
+}
+
 func TestFetchDistrustsTotalsThatDrop(t *testing.T) {
 	// 35 records; some answers report a total of 0 (a back end that lost its count) while still
 	// sending records. Fetch must never return fewer than the 35, and must settle when the bad
