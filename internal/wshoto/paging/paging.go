@@ -498,20 +498,22 @@ func prefixMax(as []answer) []int64 {
 	return out
 }
 
-// repeats records the ids of page idx in seen and says so when every one of them was already on
-// another page from page lo on: records shifted by arrivals repeat a few at a page's edge, never a
-// whole page, and an API that answers every page alike would otherwise be paged to the end of its
-// total. Pages before lo count as not seen.
+// repeats says so when every id of page idx was already seen on another page from page lo on, then
+// records the page's ids in seen (id → the page it was last seen on): records shifted by arrivals
+// repeat a few at a page's edge, never a whole page, and an API that answers every page alike would
+// otherwise be paged to the end of its total.
 func repeats(idx, lo int64, p Page, seen map[int64]int64) string {
-	old := 0
+	repeated := len(p.Records) > 0
 	for _, r := range p.Records {
-		if first, ok := seen[r.ID]; ok && first >= lo && first != idx {
-			old++
-		} else {
-			seen[r.ID] = idx
+		if last, ok := seen[r.ID]; !ok || last < lo {
+			repeated = false // the first id not seen settles it
+			break
 		}
 	}
-	if len(p.Records) > 0 && old == len(p.Records) {
+	for _, r := range p.Records {
+		seen[r.ID] = idx
+	}
+	if repeated {
 		return fmt.Sprintf("page %d repeats records of other pages", idx)
 	}
 	return ""

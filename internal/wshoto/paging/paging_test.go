@@ -633,3 +633,29 @@ func TestFetchNewFindsALateRecordOnPage3(t *testing.T) {
 		t.Fatalf("a late record on page 3: FetchNew returned %d records in %d page reads, want 1 in 3", len(got), n)
 	}
 }
+
+// BenchmarkFetchStillWindow reads a still window of 10,000 records in pages of 100, four in flight,
+// from memory: the pager's own work (its checks and id maps) without any transport.
+func BenchmarkFetchStillWindow(b *testing.B) {
+	const total, size = 10_000, 100
+	pages := make([]Page, total/size+1)
+	for i := 1; i < len(pages); i++ {
+		ids := make([]int64, size)
+		for j := range ids {
+			ids[j] = int64(1e15 + (i-1)*size + j) // snowflake-like ids
+		}
+		pages[i] = Page{Total: total, Records: recordsOf(ids...)}
+	}
+	pg, err := New(pageFunc(func(index, _ int) (Page, error) { return pages[index], nil }),
+		Config{PageSize: size, Concurrency: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		recs, err := pg.Fetch(context.Background(), winFrom, winTo)
+		if err != nil || len(recs) != total {
+			b.Fatalf("%d records, %v", len(recs), err)
+		}
+	}
+}
