@@ -343,6 +343,7 @@ func distinct(pages []Page, hint int64, ids int) []schema.Record {
 	return out
 }
 
+// records counts the records of pages.
 func records(pages []Page) int {
 	n := 0
 	for _, p := range pages {
@@ -383,7 +384,9 @@ func (pg *Pager) readWindow(ctx context.Context, from, to time.Time) (window, er
 	// seen holds every id read, for repeats; while no page read was left out of pages, its size is
 	// the number of distinct ids in pages.
 	seen := make(map[int64]int64, min(first.Total, 1<<20))
-	repeats(1, 1, first, seen)
+	for _, r := range first.Records {
+		seen[r.ID] = 1
+	}
 	seenIsPages := true
 	read, lastRound := int64(1), int64(0)
 	// changed: some page reported a total other than page 1's. A total that fell and rose back to
