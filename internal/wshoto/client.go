@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -327,16 +328,28 @@ func (c *Client) roundTrip(actx, ctx context.Context, ep endpoint, req *http.Req
 	return handle(data)
 }
 
+// bodyBuffers are the scratch buffers readBody reads into; what it returns is a copy of the right
+// size, as records keep it alive (their Raw) until they are published.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody bounds the scratch buffers kept for reuse, so that one huge answer does not stay.
+const maxPooledBody = 1 << 20
+
 // readBody reads at most limit bytes; a longer body is ErrMalformed.
 func readBody(r io.Reader, length, limit int64) ([]byte, error) {
-	size := int64(bytes.MinRead)
-	if length > 0 && length <= limit {
-		size = length + bytes.MinRead
-	}
 	if length > limit {
 		return nil, fmt.Errorf("%w: body of %d bytes is over the %d-byte limit", ErrMalformed, length, limit)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			bodyBuffers.Put(buf)
+		}
+	}()
+	if length > 0 {
+		buf.Grow(int(length) + bytes.MinRead)
+	}
 	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, err
@@ -344,5 +357,6 @@ func readBody(r io.Reader, length, limit int64) ([]byte, error) {
 	if n > limit {
 		return nil, fmt.Errorf("%w: body is over the %d-byte limit", ErrMalformed, limit)
 	}
-	return buf.Bytes(), nil
+	// A copy by append is not cleared first, unlike a new slice read into.
+	return append([]byte{}, buf.Bytes()...), nil
 }

@@ -41,3 +41,25 @@ func TestReadBodyCap(t *testing.T) {
 		t.Errorf("body at the cap: %q, %v", b, err)
 	}
 }
+
+func TestReadBodyKeepsEachBody(t *testing.T) {
+	// Records keep their page's body until they are published: reading the next body, with or
+	// without a length, must not touch it.
+	var bodies [][]byte
+	for i, length := range []int64{-1, 5000, -1, 0} {
+		want := strings.Repeat(string(rune('a'+i)), 5000)
+		if length == 0 {
+			want = ""
+		}
+		b, err := readBody(strings.NewReader(want), length, 10_000)
+		if err != nil || string(b) != want {
+			t.Fatalf("body %d: %d bytes, %v", i, len(b), err)
+		}
+		bodies = append(bodies, b)
+	}
+	for i, b := range bodies[:3] {
+		if want := strings.Repeat(string(rune('a'+i)), 5000); string(b) != want {
+			t.Errorf("body %d changed after the next ones were read", i)
+		}
+	}
+}

@@ -292,7 +292,7 @@ func (pg *Pager) readInOrder(ctx context.Context, from, to time.Time) (window, e
 			}
 		default:
 			if w.why = checkPage(idx, p, size); w.why == "" {
-				w.why = repeats(idx, p, seen)
+				w.why = repeats(idx, 1, p, seen)
 			}
 		}
 		w.maxTotal = max(w.maxTotal, p.Total)
@@ -311,18 +311,26 @@ func (pg *Pager) readInOrder(ctx context.Context, from, to time.Time) (window, e
 	// Only totals that grew, one page in flight at a time: every record seen is still there, so
 	// even a read that failed (more than a page arrived between two pages) adds to the union.
 	w.grew = !w.fell && w.maxTotal != w.firstTotal
-	w.recs = distinct(pages, w.maxTotal)
+	w.recs = distinct(pages, w.maxTotal, -1)
 	if w.why == "" && int64(len(w.recs)) < w.firstTotal {
 		w.why = fmt.Sprintf("%d distinct ids but %d records at the start", len(w.recs), w.firstTotal)
 	}
 	return w, nil
 }
 
-// distinct returns the records of pages, each id once.
-func distinct(pages []Page, hint int64) []schema.Record {
+// distinct returns the records of pages, each id once. ids is the number of distinct ids in pages
+// when the caller counted them, else -1: as many as there are records, no record repeats.
+func distinct(pages []Page, hint int64, ids int) []schema.Record {
+	if n := records(pages); ids == n {
+		out := make([]schema.Record, 0, n)
+		for _, p := range pages {
+			out = append(out, p.Records...)
+		}
+		return out
+	}
 	hint = min(hint, 1<<20)
-	seen := make(map[int64]struct{}, hint)
 	out := make([]schema.Record, 0, hint)
+	seen := make(map[int64]struct{}, hint)
 	for _, p := range pages {
 		for _, r := range p.Records {
 			if _, dup := seen[r.ID]; dup {
@@ -333,6 +341,15 @@ func distinct(pages []Page, hint int64) []schema.Record {
 		}
 	}
 	return out
+}
+
+// records counts the records of pages.
+func records(pages []Page) int {
+	n := 0
+	for _, p := range pages {
+		n += len(p.Records)
+	}
+	return n
 }
 
 // window is one read of every page of a window.
@@ -364,6 +381,13 @@ func (pg *Pager) readWindow(ctx context.Context, from, to time.Time) (window, er
 	if why := checkPage(1, first, size); why != "" {
 		note(why)
 	}
+	// seen holds every id read, for repeats; while no page read was left out of pages, its size is
+	// the number of distinct ids in pages.
+	seen := make(map[int64]int64, min(first.Total, 1<<20))
+	for _, r := range first.Records {
+		seen[r.ID] = 1
+	}
+	seenIsPages := true
 	read, lastRound := int64(1), int64(0)
 	// changed: some page reported a total other than page 1's. A total that fell and rose back to
 	// page 1's leaves maxTotal equal to it, yet offsets shifted in between (records went away and
@@ -383,10 +407,11 @@ func (pg *Pager) readWindow(ctx context.Context, from, to time.Time) (window, er
 			break
 		}
 		lastRound = want - read
-		rest, why, err := pg.readPages(ctx, from, to, read+1, want, size, &answers)
+		rest, why, err := pg.readPages(ctx, from, to, read+1, want, size, &answers, seen)
 		if err != nil {
 			return window{}, err
 		}
+		seenIsPages = seenIsPages && why == ""
 		pages = append(pages, rest...)
 		read = want
 		for _, p := range rest {
@@ -407,7 +432,11 @@ func (pg *Pager) readWindow(ctx context.Context, from, to time.Time) (window, er
 		w.grew = !w.fell
 	}
 
-	w.recs = distinct(pages, w.maxTotal)
+	ids := -1
+	if seenIsPages {
+		ids = len(seen)
+	}
+	w.recs = distinct(pages, w.maxTotal, ids)
 	if w.why == "" && int64(len(w.recs)) != w.maxTotal {
 		note(fmt.Sprintf("%d distinct ids but total %d", len(w.recs), w.maxTotal))
 	}
@@ -472,19 +501,22 @@ func prefixMax(as []answer) []int64 {
 	return out
 }
 
-// repeats records the ids of page idx in seen and says so when every one of them was already on
-// another page: records shifted by arrivals repeat a few at a page's edge, never a whole page, and
-// an API that answers every page alike would otherwise be paged to the end of its total.
-func repeats(idx int64, p Page, seen map[int64]int64) string {
-	old := 0
+// repeats says so when every id of page idx was already seen on another page from page lo on, then
+// records the page's ids in seen (id → the page it was last seen on): records shifted by arrivals
+// repeat a few at a page's edge, never a whole page, and an API that answers every page alike would
+// otherwise be paged to the end of its total.
+func repeats(idx, lo int64, p Page, seen map[int64]int64) string {
+	repeated := len(p.Records) > 0
 	for _, r := range p.Records {
-		if first, ok := seen[r.ID]; ok && first != idx {
-			old++
-		} else {
-			seen[r.ID] = idx
+		if last, ok := seen[r.ID]; !ok || last < lo {
+			repeated = false // the first id not seen settles it
+			break
 		}
 	}
-	if len(p.Records) > 0 && old == len(p.Records) {
+	for _, r := range p.Records {
+		seen[r.ID] = idx
+	}
+	if repeated {
 		return fmt.Sprintf("page %d repeats records of other pages", idx)
 	}
 	return ""
@@ -505,8 +537,9 @@ func checkPage(index int64, p Page, size int64) string {
 // contradicts its own total (a short page): the set will be read again anyway. A page whose total
 // differs from the others is not a contradiction: the caller follows a growing total.
 //
-// Every answer is added to answers, for the caller to tell whether a total fell.
-func (pg *Pager) readPages(ctx context.Context, from, to time.Time, lo, hi, size int64, answers *answerLog) ([]Page, string, error) {
+// Every answer is added to answers, for the caller to tell whether a total fell, and every page's
+// ids to seen (see repeats; pages before lo do not count as seen).
+func (pg *Pager) readPages(ctx context.Context, from, to time.Time, lo, hi, size int64, answers *answerLog, seen map[int64]int64) ([]Page, string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -517,7 +550,6 @@ func (pg *Pager) readPages(ctx context.Context, from, to time.Time, lo, hi, size
 		why      string
 		whyPage  int64
 		results  = make(map[int64]Page)
-		seen     = make(map[int64]int64) // id → the page it was first seen on, in this call
 		wg       sync.WaitGroup
 	)
 	workers := min(int64(pg.cfg.Concurrency), hi-lo+1)
@@ -550,7 +582,7 @@ func (pg *Pager) readPages(ctx context.Context, from, to time.Time, lo, hi, size
 					results[idx] = p
 					w := checkPage(idx, p, size)
 					if w == "" {
-						w = repeats(idx, p, seen)
+						w = repeats(idx, lo, p, seen)
 					}
 					if w != "" {
 						if why == "" || idx < whyPage {

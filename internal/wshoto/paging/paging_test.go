@@ -462,6 +462,30 @@ func TestFetchGivesUpOnPagesThatRepeatThemselves(t *testing.T) {
 	}
 }
 
+func TestFetchRejectsAPageSetThatRepeatsOneRecordAndSkipsAnother(t *testing.T) {
+	// A still page set of 30 whose pages hold 30 records but 29 ids: one repeats on a later page
+	// (of page 1, or of a page read with it) and one is missing. Counting the records instead of
+	// the ids would accept it.
+	for _, repeated := range []int64{1, 15} {
+		for _, concurrency := range []int{1, 4} {
+			pg := newPager(t, pageFunc(func(index, _ int) (Page, error) {
+				ids := make([]int64, 10)
+				for i := range ids {
+					ids[i] = int64((index-1)*10 + i + 1)
+				}
+				if index == 3 {
+					ids[9] = repeated // id 30 is never served
+				}
+				return Page{Total: 30, Records: recordsOf(ids...)}, nil
+			}), func(c *Config) { c.MaxReads = 2; c.Concurrency = concurrency })
+			got, err := pg.Fetch(context.Background(), winFrom, winTo)
+			if !errors.Is(err, ErrInconsistentPages) || !strings.Contains(err.Error(), "29 distinct ids but total 30") {
+				t.Fatalf("id %d twice, %d in flight: %d records, error %v; want ErrInconsistentPages for 29 distinct ids", repeated, concurrency, len(got), err)
+			}
+		}
+	}
+}
+
 func TestFetchDistrustsTotalsThatDrop(t *testing.T) {
 	// 35 records; some answers report a total of 0 (a back end that lost its count) while still
 	// sending records. Fetch must never return fewer than the 35, and must settle when the bad
@@ -607,5 +631,31 @@ func TestFetchNewFindsALateRecordOnPage3(t *testing.T) {
 	}
 	if n := api.served - before; len(got) != 1 || n != 3 {
 		t.Fatalf("a late record on page 3: FetchNew returned %d records in %d page reads, want 1 in 3", len(got), n)
+	}
+}
+
+// BenchmarkFetchStillWindow reads a still window of 10,000 records in pages of 100, four in flight,
+// from memory: the pager's own work (its checks and id maps) without any transport.
+func BenchmarkFetchStillWindow(b *testing.B) {
+	const total, size = 10_000, 100
+	pages := make([]Page, total/size+1)
+	for i := 1; i < len(pages); i++ {
+		ids := make([]int64, size)
+		for j := range ids {
+			ids[j] = int64(1e15 + (i-1)*size + j) // snowflake-like ids
+		}
+		pages[i] = Page{Total: total, Records: recordsOf(ids...)}
+	}
+	pg, err := New(pageFunc(func(index, _ int) (Page, error) { return pages[index], nil }),
+		Config{PageSize: size, Concurrency: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		recs, err := pg.Fetch(context.Background(), winFrom, winTo)
+		if err != nil || len(recs) != total {
+			b.Fatalf("%d records, %v", len(recs), err)
+		}
 	}
 }
