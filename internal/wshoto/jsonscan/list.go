@@ -80,6 +80,15 @@ func (d *decoder) unexpected(want string) error {
 }
 
 func (d *decoder) skipWS() {
+	// Compact JSON has none: one comparison, inlined, instead of a call per token.
+	if d.i < len(d.b) && d.b[d.i] > ' ' {
+		return
+	}
+	d.skipSpaces()
+}
+
+// skipSpaces is skipWS's slow path: it skips the whitespace at d.i, noting any in d.ws.
+func (d *decoder) skipSpaces() {
 	i := d.i
 	for i < len(d.b) {
 		switch d.b[i] {
@@ -299,36 +308,40 @@ func (d *decoder) record(n int) (schema.Record, error) {
 	d.ws = false
 	var rec schema.Record
 	var haveID, haveTime bool
-	err := d.object(func(key []byte) error {
+	var err error
+	for first := true; err == nil; first = false {
+		var key []byte
+		var ok bool
+		if key, ok, err = d.member(first); !ok {
+			break
+		}
 		switch string(key) {
 		case "id":
 			if haveID {
-				return fmt.Errorf("record %d has a duplicate id", n)
+				err = fmt.Errorf("record %d has a duplicate id", n)
+				break
 			}
 			haveID = true
-			v, err := d.int64Value("id", true)
-			rec.ID = v
-			return err
+			rec.ID, err = d.int64Value("id", true)
 		case "follow_time":
 			if haveTime {
-				return fmt.Errorf("record %d has a duplicate follow_time", n)
+				err = fmt.Errorf("record %d has a duplicate follow_time", n)
+				break
 			}
 			haveTime = true
-			v, err := d.int64Value("follow_time", true)
-			rec.FollowTime = v
-			return err
+			rec.FollowTime, err = d.int64Value("follow_time", true)
 		case "create_time":
 			// Not used, but a long like the others: held to the same rule, null allowed.
 			d.skipWS()
 			if d.i < len(d.b) && d.b[d.i] == 'n' {
-				return d.literal("null")
+				err = d.literal("null")
+				break
 			}
-			_, err := d.int64Value("create_time", true)
-			return err
+			_, err = d.int64Value("create_time", true)
 		default:
-			return d.skip(1)
+			err = d.skip(1)
 		}
-	})
+	}
 	if err != nil {
 		return schema.Record{}, fmt.Errorf("record %d: %w", n, err)
 	}
@@ -381,30 +394,50 @@ func appendCompact(dst, src []byte) []byte {
 // object scans an object at d.i (which must be '{'), calling member for each key with d.i at the
 // value (whitespace before the value not yet skipped). The key slice is only valid during the call.
 func (d *decoder) object(member func(key []byte) error) error {
-	if err := d.expect('{'); err != nil {
-		return err
-	}
-	d.skipWS()
-	if d.i < len(d.b) && d.b[d.i] == '}' {
-		d.i++
-		return nil
-	}
-	for {
-		d.skipWS()
-		key, err := d.key()
-		if err != nil {
-			return err
-		}
-		if err := d.expect(':'); err != nil {
+	for first := true; ; first = false {
+		key, ok, err := d.member(first)
+		if !ok {
 			return err
 		}
 		if err := member(key); err != nil {
 			return err
 		}
+	}
+}
+
+// member scans up to the next member's value: first is set at the object's '{', unset after a
+// value. It returns the key (valid until the next scan) with d.i at the value, whitespace before
+// it not yet skipped; or ok false, and err nil, once the closing '}' is consumed. The hot loops
+// (record, skip) call it directly instead of through object's callback.
+func (d *decoder) member(first bool) (key []byte, ok bool, err error) {
+	b := d.b
+	switch {
+	case first:
+		if err := d.expect('{'); err != nil {
+			return nil, false, err
+		}
+		d.skipWS()
+		if d.i < len(b) && b[d.i] == '}' {
+			d.i++
+			return nil, false, nil
+		}
+	case d.i < len(b) && b[d.i] == ',': // compact JSON: no call to more
+		d.i++
+	default:
 		if more, err := d.more('}', "',' or '}'"); !more {
-			return err
+			return nil, false, err
 		}
 	}
+	d.skipWS()
+	if key, err = d.key(); err != nil {
+		return nil, false, err
+	}
+	if d.i < len(b) && b[d.i] == ':' {
+		d.i++
+	} else if err := d.expect(':'); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
 }
 
 // more consumes the ',' or the closing byte end after a member or an element, and reports whether
@@ -426,10 +459,10 @@ func (d *decoder) more(end byte, what string) (bool, error) {
 
 // key scans an object key and returns its unescaped bytes.
 func (d *decoder) key() ([]byte, error) {
-	if d.i >= len(d.b) || d.b[d.i] != '"' {
+	start := d.i
+	if start >= len(d.b) || d.b[start] != '"' {
 		return nil, d.unexpected("an object key")
 	}
-	start := d.i
 	escaped, err := d.str()
 	if err != nil {
 		return nil, err
@@ -548,6 +581,9 @@ func (d *decoder) int64Value(name string, allowString bool) (int64, error) {
 	if d.i >= len(d.b) {
 		return 0, d.unexpected(name)
 	}
+	if v, ok := d.smallInt(); ok {
+		return v, nil
+	}
 	c := d.b[d.i]
 	if c == '"' && allowString {
 		start := d.i
@@ -579,6 +615,34 @@ func (d *decoder) int64Value(name string, allowString bool) (int64, error) {
 		return 0, fmt.Errorf("%s %s overflows int64", name, d.b[start:d.i])
 	}
 	return v, nil
+}
+
+// smallInt decodes, in one pass, the integer at d.i when it has 1 to 18 digits (so it fits an
+// int64), no leading zero and no fraction or exponent, as ids and times have; otherwise it
+// consumes nothing and reports false, and the full scan decodes or rejects the value.
+func (d *decoder) smallInt() (int64, bool) {
+	b, i := d.b, d.i
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	if i >= len(b) || b[i] < '1' || b[i] > '9' {
+		return 0, false
+	}
+	var v int64
+	for end := min(i+18, len(b)); i < end && '0' <= b[i] && b[i] <= '9'; i++ {
+		v = v*10 + int64(b[i]-'0')
+	}
+	if i < len(b) {
+		if c := b[i]; '0' <= c && c <= '9' || c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	d.i = i
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // parseInt parses an optional minus and decimal digits (no leading zeros but "0") into an int64.
@@ -678,7 +742,15 @@ func (d *decoder) skip(depth int) error {
 	}
 	switch c := d.b[d.i]; {
 	case c == '{':
-		return d.object(func([]byte) error { return d.skip(depth + 1) })
+		for first := true; ; first = false {
+			_, ok, err := d.member(first)
+			if !ok {
+				return err
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+		}
 	case c == '[':
 		d.i++
 		d.skipWS()

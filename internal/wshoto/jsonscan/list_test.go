@@ -322,3 +322,46 @@ func TestSpecialFindsTheFirstSpecialByte(t *testing.T) {
 		check(w)
 	}
 }
+
+// TestSmallIntAgreesWithTheFullScan holds the one-pass decoding of short integers to the full
+// scan (number, then parseInt): where it decodes, the same value and end; where it declines, it
+// consumes nothing. Ids and times as the API sends them must take it.
+func TestSmallIntAgreesWithTheFullScan(t *testing.T) {
+	inputs := []string{
+		"0", "7", "-7", "-0", "10", "1700000000000384", "1707274881654", "-1",
+		"123456789012345678", "-123456789012345678", "999999999999999999", "1234567890123456789",
+		"9223372036854775807", "-9223372036854775808", "9223372036854775808", "12345678901234567890",
+		"01", "-01", "1.5", "1e3", "1E3", "12.0", "-", "", "-a", "a", "1a", `"1"`, " 1",
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20_000 {
+		var b []byte
+		if r.IntN(4) == 0 {
+			b = append(b, '-')
+		}
+		for range 1 + r.IntN(21) {
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		inputs = append(inputs, string(b)+string(",}.eE0 x"[r.IntN(8)]))
+	}
+	for _, s := range inputs {
+		for _, in := range []string{s, s + ",", s + "}"} {
+			d := decoder{b: []byte(in)}
+			v, ok := d.smallInt()
+			full := decoder{b: []byte(in)}
+			isInt, err := full.number()
+			fv, fok := parseInt(full.b[:full.i])
+			switch {
+			case !ok && d.i != 0:
+				t.Errorf("smallInt(%q) declined but consumed %d bytes", in, d.i)
+			case ok && (err != nil || !isInt || !fok || fv != v || full.i != d.i):
+				t.Errorf("smallInt(%q) = %d ending at %d; the full scan says %d ending at %d (integer %v, fits %v, %v)", in, v, d.i, fv, full.i, isInt, fok, err)
+			}
+		}
+	}
+	for _, s := range []string{"1700000000000384,", "1707274881654}", "-1,", "100,", "999999999999999999"} {
+		if d := (decoder{b: []byte(s)}); !func() bool { _, ok := d.smallInt(); return ok }() {
+			t.Errorf("smallInt(%q) declined; ids and times must take the one-pass path", s)
+		}
+	}
+}
