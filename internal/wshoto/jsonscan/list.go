@@ -429,12 +429,17 @@ func (d *decoder) member(first bool) (key []byte, ok bool, err error) {
 		}
 	}
 	d.skipWS()
+	// A key of ordinary bytes followed by its ':', as compact JSON has it, in one step.
+	if i := d.i; i < len(b) && b[i] == '"' {
+		if j := ordinary(b, i+1); j+1 < len(b) && b[j] == '"' && b[j+1] == ':' {
+			d.i = j + 2
+			return b[i+1 : j], true, nil
+		}
+	}
 	if key, err = d.key(); err != nil {
 		return nil, false, err
 	}
-	if d.i < len(b) && b[d.i] == ':' {
-		d.i++
-	} else if err := d.expect(':'); err != nil {
+	if err := d.expect(':'); err != nil {
 		return nil, false, err
 	}
 	return key, true, nil
@@ -480,24 +485,11 @@ func (d *decoder) key() ([]byte, error) {
 // str scans a string at d.i (which must be '"') and reports whether it contains escapes.
 func (d *decoder) str() (escaped bool, err error) {
 	b, i := d.b, d.i+1
-	for i < len(b) {
-		// Eight ordinary bytes at a time up to the next special one: most of a page is strings.
-		for i+8 <= len(b) {
-			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
+	for {
+		if i = ordinary(b, i); i >= len(b) {
 			break
 		}
-		c := b[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		switch c {
+		switch b[i] {
 		case '"':
 			d.i = i + 1
 			return escaped, nil
@@ -536,6 +528,23 @@ func (d *decoder) str() (escaped bool, err error) {
 	return false, d.errf("unterminated string")
 }
 
+// ordinary returns the index of the first byte at or after i that ends a run of ordinary string
+// bytes ('"', '\\' or a control character), or len(b). Most of a page is strings: it looks at
+// eight bytes at a time.
+func ordinary(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(b)
+}
+
 // special marks, in the high bit of each of w's bytes, those that end a run of ordinary string
 // bytes: '"', '\\' and control characters (below 0x20). Bytes are in little-endian order, so the
 // lowest mark is the first such byte. Marks above the lowest may be false (a borrow carries into
@@ -545,7 +554,9 @@ func special(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := w ^ (ones * '"')
 	s := w ^ (ones * '\\')
-	return ((q-ones)&^q | (s-ones)&^s | (w-ones*0x20)&^w) & highs
+	// (x-ones)&^x marks x's zero bytes; '"' and '\\' are below 0x80, so q's and s's high bits
+	// are w's, and one &^w serves the three.
+	return ((q - ones) | (s - ones) | (w - ones*0x20)) &^ w & highs
 }
 
 func isHex(c byte) bool {
