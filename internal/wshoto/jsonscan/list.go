@@ -752,6 +752,14 @@ func (d *decoder) skip(depth int) error {
 		return d.unexpected("a value")
 	}
 	switch c := d.b[d.i]; {
+	case c == '"':
+		// Most strings are ordinary bytes to the closing quote: then no call to str.
+		if j := ordinary(d.b, d.i+1); j < len(d.b) && d.b[j] == '"' {
+			d.i = j + 1
+			return nil
+		}
+		_, err := d.str()
+		return err
 	case c == '{':
 		for first := true; ; first = false {
 			_, ok, err := d.member(first)
@@ -777,9 +785,6 @@ func (d *decoder) skip(depth int) error {
 				return err
 			}
 		}
-	case c == '"':
-		_, err := d.str()
-		return err
 	case c == '-' || '0' <= c && c <= '9':
 		_, err := d.number()
 		return err
