@@ -533,7 +533,7 @@ func (d *decoder) str() (escaped bool, err error) {
 // eight bytes at a time.
 func ordinary(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
-		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+		if m := special(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
