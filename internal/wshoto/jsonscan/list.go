@@ -391,7 +391,7 @@ func appendCompact(dst, src []byte) []byte {
 	return dst
 }
 
-// object scans an object at d.i (which must be '{'), calling member for each key with d.i at the
+// object scans an object at d.i (which the caller has checked is '{'), calling member for each key with d.i at the
 // value (whitespace before the value not yet skipped). The key slice is only valid during the call.
 func (d *decoder) object(member func(key []byte) error) error {
 	for first := true; ; first = false {
@@ -405,17 +405,15 @@ func (d *decoder) object(member func(key []byte) error) error {
 	}
 }
 
-// member scans up to the next member's value: first is set at the object's '{', unset after a
-// value. It returns the key (valid until the next scan) with d.i at the value, whitespace before
+// member scans up to the next member's value: first is set with d.i at the object's '{' (which
+// the caller has checked), unset after a value. It returns the key (valid until the next scan) with d.i at the value, whitespace before
 // it not yet skipped; or ok false, and err nil, once the closing '}' is consumed. The hot loops
 // (record, skip) call it directly instead of through object's callback.
 func (d *decoder) member(first bool) (key []byte, ok bool, err error) {
 	b := d.b
 	switch {
 	case first:
-		if err := d.expect('{'); err != nil {
-			return nil, false, err
-		}
+		d.i++ // the '{' the caller found
 		d.skipWS()
 		if d.i < len(b) && b[d.i] == '}' {
 			d.i++
