@@ -518,6 +518,10 @@ func (d *decoder) str() (escaped bool, err error) {
 				return false, d.errf("invalid escape in string")
 			}
 		default:
+			if b[i] >= 0x20 { // an ordinary byte in the last few, which ordinary leaves
+				i++
+				continue
+			}
 			d.i = i
 			return false, d.errf("control character in string")
 		}
@@ -526,21 +530,16 @@ func (d *decoder) str() (escaped bool, err error) {
 	return false, d.errf("unterminated string")
 }
 
-// ordinary returns the index of the first byte at or after i that ends a run of ordinary string
-// bytes ('"', '\\' or a control character), or len(b). Most of a page is strings: it looks at
-// eight bytes at a time.
+// ordinary skips, eight bytes at a time, the ordinary string bytes from i: it returns the index
+// of the first '"', '\\' or control character, or of a byte among the last seven of b, not
+// looked at. Callers check b at the index. Most of a page is strings; ordinary is inlined.
 func ordinary(b []byte, i int) int {
 	for ; i+8 <= len(b); i += 8 {
 		if m := special(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
-	for ; i < len(b); i++ {
-		if c := b[i]; c < 0x20 || c == '"' || c == '\\' {
-			return i
-		}
-	}
-	return len(b)
+	return i
 }
 
 // special marks, in the high bit of each of w's bytes, those that end a run of ordinary string

@@ -369,3 +369,60 @@ func TestSmallIntAgreesWithTheFullScan(t *testing.T) {
 		}
 	}
 }
+
+// TestStrAgreesWithEncodingJSON holds str to encoding/json's reading of one string token, at
+// every length up to a few words and so at every position against the eight-byte words and the
+// end of the body, where the last bytes are looked at one by one: the same strings accepted, each
+// ending at the same byte, escapes reported.
+func TestStrAgreesWithEncodingJSON(t *testing.T) {
+	pieces := []string{"a", "z", `"`, `\`, `\n`, `\"`, `\\`, `\u00e9`, `\u12`, `\x`, "\x00", "\x01", "\x1f", " ", "自", "\x7f", "\xff"}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 50_000 {
+		var s strings.Builder
+		s.WriteByte('"')
+		for range r.IntN(24) {
+			s.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		if r.IntN(2) == 0 {
+			s.WriteByte('"')
+			s.WriteString(",1}]}}"[:r.IntN(7)])
+		}
+		body := []byte(s.String())
+		d := decoder{b: body}
+		escaped, err := d.str()
+		dec := json.NewDecoder(bytes.NewReader(body))
+		tok, refErr := dec.Token()
+		if _, isString := tok.(string); refErr == nil && !isString {
+			t.Fatalf("reference read %q as %T", body, tok)
+		}
+		switch {
+		case (err == nil) != (refErr == nil):
+			t.Fatalf("str(%q): error %v; encoding/json: %v", body, err, refErr)
+		case err == nil && int64(d.i) != dec.InputOffset():
+			t.Fatalf("str(%q) ends at %d; encoding/json at %d", body, d.i, dec.InputOffset())
+		case err == nil && escaped != bytes.Contains(body[:d.i], []byte(`\`)):
+			t.Fatalf("str(%q) reports escaped %v", body, escaped)
+		}
+	}
+}
+
+// TestDecodeListStringsAtTheEnd puts random strings as the last key and the last value of a
+// body, where the word-at-a-time scans of keys (member) and skipped values (skip) leave the last
+// bytes to be looked at one by one: the scanner must accept exactly the bodies that are valid.
+func TestDecodeListStringsAtTheEnd(t *testing.T) {
+	pieces := []string{"a", `"`, `\`, `\n`, `\u00e9`, `\x`, "\x01", "\x1f", " ", "自", ":"}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 20_000 {
+		var s strings.Builder
+		for range r.IntN(12) {
+			s.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		str := `"` + s.String() + `"`
+		for _, body := range []string{`{"code":3,` + str + `:1}`, `{"code":3,"k":` + str + `}`} {
+			_, err := DecodeList([]byte(body), 1)
+			if valid := json.Valid([]byte(body)); valid != (err == nil) {
+				t.Fatalf("DecodeList(%q): error %v; valid JSON %v", body, err, valid)
+			}
+		}
+	}
+}
