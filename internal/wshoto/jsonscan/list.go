@@ -319,25 +319,25 @@ func (d *decoder) record(n int) (schema.Record, error) {
 		case "id":
 			if haveID {
 				err = fmt.Errorf("record %d has a duplicate id", n)
-				break
+			} else {
+				haveID = true
+				rec.ID, err = d.int64Value("id", true)
 			}
-			haveID = true
-			rec.ID, err = d.int64Value("id", true)
 		case "follow_time":
 			if haveTime {
 				err = fmt.Errorf("record %d has a duplicate follow_time", n)
-				break
+			} else {
+				haveTime = true
+				rec.FollowTime, err = d.int64Value("follow_time", true)
 			}
-			haveTime = true
-			rec.FollowTime, err = d.int64Value("follow_time", true)
 		case "create_time":
 			// Not used, but a long like the others: held to the same rule, null allowed.
 			d.skipWS()
 			if d.i < len(d.b) && d.b[d.i] == 'n' {
 				err = d.literal("null")
-				break
+			} else {
+				_, err = d.int64Value("create_time", true)
 			}
-			_, err = d.int64Value("create_time", true)
 		default:
 			err = d.skip(1)
 		}
@@ -391,8 +391,9 @@ func appendCompact(dst, src []byte) []byte {
 	return dst
 }
 
-// object scans an object at d.i (which the caller has checked is '{'), calling member for each key with d.i at the
-// value (whitespace before the value not yet skipped). The key slice is only valid during the call.
+// object scans an object at d.i (which the caller has checked is '{'), calling member for each
+// key with d.i at the value (whitespace before the value not yet skipped). The key slice is only
+// valid during the call.
 func (d *decoder) object(member func(key []byte) error) error {
 	for first := true; ; first = false {
 		key, ok, err := d.member(first)
@@ -406,9 +407,9 @@ func (d *decoder) object(member func(key []byte) error) error {
 }
 
 // member scans up to the next member's value: first is set with d.i at the object's '{' (which
-// the caller has checked), unset after a value. It returns the key (valid until the next scan) with d.i at the value, whitespace before
-// it not yet skipped; or ok false, and err nil, once the closing '}' is consumed. The hot loops
-// (record, skip) call it directly instead of through object's callback.
+// the caller has checked), unset after a value. It returns the key (valid until the next scan)
+// with d.i at the value, whitespace before it not yet skipped; or ok false, and err nil, once the
+// closing '}' is consumed. The hot loops (record, skip) call it directly, not through object.
 func (d *decoder) member(first bool) (key []byte, ok bool, err error) {
 	b := d.b
 	switch {
