@@ -80,6 +80,15 @@ func (d *decoder) unexpected(want string) error {
 }
 
 func (d *decoder) skipWS() {
+	// Compact JSON has none: one comparison, inlined, instead of a call per token.
+	if d.i < len(d.b) && d.b[d.i] > ' ' {
+		return
+	}
+	d.skipSpaces()
+}
+
+// skipSpaces is skipWS's slow path: it skips the whitespace at d.i, noting any in d.ws.
+func (d *decoder) skipSpaces() {
 	i := d.i
 	for i < len(d.b) {
 		switch d.b[i] {
@@ -299,36 +308,40 @@ func (d *decoder) record(n int) (schema.Record, error) {
 	d.ws = false
 	var rec schema.Record
 	var haveID, haveTime bool
-	err := d.object(func(key []byte) error {
+	var err error
+	for first := true; err == nil; first = false {
+		var key []byte
+		var ok bool
+		if key, ok, err = d.member(first); !ok {
+			break
+		}
 		switch string(key) {
 		case "id":
 			if haveID {
-				return fmt.Errorf("record %d has a duplicate id", n)
+				err = fmt.Errorf("record %d has a duplicate id", n)
+			} else {
+				haveID = true
+				rec.ID, err = d.int64Value("id", true)
 			}
-			haveID = true
-			v, err := d.int64Value("id", true)
-			rec.ID = v
-			return err
 		case "follow_time":
 			if haveTime {
-				return fmt.Errorf("record %d has a duplicate follow_time", n)
+				err = fmt.Errorf("record %d has a duplicate follow_time", n)
+			} else {
+				haveTime = true
+				rec.FollowTime, err = d.int64Value("follow_time", true)
 			}
-			haveTime = true
-			v, err := d.int64Value("follow_time", true)
-			rec.FollowTime = v
-			return err
 		case "create_time":
 			// Not used, but a long like the others: held to the same rule, null allowed.
 			d.skipWS()
 			if d.i < len(d.b) && d.b[d.i] == 'n' {
-				return d.literal("null")
+				err = d.literal("null")
+			} else {
+				_, err = d.int64Value("create_time", true)
 			}
-			_, err := d.int64Value("create_time", true)
-			return err
 		default:
-			return d.skip(1)
+			err = d.skip(1)
 		}
-	})
+	}
 	if err != nil {
 		return schema.Record{}, fmt.Errorf("record %d: %w", n, err)
 	}
@@ -378,33 +391,57 @@ func appendCompact(dst, src []byte) []byte {
 	return dst
 }
 
-// object scans an object at d.i (which must be '{'), calling member for each key with d.i at the
-// value (whitespace before the value not yet skipped). The key slice is only valid during the call.
+// object scans an object at d.i (which the caller has checked is '{'), calling member for each
+// key with d.i at the value (whitespace before the value not yet skipped). The key slice is only
+// valid during the call.
 func (d *decoder) object(member func(key []byte) error) error {
-	if err := d.expect('{'); err != nil {
-		return err
-	}
-	d.skipWS()
-	if d.i < len(d.b) && d.b[d.i] == '}' {
-		d.i++
-		return nil
-	}
-	for {
-		d.skipWS()
-		key, err := d.key()
-		if err != nil {
-			return err
-		}
-		if err := d.expect(':'); err != nil {
+	for first := true; ; first = false {
+		key, ok, err := d.member(first)
+		if !ok {
 			return err
 		}
 		if err := member(key); err != nil {
 			return err
 		}
+	}
+}
+
+// member scans up to the next member's value: first is set with d.i at the object's '{' (which
+// the caller has checked), unset after a value. It returns the key (valid until the next scan)
+// with d.i at the value, whitespace before it not yet skipped; or ok false, and err nil, once the
+// closing '}' is consumed. The hot loops (record, skip) call it directly, not through object.
+func (d *decoder) member(first bool) (key []byte, ok bool, err error) {
+	b := d.b
+	switch {
+	case first:
+		d.i++ // the '{' the caller found
+		d.skipWS()
+		if d.i < len(b) && b[d.i] == '}' {
+			d.i++
+			return nil, false, nil
+		}
+	case d.i < len(b) && b[d.i] == ',': // compact JSON: no call to more
+		d.i++
+	default:
 		if more, err := d.more('}', "',' or '}'"); !more {
-			return err
+			return nil, false, err
 		}
 	}
+	d.skipWS()
+	// A key of ordinary bytes followed by its ':', as compact JSON has it, in one step.
+	if i := d.i; i < len(b) && b[i] == '"' {
+		if j := ordinary(b, i+1); j+1 < len(b) && b[j] == '"' && b[j+1] == ':' {
+			d.i = j + 2
+			return b[i+1 : j], true, nil
+		}
+	}
+	if key, err = d.key(); err != nil {
+		return nil, false, err
+	}
+	if err := d.expect(':'); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
 }
 
 // more consumes the ',' or the closing byte end after a member or an element, and reports whether
@@ -426,10 +463,10 @@ func (d *decoder) more(end byte, what string) (bool, error) {
 
 // key scans an object key and returns its unescaped bytes.
 func (d *decoder) key() ([]byte, error) {
-	if d.i >= len(d.b) || d.b[d.i] != '"' {
+	start := d.i
+	if start >= len(d.b) || d.b[start] != '"' {
 		return nil, d.unexpected("an object key")
 	}
-	start := d.i
 	escaped, err := d.str()
 	if err != nil {
 		return nil, err
@@ -447,24 +484,11 @@ func (d *decoder) key() ([]byte, error) {
 // str scans a string at d.i (which must be '"') and reports whether it contains escapes.
 func (d *decoder) str() (escaped bool, err error) {
 	b, i := d.b, d.i+1
-	for i < len(b) {
-		// Eight ordinary bytes at a time up to the next special one: most of a page is strings.
-		for i+8 <= len(b) {
-			if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
+	for {
+		if i = ordinary(b, i); i >= len(b) {
 			break
 		}
-		c := b[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		switch c {
+		switch b[i] {
 		case '"':
 			d.i = i + 1
 			return escaped, nil
@@ -495,12 +519,28 @@ func (d *decoder) str() (escaped bool, err error) {
 				return false, d.errf("invalid escape in string")
 			}
 		default:
+			if b[i] >= 0x20 { // an ordinary byte in the last few, which ordinary leaves
+				i++
+				continue
+			}
 			d.i = i
 			return false, d.errf("control character in string")
 		}
 	}
 	d.i = i
 	return false, d.errf("unterminated string")
+}
+
+// ordinary skips, eight bytes at a time, the ordinary string bytes from i: it returns the index
+// of the first '"', '\\' or control character, or of a byte among the last seven of b, not
+// looked at. Callers check b at the index. Most of a page is strings; ordinary is inlined.
+func ordinary(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := special(binary.LittleEndian.Uint64(b[i : i+8])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	return i
 }
 
 // special marks, in the high bit of each of w's bytes, those that end a run of ordinary string
@@ -512,7 +552,9 @@ func special(w uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	q := w ^ (ones * '"')
 	s := w ^ (ones * '\\')
-	return ((q-ones)&^q | (s-ones)&^s | (w-ones*0x20)&^w) & highs
+	// (x-ones)&^x marks x's zero bytes; '"' and '\\' are below 0x80, so q's and s's high bits
+	// are w's, and one &^w serves the three.
+	return ((q - ones) | (s - ones) | (w - ones*0x20)) &^ w & highs
 }
 
 func isHex(c byte) bool {
@@ -548,6 +590,9 @@ func (d *decoder) int64Value(name string, allowString bool) (int64, error) {
 	if d.i >= len(d.b) {
 		return 0, d.unexpected(name)
 	}
+	if v, ok := d.smallInt(); ok {
+		return v, nil
+	}
 	c := d.b[d.i]
 	if c == '"' && allowString {
 		start := d.i
@@ -579,6 +624,34 @@ func (d *decoder) int64Value(name string, allowString bool) (int64, error) {
 		return 0, fmt.Errorf("%s %s overflows int64", name, d.b[start:d.i])
 	}
 	return v, nil
+}
+
+// smallInt decodes, in one pass, the integer at d.i when it has 1 to 18 digits (so it fits an
+// int64), no leading zero and no fraction or exponent, as ids and times have; otherwise it
+// consumes nothing and reports false, and the full scan decodes or rejects the value.
+func (d *decoder) smallInt() (int64, bool) {
+	b, i := d.b, d.i
+	neg := i < len(b) && b[i] == '-'
+	if neg {
+		i++
+	}
+	if i >= len(b) || b[i] < '1' || b[i] > '9' {
+		return 0, false
+	}
+	var v int64
+	for end := min(i+18, len(b)); i < end && '0' <= b[i] && b[i] <= '9'; i++ {
+		v = v*10 + int64(b[i]-'0')
+	}
+	if i < len(b) {
+		if c := b[i]; '0' <= c && c <= '9' || c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	d.i = i
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // parseInt parses an optional minus and decimal digits (no leading zeros but "0") into an int64.
@@ -677,8 +750,24 @@ func (d *decoder) skip(depth int) error {
 		return d.unexpected("a value")
 	}
 	switch c := d.b[d.i]; {
+	case c == '"':
+		// Most strings are ordinary bytes to the closing quote: then no call to str.
+		if j := ordinary(d.b, d.i+1); j < len(d.b) && d.b[j] == '"' {
+			d.i = j + 1
+			return nil
+		}
+		_, err := d.str()
+		return err
 	case c == '{':
-		return d.object(func([]byte) error { return d.skip(depth + 1) })
+		for first := true; ; first = false {
+			_, ok, err := d.member(first)
+			if !ok {
+				return err
+			}
+			if err := d.skip(depth + 1); err != nil {
+				return err
+			}
+		}
 	case c == '[':
 		d.i++
 		d.skipWS()
@@ -694,9 +783,6 @@ func (d *decoder) skip(depth int) error {
 				return err
 			}
 		}
-	case c == '"':
-		_, err := d.str()
-		return err
 	case c == '-' || '0' <= c && c <= '9':
 		_, err := d.number()
 		return err

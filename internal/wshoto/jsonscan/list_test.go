@@ -322,3 +322,107 @@ func TestSpecialFindsTheFirstSpecialByte(t *testing.T) {
 		check(w)
 	}
 }
+
+// TestSmallIntAgreesWithTheFullScan holds the one-pass decoding of short integers to the full
+// scan (number, then parseInt): where it decodes, the same value and end; where it declines, it
+// consumes nothing. Ids and times as the API sends them must take it.
+func TestSmallIntAgreesWithTheFullScan(t *testing.T) {
+	inputs := []string{
+		"0", "7", "-7", "-0", "10", "1700000000000384", "1707274881654", "-1",
+		"123456789012345678", "-123456789012345678", "999999999999999999", "1234567890123456789",
+		"9223372036854775807", "-9223372036854775808", "9223372036854775808", "12345678901234567890",
+		"01", "-01", "1.5", "1e3", "1E3", "12.0", "-", "", "-a", "a", "1a", `"1"`, " 1",
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20_000 {
+		var b []byte
+		if r.IntN(4) == 0 {
+			b = append(b, '-')
+		}
+		for range 1 + r.IntN(21) {
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		if r.IntN(4) == 0 { // a non-digit among the digits, often one next to '0' or '9'
+			const odd = "/:?@\x00\xb0\xff.e-"
+			b[r.IntN(len(b))] = odd[r.IntN(len(odd))]
+		}
+		inputs = append(inputs, string(b)+string(",}.eE0 x"[r.IntN(8)]))
+	}
+	for _, s := range inputs {
+		for _, in := range []string{s, s + ",", s + "}"} {
+			d := decoder{b: []byte(in)}
+			v, ok := d.smallInt()
+			full := decoder{b: []byte(in)}
+			isInt, err := full.number()
+			fv, fok := parseInt(full.b[:full.i])
+			switch {
+			case !ok && d.i != 0:
+				t.Errorf("smallInt(%q) declined but consumed %d bytes", in, d.i)
+			case ok && (err != nil || !isInt || !fok || fv != v || full.i != d.i):
+				t.Errorf("smallInt(%q) = %d ending at %d; the full scan says %d ending at %d (integer %v, fits %v, %v)", in, v, d.i, fv, full.i, isInt, fok, err)
+			}
+		}
+	}
+	for _, s := range []string{"1700000000000384,", "1707274881654}", "-1,", "100,", "999999999999999999"} {
+		if d := (decoder{b: []byte(s)}); !func() bool { _, ok := d.smallInt(); return ok }() {
+			t.Errorf("smallInt(%q) declined; ids and times must take the one-pass path", s)
+		}
+	}
+}
+
+// TestStrAgreesWithEncodingJSON holds str to encoding/json's reading of one string token, at
+// every length up to a few words and so at every position against the eight-byte words and the
+// end of the body, where the last bytes are looked at one by one: the same strings accepted, each
+// ending at the same byte, escapes reported.
+func TestStrAgreesWithEncodingJSON(t *testing.T) {
+	pieces := []string{"a", "z", `"`, `\`, `\n`, `\"`, `\\`, `\u00e9`, `\u12`, `\x`, "\x00", "\x01", "\x1f", " ", "自", "\x7f", "\xff"}
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 50_000 {
+		var s strings.Builder
+		s.WriteByte('"')
+		for range r.IntN(24) {
+			s.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		if r.IntN(2) == 0 {
+			s.WriteByte('"')
+			s.WriteString(",1}]}}"[:r.IntN(7)])
+		}
+		body := []byte(s.String())
+		d := decoder{b: body}
+		escaped, err := d.str()
+		dec := json.NewDecoder(bytes.NewReader(body))
+		tok, refErr := dec.Token()
+		if _, isString := tok.(string); refErr == nil && !isString {
+			t.Fatalf("reference read %q as %T", body, tok)
+		}
+		switch {
+		case (err == nil) != (refErr == nil):
+			t.Fatalf("str(%q): error %v; encoding/json: %v", body, err, refErr)
+		case err == nil && int64(d.i) != dec.InputOffset():
+			t.Fatalf("str(%q) ends at %d; encoding/json at %d", body, d.i, dec.InputOffset())
+		case err == nil && escaped != bytes.Contains(body[:d.i], []byte(`\`)):
+			t.Fatalf("str(%q) reports escaped %v", body, escaped)
+		}
+	}
+}
+
+// TestDecodeListStringsAtTheEnd puts random strings as the last key and the last value of a
+// body, where the word-at-a-time scans of keys (member) and skipped values (skip) leave the last
+// bytes to be looked at one by one: the scanner must accept exactly the bodies that are valid.
+func TestDecodeListStringsAtTheEnd(t *testing.T) {
+	pieces := []string{"a", `"`, `\`, `\n`, `\u00e9`, `\x`, "\x01", "\x1f", " ", "自", ":"}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 20_000 {
+		var s strings.Builder
+		for range r.IntN(12) {
+			s.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		str := `"` + s.String() + `"`
+		for _, body := range []string{`{"code":3,` + str + `:1}`, `{"code":3,"k":` + str + `}`} {
+			_, err := DecodeList([]byte(body), 1)
+			if valid := json.Valid([]byte(body)); valid != (err == nil) {
+				t.Fatalf("DecodeList(%q): error %v; valid JSON %v", body, err, valid)
+			}
+		}
+	}
+}
