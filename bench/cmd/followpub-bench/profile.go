@@ -34,7 +34,7 @@ func (d *driver) profileBackfill(ctx context.Context, a *api, msgs []kafka.Messa
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building followpub with -tags cpuprofile: %v\n%s", err, out)
 	}
-	var files, limits []string
+	var files, allocs, limits []string
 	for run := 1; run <= d.opts.runs; run++ {
 		progress("backfill profile %d/%d: the bare producer", run, d.opts.runs)
 		lf := filepath.Join(d.opts.profile, fmt.Sprintf("limit-%d.pprof", run))
@@ -44,22 +44,41 @@ func (d *driver) profileBackfill(ctx context.Context, a *api, msgs []kafka.Messa
 		limits = append(limits, lf)
 		progress("backfill profile %d/%d: followpub", run, d.opts.runs)
 		f := filepath.Join(d.opts.profile, fmt.Sprintf("backfill-%d.pprof", run))
+		af := filepath.Join(d.opts.profile, fmt.Sprintf("backfill-%d.allocs.pprof", run))
 		if _, err := d.runBackfill(ctx, a, binary{name: "followpub (profiled)", path: bin}, map[string]string{
-			"API_RATE_LIMIT": fmt.Sprint(d.opts.rateLimit), "KAFKA_COMPRESSION": publisher.DefaultCompression, "BENCH_CPUPROFILE": f,
+			"API_RATE_LIMIT": fmt.Sprint(d.opts.rateLimit), "KAFKA_COMPRESSION": publisher.DefaultCompression,
+			"BENCH_CPUPROFILE": f, "BENCH_ALLOCSPROFILE": af,
 		}); err != nil {
 			return nil, err
 		}
-		files = append(files, f)
+		files, allocs = append(files, f), append(allocs, af)
 	}
-	args := append([]string{"tool", "pprof", "-top", "-nodecount=30", bin}, files...)
-	out, err := exec.CommandContext(ctx, "go", args...).Output()
+	t, err := pprofTop(ctx, fmt.Sprintf("Goal 1 — CPU profile of followpub's backfill, KAFKA_COMPRESSION=%s (%d runs merged; `go tool pprof -top`)", publisher.DefaultCompression, d.opts.runs),
+		append([]string{"-nodecount=30", bin}, files...))
 	if err != nil {
-		return nil, fmt.Errorf("go tool pprof -top: %w", err)
+		return nil, err
 	}
-	t := &table{
-		title: fmt.Sprintf("Goal 1 — CPU profile of followpub's backfill, KAFKA_COMPRESSION=%s (%d runs merged; `go tool pprof -top`)", publisher.DefaultCompression, d.opts.runs),
-		head:  []string{"flat", "flat %", "sum %", "cum", "cum %", "function"},
+	t.note("Profiles and the profiled binary are in %s: `go tool pprof -top %s %s` gives this table, `-cum` or `-list` more.", d.opts.profile, bin, strings.Join(files, " "))
+	ta, err := pprofTop(ctx, fmt.Sprintf("Goal 1 — what followpub's backfill allocates, KAFKA_COMPRESSION=%s (%d runs merged; `go tool pprof -sample_index=alloc_space -top`)", publisher.DefaultCompression, d.opts.runs),
+		append([]string{"-sample_index=alloc_space", "-nodecount=15", bin}, allocs...))
+	if err != nil {
+		return nil, err
 	}
+	ta.note("Every byte allocated is work for the garbage collector. `go tool pprof -sample_index=alloc_space -top %s %s` gives this table.", bin, strings.Join(allocs, " "))
+	parts, err := d.partsTable(files, limits)
+	if err != nil {
+		return nil, err
+	}
+	return []*table{t, ta, parts}, nil
+}
+
+// pprofTop runs `go tool pprof -top args…` and returns its rows as a table.
+func pprofTop(ctx context.Context, title string, args []string) (*table, error) {
+	out, err := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-top"}, args...)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool pprof -top %s: %w", strings.Join(args, " "), err)
+	}
+	t := &table{title: title, head: []string{"flat", "flat %", "sum %", "cum", "cum %", "function"}}
 	for _, l := range strings.Split(string(out), "\n") {
 		f := strings.Fields(l)
 		if len(f) < 6 || !strings.HasSuffix(f[1], "%") {
@@ -70,12 +89,7 @@ func (d *driver) profileBackfill(ctx context.Context, a *api, msgs []kafka.Messa
 		}
 		t.add(f[0], f[1], f[2], f[3], f[4], "`"+strings.Join(f[5:], " ")+"`")
 	}
-	t.note("Profiles and the profiled binary are in %s: `go tool pprof -top %s %s` gives this table, `-cum` or `-list` more.", d.opts.profile, bin, strings.Join(files, " "))
-	parts, err := d.partsTable(files, limits)
-	if err != nil {
-		return nil, err
-	}
-	return []*table{t, parts}, nil
+	return t, nil
 }
 
 // profileLimit runs the producer limit once more with this process's CPU profile written to path:
