@@ -369,34 +369,47 @@ func (s *service) checkHA(ctx context.Context) error {
 	}
 }
 
+// checkHAOnce is one attempt of checkHA. Each step has KAFKA_WRITE_TIMEOUT of its own: the topic
+// and the group, then each tenant's load, so that many tenants do not share one deadline.
 func (s *service) checkHAOnce(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.KafkaWriteTimeout)
-	defer cancel()
 	sc := s.ha.stateCfg
-	if _, err := kafkastate.EnsureTopic(ctx, s.ha.client, sc.Topic, kafkastate.DefaultPartitions, sc.Replication, s.log); err != nil {
-		if errors.Is(err, kafkastate.ErrNotCompacted) {
-			return usagef("FOLLOWPUB_STATE_TOPIC=%s: %v", sc.Topic, err)
+	err := s.withWriteTimeout(ctx, func(ctx context.Context) error {
+		if _, err := kafkastate.EnsureTopic(ctx, s.ha.client, sc.Topic, kafkastate.DefaultPartitions, sc.Replication, s.log); err != nil {
+			if errors.Is(err, kafkastate.ErrNotCompacted) {
+				return usagef("FOLLOWPUB_STATE_TOPIC=%s: %v", sc.Topic, err)
+			}
+			return err
 		}
+		return s.sharedError(s.ha.group.Load().CheckShared(ctx))
+	})
+	if err != nil {
 		return err
-	}
-	if err := s.ha.group.Load().CheckShared(ctx); err != nil {
-		return s.sharedError(err)
 	}
 	sc.Reader = kafkastate.NewPartitionReader() // one read of each partition for all the tenants
 	defer sc.Reader.Close()
 	for _, t := range s.tenantList() {
 		sc.Tenant, sc.Identity = t.conf.ID, s.cfg.stateIdentity(t.conf)
-		store, err := kafkastate.Open(ctx, sc)
+		err := s.withWriteTimeout(ctx, func(ctx context.Context) error {
+			store, err := kafkastate.Open(ctx, sc)
+			if err != nil {
+				return err
+			}
+			_, err = store.Load(ctx)
+			_ = store.Close() // read only
+			return s.sharedError(err)
+		})
 		if err != nil {
 			return err
 		}
-		_, err = store.Load(ctx)
-		_ = store.Close() // read only
-		if err != nil {
-			return s.sharedError(err)
-		}
 	}
 	return nil
+}
+
+// withWriteTimeout runs f with KAFKA_WRITE_TIMEOUT beyond ctx.
+func (s *service) withWriteTimeout(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.KafkaWriteTimeout)
+	defer cancel()
+	return f(ctx)
 }
 
 // sharedError turns a group or a state of another deployment into a usage error naming both
