@@ -254,7 +254,7 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	if err := p.ensureState(ctx); err != nil {
 		return res, err
 	}
-	if err := p.commitPublished(ctx, nil, nil); err != nil {
+	if err := p.commitPublished(ctx, nil, nil, false); err != nil {
 		return res, fmt.Errorf("saving %d records published before the last commit failed: %w", len(p.unsaved), err)
 	}
 	began := p.cfg.Clock()
