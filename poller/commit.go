@@ -13,12 +13,13 @@ import (
 
 // handleDay publishes the records of one day that were not published yet, in ascending
 // (follow_time, id), BatchSize at a time, committing after each batch what Kafka acknowledged.
-// After the whole day, it moves the floor up behind the window.
+// After the whole day, it moves the floor up behind the window: with the commit of the day's last
+// batch, or on its own when that did not (nothing was due, or the batch failed part-way).
 func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Record, res *CycleResult) error {
 	p.cfg.Metrics.RecordsFetched(len(recs))
 	res.Fetched += len(recs)
 	lo, hi := day.UnixMilli(), addDays(day, 1).UnixMilli()
-	fresh := make([]schema.Record, 0, len(recs))
+	fresh := recs[:0] // filtered in place: recs is ours (the Source gave it to us)
 	var dups, outside, late int
 	for _, r := range recs {
 		switch {
@@ -33,7 +34,7 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 				late++
 			}
 		default:
-			if _, ok := p.st.Seen[r.ID]; ok {
+			if _, ok := p.seen.get(r.ID); ok {
 				dups++
 				continue
 			}
@@ -44,6 +45,7 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 			fresh = append(fresh, r)
 		}
 	}
+	clear(recs[len(fresh):])
 	res.Duplicates += dups
 	res.OutOfWindow += outside
 	res.Late += late
@@ -68,12 +70,11 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 	fresh = slices.CompactFunc(fresh, func(a, b schema.Record) bool { return a.ID == b.ID })
 
 	// A record's Raw holds on to the whole page it was read from. Dropping each record once it is
-	// published, here and in recs (the Source gave it to us), lets the day's pages go as the day
-	// is published rather than after it, which lowers a backfill's peak memory.
-	clear(recs)
+	// published lets the day's pages go as the day is published rather than after it, which lowers
+	// a backfill's peak memory.
 	for len(fresh) > 0 {
 		n := min(len(fresh), p.cfg.BatchSize)
-		if err := p.publishBatch(ctx, fresh[:n], res); err != nil {
+		if err := p.publishBatch(ctx, fresh[:n], n == len(fresh), res); err != nil {
 			return err
 		}
 		clear(fresh[:n])
@@ -96,8 +97,9 @@ const (
 // publishBatch publishes recs and commits every record Kafka acknowledged, even when the publish
 // failed part-way. After a failed write it reads the topic back (settle) before anything is sent
 // again, and sends again only the records that did not land, while the failure is temporary. It is
-// given ShutdownGrace beyond ctx to finish.
-func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *CycleResult) error {
+// given ShutdownGrace beyond ctx to finish. When recs is the day's last batch (last), the commit of
+// its successful write raises the floor too, saving the day its own commit (raiseFloor).
+func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, last bool, res *CycleResult) error {
 	gctx, cancel := graceContext(ctx, p.cfg.ShutdownGrace)
 	defer cancel()
 	policy := retry.New(publishRetryMin, publishRetryMax)
@@ -108,7 +110,7 @@ func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *Cy
 		}
 		w, perr := p.pub.Publish(pctx, recs)
 		unfence()
-		var add []Published
+		add := make([]Published, 0, len(recs))
 		for i, r := range recs {
 			if perr == nil || (i < len(w.Acked) && w.Acked[i]) {
 				add = append(add, Published{ID: r.ID, FollowTime: r.FollowTime})
@@ -122,7 +124,7 @@ func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, res *Cy
 			p.settled = false
 			p.unsettled++
 		}
-		if err := p.commitPublished(gctx, add, tail); err != nil {
+		if err := p.commitPublished(gctx, add, tail, last && perr == nil); err != nil {
 			return errors.Join(wrapPublish(perr, len(recs), 0), err)
 		}
 		res.Published += len(add)
@@ -164,7 +166,7 @@ func temporary(err error) bool {
 
 // published reports whether id is committed or kept unsaved as published.
 func (p *Poller) published(id int64) bool {
-	if _, ok := p.st.Seen[id]; ok {
+	if _, ok := p.seen.get(id); ok {
 		return true
 	}
 	_, ok := p.unsavedIDs[id]
@@ -191,7 +193,7 @@ func (p *Poller) settle(ctx context.Context) (int, error) {
 		found[f.ID] = struct{}{}
 		add = append(add, f)
 	}
-	if err := p.commitPublished(ctx, add, &rb.Tail); err != nil {
+	if err := p.commitPublished(ctx, add, &rb.Tail, false); err != nil {
 		return 0, fmt.Errorf("committing %d records found by reading the topic back: %w", len(add), err)
 	}
 	p.settled = true
@@ -215,13 +217,16 @@ func (p *Poller) settle(ctx context.Context) (int, error) {
 }
 
 // commitPublished commits records that are in the topic (Kafka acknowledged them, or the read-back
-// found them) and tail (nil: unchanged), together with any that an earlier commit failed to save.
+// found them) and tail (nil: unchanged), together with any that an earlier commit failed to save;
+// with raise, it raises the floor behind the window of the new watermark too (raiseFloor).
 // When the commit fails, they are all kept in memory as unsaved: they count as published for the
 // dedupe (so a disk that refuses commits does not make every cycle publish the same batch again)
 // and are committed first thing next time. A crash loses them from memory, not from the topic:
 // the next process finds them by reading the topic back.
-func (p *Poller) commitPublished(ctx context.Context, add []Published, tail *Tail) error {
-	add = append(p.unsaved, add...)
+func (p *Poller) commitPublished(ctx context.Context, add []Published, tail *Tail, raise bool) error {
+	if len(p.unsaved) > 0 {
+		add = append(p.unsaved, add...)
+	}
 	if tail != nil && p.unsavedTail != nil {
 		t := p.unsavedTail.Advance(tail.Next)
 		tail = &t
@@ -234,6 +239,9 @@ func (p *Poller) commitPublished(ctx context.Context, add []Published, tail *Tai
 	change := Change{Floor: p.st.Floor, Watermark: p.st.Watermark, Add: add, Tail: tail}
 	for _, a := range add {
 		change.Watermark = max(change.Watermark, a.FollowTime)
+	}
+	if raise {
+		change.Floor = max(change.Floor, p.floorBehind(change.Watermark))
 	}
 	if err := p.commit(ctx, change); err != nil {
 		p.unsaved, p.unsavedTail = add, tail
@@ -258,13 +266,20 @@ func wrapPublish(err error, n, acked int) error {
 // raiseFloor moves the floor up to FloorMargin before the start of the next window, forgetting the
 // ids below it, once the window has moved on.
 func (p *Poller) raiseFloor(ctx context.Context) error {
-	// On a day boundary, so that the whole day before the window stays above the floor even where
-	// a day lasts 25 hours (daylight saving time ends).
-	floor := StartOfDay(p.windowStart(p.st).Add(-p.cfg.FloorMargin), p.cfg.Location).UnixMilli()
+	floor := p.floorBehind(p.st.Watermark)
 	if floor <= p.st.Floor {
 		return nil
 	}
 	return p.commit(ctx, Change{Floor: floor, Watermark: p.st.Watermark})
+}
+
+// floorBehind is the floor FloorMargin before the start of the window that watermark (and the
+// current floor) make.
+func (p *Poller) floorBehind(watermark int64) int64 {
+	// On a day boundary, so that the whole day before the window stays above the floor even where
+	// a day lasts 25 hours (daylight saving time ends).
+	w := p.windowStart(State{Floor: p.st.Floor, Watermark: watermark})
+	return StartOfDay(w.Add(-p.cfg.FloorMargin), p.cfg.Location).UnixMilli()
 }
 
 // commit makes c durable, then applies it to the state in memory.
@@ -277,15 +292,11 @@ func (p *Poller) commit(ctx context.Context, c Change) error {
 	p.seenMu.Lock()
 	defer p.seenMu.Unlock()
 	for _, a := range c.Add {
-		p.st.Seen[a.ID] = a.FollowTime
+		p.seen.add(a.ID, a.FollowTime)
 	}
 	if c.Floor > p.st.Floor {
 		p.st.Floor = c.Floor
-		for id, ft := range p.st.Seen {
-			if ft < c.Floor {
-				delete(p.st.Seen, id)
-			}
-		}
+		p.seen.forgetBelow(c.Floor)
 		clear(p.late)
 	}
 	p.st.Watermark = max(p.st.Watermark, c.Watermark)

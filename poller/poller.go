@@ -135,10 +135,11 @@ type Poller struct {
 	store Store
 
 	mu     sync.Mutex // serialises cycles and state changes; guards the fields below
-	st     State
+	st     State      // its Seen is nil once loaded: seen holds the remembered ids
 	loaded bool
+	seen   *remembered
 	late   map[int64]struct{} // ids below the floor already reported, so each is logged once
-	// seenMu guards st.Seen between the cycle, which commits, and the prefetcher, which asks
+	// seenMu guards seen between the cycle, which commits, and the prefetcher, which asks
 	// whether an id is known (incremental reads).
 	seenMu sync.RWMutex
 	// history is what planCycle remembers of earlier cycles.
@@ -254,7 +255,7 @@ func (p *Poller) cycle(ctx context.Context) (CycleResult, error) {
 	if err := p.ensureState(ctx); err != nil {
 		return res, err
 	}
-	if err := p.commitPublished(ctx, nil, nil); err != nil {
+	if err := p.commitPublished(ctx, nil, nil, false); err != nil {
 		return res, fmt.Errorf("saving %d records published before the last commit failed: %w", len(p.unsaved), err)
 	}
 	began := p.cfg.Clock()

@@ -374,6 +374,11 @@ func TestFloorFollowsTheWindow(t *testing.T) {
 	if st.WindowStart != sh(t, 2024, 2, 8, 0, 0, 0, 0).Format(time.RFC3339) {
 		t.Fatalf("window_start = %s", st.WindowStart)
 	}
+	// Each day's floor rides on the commit of its last batch: one commit a day, not two (plus the
+	// commit of the read-back's tail before the first publish).
+	if r.store.Commits != 1+8 {
+		t.Fatalf("%d commits for 8 days of one batch each, want 9", r.store.Commits)
+	}
 }
 
 func TestStoreFailureStopsPublishing(t *testing.T) {

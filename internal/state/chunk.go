@@ -87,6 +87,7 @@ func decodeChunk(k, v []byte, out []entry) ([]entry, error) {
 		return nil, errors.New("no valid count of ids")
 	}
 	v = v[w:]
+	out = slices.Grow(out, int(n)) // n ≤ len(v): a damaged count cannot inflate it
 	e := entry{ft: getInt(k[:8]), id: getInt(k[8:])}
 	out = append(out, e)
 	for i := uint64(1); i < n; i++ {

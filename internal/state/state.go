@@ -530,10 +530,11 @@ func forgetBelow(seen *bolt.Bucket, floor int64) error {
 	var limit [8]byte
 	putInt(limit[:], floor)
 	var below [][16]byte
-	var keep []entry
+	var ids, keep []entry
 	bc := b.Cursor()
 	for k, v := bc.First(); k != nil && string(k[:8]) < string(limit[:]); k, v = bc.Next() {
-		ids, err := decodeChunk(k, v, nil)
+		var err error
+		ids, err = decodeChunk(k, v, ids[:0])
 		if err != nil {
 			return fmt.Errorf("the chunk of remembered ids at %x in day bucket %d: %v: %w", k, getInt(partial), err, ErrCorrupt)
 		}

@@ -535,3 +535,45 @@ func TestShortValuesAreCorruptNotPanics(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCommit measures a backfill's commit: 3000 new ids (poller.DefaultBatchSize) of 10,000 a
+// day and the tail of 12 partitions, fsync'd, with the floor raised a day at a time so that the
+// window holds about three days. cpu-ns/commit is the process's CPU time, GC included.
+func BenchmarkCommit(b *testing.B) {
+	s, err := state.Open(filepath.Join(b.TempDir(), "followpub.state"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	ctx := context.Background()
+	const hour, perDay, batch = 60 * 60 * 1000, 10_000, 3000
+	const day = 24 * hour
+	start := int64(1_700_000_000_000)
+	if err := s.Replace(ctx, start, start); err != nil {
+		b.Fatal(err)
+	}
+	var id int64
+	tail := poller.Tail{Topic: "t", Next: map[int]int64{}}
+	add := make([]poller.Published, batch)
+	b.ReportAllocs()
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	for b.Loop() {
+		for i := range add {
+			id++
+			add[i] = poller.Published{ID: 1e12 + id*7, FollowTime: start + id*day/perDay}
+		}
+		for p := range 12 {
+			tail.Next[p] = id
+		}
+		// The floor moves a day at a time, at 16:00 UTC (midnight in Asia/Shanghai), two days behind.
+		w := add[batch-1].FollowTime
+		floor := (w-2*day-16*hour)/day*day + 16*hour
+		if err := s.Commit(ctx, poller.Change{Add: add, Floor: max(start, floor), Watermark: w, Tail: &tail}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/commit")
+}

@@ -141,6 +141,32 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		defer done()
 		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 5 * day, Seen: want})
 	})
+	t.Run("one commit adds ids and raises the floor", func(t *testing.T) {
+		// The poller raises the floor in the commit of a day's last batch.
+		const day = 24 * 60 * 60 * 1000
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		var first, last []poller.Published
+		want := map[int64]int64{}
+		floor := int64(2*day + day/3)
+		for i := range int64(24) {
+			ft := i * day / 8 // three days, eight records a day
+			first = append(first, poller.Published{ID: 100 + i, FollowTime: ft})
+			if ft >= floor {
+				want[100+i] = ft
+			}
+			last = append(last, poller.Published{ID: 200 + i, FollowTime: 3*day + ft/3}) // the fourth day
+			want[200+i] = 3*day + ft/3
+		}
+		mustCommit(t, s, poller.Change{Add: first, Watermark: 3 * day})
+		mustCommit(t, s, poller.Change{Add: last, Floor: floor, Watermark: 4 * day})
+		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 4 * day, Seen: want})
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 4 * day, Seen: want})
+	})
 	t.Run("negative and huge values", func(t *testing.T) {
 		s, done := newLocation(t)()
 		defer done()
