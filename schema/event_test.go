@@ -2,6 +2,9 @@ package schema
 
 import (
 	"bytes"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -161,5 +164,42 @@ func TestAPILocationIsShanghai(t *testing.T) {
 		if got := midnight.UTC(); got.Hour() != 16 || got.Day() != 6 {
 			t.Errorf("midnight of %s 7 in %s is %v UTC, want 16:00 of the day before", month, loc, got)
 		}
+	}
+}
+
+// Compare agrees with Less on every pair, ties of follow_time and of id included.
+func TestCompareAgreesWithLess(t *testing.T) {
+	var recs []Record
+	for _, ft := range []int64{-1, 0, 1, 1706889600000} {
+		for _, id := range []int64{math.MinInt64, -1, 0, 1, math.MaxInt64} {
+			recs = append(recs, Record{ID: id, FollowTime: ft})
+		}
+	}
+	for _, a := range recs {
+		for _, b := range recs {
+			want := 0
+			if Less(a, b) {
+				want = -1
+			} else if Less(b, a) {
+				want = 1
+			}
+			if got := Compare(a, b); got != want {
+				t.Errorf("Compare(%+v, %+v) = %d, Less says %d", a, b, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkSortDay sorts a day of 10,000 records as the poller does before publishing it.
+func BenchmarkSortDay(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	day := make([]Record, 10_000)
+	for i := range day {
+		day[i] = Record{ID: rng.Int64(), FollowTime: 1706889600000 + rng.Int64N(86_400_000)}
+	}
+	recs := make([]Record, len(day))
+	for b.Loop() {
+		copy(recs, day)
+		slices.SortFunc(recs, Compare)
 	}
 }

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"cmp"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -34,13 +35,8 @@ func Less(a, b Record) bool {
 	return a.ID < b.ID
 }
 
-// Compare is Less as a three-way comparison, for slices.SortFunc.
+// Compare is Less as a three-way comparison, for slices.SortFunc: one comparison of each field
+// rather than two calls of Less, as sorting a day calls it most of the time.
 func Compare(a, b Record) int {
-	switch {
-	case Less(a, b):
-		return -1
-	case Less(b, a):
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(a.FollowTime, b.FollowTime), cmp.Compare(a.ID, b.ID))
 }
