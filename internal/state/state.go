@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -117,7 +118,9 @@ func open(path string) (*Store, error) {
 	s := &Store{path: path, db: db}
 	format, err := s.verify()
 	if err == nil && format != Format {
-		err = s.upgrade(format)
+		if err = s.backUp(format); err == nil {
+			err = s.upgrade(format)
+		}
 	}
 	if err != nil {
 		_ = db.Close()
@@ -215,6 +218,36 @@ func checkShape(tx *bolt.Tx, format string) error {
 
 func corruptf(format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, ErrCorrupt)...)
+}
+
+// BackupPath is where Open copies a store of an older format before it upgrades it: the file an
+// older followpub can still open, for a rollback.
+func BackupPath(path, format string) string {
+	return path + ".format" + strings.TrimPrefix(format, "followpub-state/") + ".bak"
+}
+
+// backUp copies the store, of the older format, to BackupPath, fsync'd (bbolt's own consistent copy).
+func (s *Store) backUp(format string) error {
+	backup := BackupPath(s.path, format)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.CopyFile(backup, 0o600); err != nil {
+			return err
+		}
+		f, err := os.Open(backup)
+		if err != nil {
+			return err
+		}
+		serr := f.Sync()
+		if cerr := f.Close(); serr == nil {
+			serr = cerr
+		}
+		return serr
+	})
+	if err != nil {
+		return fmt.Errorf("opening state %s: copying it to %s before upgrading it from %q to %q: %w (check the free space and permissions of its directory)",
+			s.path, backup, format, Format, err)
+	}
+	return nil
 }
 
 // upgrade rewrites a format 1 or 2 store as format 3 in one transaction: the ids, one key each

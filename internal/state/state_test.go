@@ -340,17 +340,17 @@ func TestIDsAreChunked(t *testing.T) {
 // later Open sees) and takes commits with a tail.
 func TestOpensOlderFormatsAndUpgradesInPlace(t *testing.T) {
 	for _, tt := range []struct {
-		file string
-		tail poller.Tail
+		file, format string
+		tail         poller.Tail
 	}{
-		{"testdata/v1.state", poller.Tail{}},
-		{"testdata/v2.state", poller.Tail{Topic: "t2", Next: map[int]int64{0: 11, 1: 13, 2: 17}}},
+		{"testdata/v1.state", "followpub-state/1", poller.Tail{}},
+		{"testdata/v2.state", "followpub-state/2", poller.Tail{Topic: "t2", Next: map[int]int64{0: 11, 1: 13, 2: 17}}},
 	} {
-		t.Run(filepath.Base(tt.file), func(t *testing.T) { testUpgrade(t, tt.file, tt.tail) })
+		t.Run(filepath.Base(tt.file), func(t *testing.T) { testUpgrade(t, tt.file, tt.format, tt.tail) })
 	}
 }
 
-func testUpgrade(t *testing.T, file string, oldTail poller.Tail) {
+func testUpgrade(t *testing.T, file, oldFormat string, oldTail poller.Tail) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -422,6 +422,20 @@ func testUpgrade(t *testing.T, file string, oldTail poller.Tail) {
 		t.Fatal(err)
 	}
 	_ = db.Close()
+	// The file as it was, before the upgrade, for a rollback to an older followpub.
+	backup, err := bolt.Open(state.BackupPath(path, oldFormat), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("the copy made before the upgrade: %v", err)
+	}
+	var backupFormat string
+	_ = backup.View(func(tx *bolt.Tx) error {
+		backupFormat = string(tx.Bucket([]byte("meta")).Get([]byte("format")))
+		return nil
+	})
+	_ = backup.Close()
+	if backupFormat != oldFormat {
+		t.Errorf("the copy made before the upgrade has the format %q, want %q", backupFormat, oldFormat)
+	}
 	if format != state.Format || days != 2 || chunks != 2 {
 		t.Fatalf("after the upgrade: format %q with %d day buckets and %d chunks, want %q with 2 and 2 (the ids span two UTC days)", format, days, chunks, state.Format)
 	}
