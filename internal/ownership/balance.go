@@ -16,15 +16,13 @@ const tenantProtocol = "followpub-tenants-v1"
 // tenants (not partitions: a partition holds as many tenants as murmur2 maps to it), and is
 // sticky: a partition stays with the member that held it, up to that member's fair share, so that
 // a member joining or leaving moves few tenants. Each member's user data says which partitions it
-// holds now and which tenants it polls (memberData): the tenants of every member weigh the
-// partitions, and a partition goes only to a member that polls the most of its tenants, so that
-// while the members' tenants files differ (a rollout) no tenant lands where it would not be polled.
+// holds now (memberData.Partitions). The leader's Config.Tenants weigh the partitions.
 type tenantBalancer struct{ g *Group }
 
 func (b tenantBalancer) ProtocolName() string { return tenantProtocol }
 
 func (b tenantBalancer) UserData() ([]byte, error) {
-	return json.Marshal(memberData{Identity: b.g.cfg.Identity, Instance: b.g.cfg.Instance, Partitions: b.g.held(), Tenants: b.g.cfg.Tenants})
+	return json.Marshal(memberData{Identity: b.g.cfg.Identity, Instance: b.g.cfg.Instance, Partitions: b.g.held()})
 }
 
 func (b tenantBalancer) AssignGroups(members []kafka.GroupMember, partitions []kafka.Partition) kafka.GroupMemberAssignments {
@@ -35,24 +33,18 @@ func (b tenantBalancer) AssignGroups(members []kafka.GroupMember, partitions []k
 			parts = append(parts, p.ID)
 		}
 	}
+	weight := tenantWeights(b.g.cfg.Tenants, len(parts), b.g.cfg.PartitionOf)
 	ids := make([]string, 0, len(members))
 	prev := map[string][]int{}
-	polls := map[string][]string{} // nil for a member of a version that does not say
-	all := slices.Clone(b.g.cfg.Tenants)
 	for _, m := range members {
 		ids = append(ids, m.ID)
 		var d memberData
 		if json.Unmarshal(m.UserData, &d) == nil {
-			prev[m.ID], polls[m.ID] = d.Partitions, d.Tenants
-			all = append(all, d.Tenants...)
+			prev[m.ID] = d.Partitions
 		}
 	}
-	slices.Sort(all)
-	all = slices.Compact(all)
-	weight := tenantWeights(all, len(parts), b.g.cfg.PartitionOf)
-	fits := fitting(ids, polls, len(parts), b.g.cfg.PartitionOf)
 	out := kafka.GroupMemberAssignments{}
-	for id, ps := range assignTenants(ids, prev, parts, weight, fits) {
+	for id, ps := range assignTenants(ids, prev, parts, weight) {
 		out[id] = map[string][]int{topic: ps}
 	}
 	return out
@@ -70,33 +62,12 @@ func tenantWeights(tenants []string, n int, partitionOf func(string, int) int) m
 	return w
 }
 
-// fitting returns whether member m fits partition p (of n): no member polls more of p's tenants. A member that does not say which tenants it polls (polls[m] nil) fits every
-// partition, as every member did before members said.
-func fitting(members []string, polls map[string][]string, n int, partitionOf func(string, int) int) func(m string, p int) bool {
-	covers := map[string]map[int]int{}
-	most := map[int]int{}
-	for _, m := range members {
-		if polls[m] == nil {
-			continue
-		}
-		c := tenantWeights(polls[m], n, partitionOf)
-		covers[m] = c
-		for p, k := range c {
-			most[p] = max(most[p], k)
-		}
-	}
-	return func(m string, p int) bool {
-		c, ok := covers[m]
-		return !ok || c[p] >= most[p]
-	}
-}
-
-// assignTenants gives every partition of parts to one of members that fits it (fits): first
-// each member keeps the partitions it held (prev), heaviest first, while its tenants stay within
-// the fair share (the total over the members, rounded up); then the rest go, heaviest first, each
-// to the fitting member with the fewest tenants (then the fewest partitions, then the smallest
-// id). Every member gets an entry, possibly empty.
-func assignTenants(members []string, prev map[string][]int, parts []int, weight map[int]int, fits func(m string, p int) bool) map[string][]int {
+// assignTenants gives every partition of parts to one of members: first each member keeps the
+// partitions it held (prev), heaviest first, while its tenants stay within the fair share (the
+// total over the members, rounded up); then the rest go, heaviest first, each to the member with
+// the fewest tenants (then the fewest partitions, then the smallest id). Every member gets an
+// entry, possibly empty.
+func assignTenants(members []string, prev map[string][]int, parts []int, weight map[int]int) map[string][]int {
 	members = slices.Clone(members)
 	slices.Sort(members)
 	out := make(map[string][]int, len(members))
@@ -118,7 +89,7 @@ func assignTenants(members []string, prev map[string][]int, parts []int, weight 
 		held := slices.Clone(prev[m])
 		slices.SortFunc(held, heavier)
 		for _, p := range held {
-			if exists[p] && !taken[p] && fits(m, p) && load[m]+weight[p] <= max(fair, weight[p]) && (weight[p] > 0 || len(out[m]) < (len(parts)+len(members)-1)/len(members)) {
+			if exists[p] && !taken[p] && load[m]+weight[p] <= max(fair, weight[p]) && (weight[p] > 0 || len(out[m]) < (len(parts)+len(members)-1)/len(members)) {
 				out[m] = append(out[m], p)
 				load[m] += weight[p]
 				taken[p] = true
@@ -128,12 +99,9 @@ func assignTenants(members []string, prev map[string][]int, parts []int, weight 
 	rest := slices.DeleteFunc(slices.Clone(parts), func(p int) bool { return taken[p] })
 	slices.SortFunc(rest, heavier)
 	for _, p := range rest {
-		best := ""
-		for _, m := range members {
-			if !fits(m, p) {
-				continue
-			}
-			if best == "" || cmp.Or(cmp.Compare(load[m], load[best]), cmp.Compare(len(out[m]), len(out[best]))) < 0 {
+		best := members[0]
+		for _, m := range members[1:] {
+			if c := cmp.Or(cmp.Compare(load[m], load[best]), cmp.Compare(len(out[m]), len(out[best]))); c < 0 {
 				best = m
 			}
 		}

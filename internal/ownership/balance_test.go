@@ -73,12 +73,6 @@ func moved(a, b map[string]string) int {
 
 // balance runs a balancer's AssignGroups over members holding prev, as the group leader does.
 func balance(b kafka.GroupBalancer, tenants, members []string, prev map[string][]int, parts int) map[string][]int {
-	return balancePolling(b, tenants, members, prev, nil, parts)
-}
-
-// balancePolling is balance with each member saying which tenants it polls (polls[m]; nil: it
-// does not say, as members before they said).
-func balancePolling(b kafka.GroupBalancer, tenants, members []string, prev map[string][]int, polls map[string][]string, parts int) map[string][]int {
 	g := &Group{cfg: Config{Topic: "state", Tenants: tenants, PartitionOf: kafkastate.PartitionOf}}
 	if tb, ok := b.(tenantBalancer); ok {
 		tb.g = g
@@ -86,7 +80,7 @@ func balancePolling(b kafka.GroupBalancer, tenants, members []string, prev map[s
 	}
 	var gm []kafka.GroupMember
 	for _, m := range members {
-		data, _ := json.Marshal(memberData{Partitions: prev[m], Tenants: polls[m]})
+		data, _ := json.Marshal(memberData{Partitions: prev[m]})
 		gm = append(gm, kafka.GroupMember{ID: m, Topics: []string{"state"}, UserData: data})
 	}
 	var ps []kafka.Partition
@@ -160,42 +154,5 @@ func TestTenantBalancerSpreadsAndSticks(t *testing.T) {
 				t.Errorf("tenants: %d tenants moved when a fourth member joined, want about its share %d", join, n/4)
 			}
 		}
-	}
-}
-
-// TestTenantBalancerGivesATenantToAMemberThatPollsIt: while the tenants files differ (a rollout
-// that adds t13 and removes t05 reached one member of three), each partition goes to a member
-// that polls the most of its tenants: t13 to the updated member, t05 to the others, even against
-// stickiness; every other tenant stays where it was, and members that do not say fit anything.
-func TestTenantBalancerGivesATenantToAMemberThatPollsIt(t *testing.T) {
-	const parts = 12
-	old := tenantIDs(12)
-	updated := append(slices.DeleteFunc(slices.Clone(old), func(id string) bool { return id == "t05" }), "t13")
-	members := memberIDs(0, 3)
-	if kafkastate.PartitionOf("t13", parts) == kafkastate.PartitionOf("t05", parts) {
-		t.Fatal("t13 and t05 share a partition: pick other ids")
-	}
-	polls := map[string][]string{members[0]: old, members[1]: updated, members[2]: old}
-	before := balance(tenantBalancer{}, old, members, nil, parts)
-	// Every member held what the old files gave it; the leader (members[0]) has the old file.
-	after := balancePolling(tenantBalancer{}, old, members, before, polls, parts)
-	own := owners(append(slices.Clone(old), "t13"), after, parts)
-	if own["t13"] != members[1] {
-		t.Errorf("t13, polled only by %s, went to %s", members[1], own["t13"])
-	}
-	if own["t05"] == members[1] {
-		t.Errorf("t05, which %s no longer polls, stayed with it", members[1])
-	}
-	for _, id := range old {
-		if p := kafkastate.PartitionOf(id, parts); p == kafkastate.PartitionOf("t13", parts) || p == kafkastate.PartitionOf("t05", parts) {
-			continue
-		}
-		if was := owners(old, before, parts)[id]; own[id] != was {
-			t.Errorf("%s moved from %s to %s though every member polls it", id, was, own[id])
-		}
-	}
-	// Without the members saying, the assignment is the sticky one of before.
-	if got := balancePolling(tenantBalancer{}, old, members, before, nil, parts); !maps.EqualFunc(got, before, slices.Equal) {
-		t.Errorf("members that do not say what they poll: %v, want the sticky %v", got, before)
 	}
 }

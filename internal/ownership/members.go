@@ -24,10 +24,8 @@ const protocolName = "followpub-range-v1"
 type memberData struct {
 	Identity string `json:"identity,omitempty"`
 	Instance string `json:"instance,omitempty"`
-	// Partitions are the state topic's partitions the member holds now, Tenants the tenants it
-	// polls (tenantBalancer).
-	Partitions []int    `json:"partitions,omitempty"`
-	Tenants    []string `json:"tenants,omitempty"`
+	// Partitions are the state topic's partitions the member holds now (tenantBalancer).
+	Partitions []int `json:"partitions,omitempty"`
 }
 
 // balancer is kafka-go's range assignment under followpub's protocol name, carrying memberData.
