@@ -130,20 +130,38 @@ func (c *config) stateIdentity(tc tenantConf) string {
 }
 
 // tenantsIdentityPrefix starts the group identity of a deployment with TENANTS_FILE: its tenants'
-// state identities, "id=digest" each, sorted.
+// state identities, "id=digest" each, sorted (identitySample of them at most).
 const tenantsIdentityPrefix = "tenants:"
 
-// groupIdentity is what this instance tells the group it is (ownership.Config.Identity).
+// identitySample bounds the tenants a group identity lists: every member's identity travels in
+// the group's metadata, which the broker stores as one record of at most a megabyte, so it must
+// not grow with the tenants (docs/DESIGN.md §7).
+const identitySample = 64
+
+// groupIdentity is what this instance tells the group it is (ownership.Config.Identity). With
+// more than identitySample tenants it lists those of the smallest hash of their id: the same
+// sample in every member with the same tenants, and nearly the same while a change rolls out, so
+// that sameDeployment still finds shared tenants. A tenant of another deployment outside the
+// sample is then refused when its state is loaded (kafkastate.ErrForeign), not before joining.
 func (c *config) groupIdentity(tcs []tenantConf) string {
 	if c.TenantsFile == "" {
 		return identity(c)
 	}
-	var ids []string
+	type entry struct{ rank, id string }
+	var ids []entry
 	for _, tc := range tcs {
-		ids = append(ids, tc.ID+"="+c.stateIdentity(tc))
+		ids = append(ids, entry{digest(tc.ID), tc.ID + "=" + c.stateIdentity(tc)})
 	}
-	slices.Sort(ids)
-	return tenantsIdentityPrefix + strings.Join(ids, ",")
+	if len(ids) > identitySample {
+		slices.SortFunc(ids, func(a, b entry) int { return strings.Compare(a.rank, b.rank) })
+		ids = ids[:identitySample]
+	}
+	slices.SortFunc(ids, func(a, b entry) int { return strings.Compare(a.id, b.id) })
+	var list []string
+	for _, e := range ids {
+		list = append(list, e.id)
+	}
+	return tenantsIdentityPrefix + strings.Join(list, ",")
 }
 
 // sameDeployment reports whether another member's group identity is this deployment's. With

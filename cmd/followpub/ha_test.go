@@ -1,15 +1,25 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/followpub/followpub/internal/e2etest"
+	"github.com/followpub/followpub/internal/kafkastate"
+	"github.com/followpub/followpub/internal/kafkatest"
+	"github.com/followpub/followpub/internal/ownership"
 )
 
 // TestInstanceID: FOLLOWPUB_INSTANCE_ID names the instance to the group (and so in watermark
@@ -136,5 +146,114 @@ func TestReadinessHoldsThroughARebalance(t *testing.T) {
 	s.ha.readyAt = time.Now().Add(-31 * time.Second)
 	if s.ready() {
 		t.Error("still ready 31 s out of the group, past three poll intervals")
+	}
+}
+
+// TestGroupIdentityOfManyTenantsStaysSmall: with 10,000 tenants the identity lists a sample of
+// identitySample, small enough for a group of many instances, and still tells a rollout (tenants
+// added) from another deployment (other tenants, or the same ids with other app ids).
+func TestGroupIdentityOfManyTenantsStaysSmall(t *testing.T) {
+	cfg := &config{TenantsFile: "(the test's tenants)"}
+	tenants := func(from, n int, app string) []tenantConf {
+		var tcs []tenantConf
+		for i := from; i < from+n; i++ {
+			tc := tenantConf{ID: fmt.Sprintf("enterprise-%05d", i)}
+			tc.API.AppID, tc.Pub.Topic = app, "followups"
+			tcs = append(tcs, tc)
+		}
+		return tcs
+	}
+	mine := cfg.groupIdentity(tenants(0, 10_000, "app"))
+	if n := len(mine); n > 4096 {
+		t.Fatalf("the group identity of 10,000 tenants has %d bytes, want at most 4 KiB", n)
+	}
+	if got := strings.Count(mine, "="); got != identitySample {
+		t.Fatalf("the identity lists %d tenants, want %d", got, identitySample)
+	}
+	rollout := cfg.groupIdentity(append(tenants(0, 10_000, "app"), tenants(10_000, 200, "app")...))
+	for _, tt := range []struct {
+		name   string
+		theirs string
+		same   bool
+	}{
+		{"the same tenants", cfg.groupIdentity(tenants(0, 10_000, "app")), true},
+		{"200 tenants added while the change rolls out", rollout, true},
+		{"100 tenants removed while the change rolls out", cfg.groupIdentity(tenants(100, 9_900, "app")), true},
+		{"another deployment's tenants", cfg.groupIdentity(tenants(20_000, 10_000, "app")), false},
+		{"the same ids with other app ids", cfg.groupIdentity(tenants(0, 10_000, "other-app")), false},
+	} {
+		if got := sameDeployment(mine, tt.theirs); got != tt.same {
+			t.Errorf("%s: sameDeployment = %v, want %v", tt.name, got, tt.same)
+		}
+	}
+	// A member of the version before, which listed every tenant, is still told apart rightly.
+	var full []string
+	for _, tc := range tenants(0, 10_000, "app") {
+		full = append(full, tc.ID+"="+cfg.stateIdentity(tc))
+	}
+	slices.Sort(full)
+	if !sameDeployment(mine, tenantsIdentityPrefix+strings.Join(full, ",")) {
+		t.Error("a member listing every tenant, as the version before did, is refused")
+	}
+}
+
+// TestGroupOfTenThousandTenantsForms: five instances of one deployment of 10,000 tenants, each
+// with the group identity groupIdentity gives, form a group against a real broker in which every
+// tenant has one owner: the group's metadata stays under the broker's record limit.
+func TestGroupOfTenThousandTenantsForms(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	const n, instances = 10_000, 5
+	cfg := &config{TenantsFile: "(the test's tenants)"}
+	var tcs []tenantConf
+	for i := range n {
+		tc := tenantConf{ID: fmt.Sprintf("enterprise-%05d", i)}
+		tc.API.AppID, tc.Pub.Topic = "app", "followups"
+		tcs = append(tcs, tc)
+	}
+	ids := tenantIDsOf(tcs)
+	topic := "followpub-large-group-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kafkastate.EnsureTopic(ctx, &kafka.Client{Addr: kafka.TCP(brokers...)}, topic, 12, -1, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	gc := ownership.Config{Brokers: brokers, GroupID: topic, Topic: topic, Tenants: ids, PartitionOf: kafkastate.PartitionOf,
+		SessionTimeout: 10 * time.Second, Identity: cfg.groupIdentity(tcs), SameDeployment: sameDeployment}
+	var groups []*ownership.Group
+	for i := range instances {
+		c := gc
+		c.Instance = fmt.Sprintf("replica-%d", i)
+		g, err := ownership.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- g.Run(rctx, func(ctx context.Context, _ ownership.Tenancy) error { <-ctx.Done(); return nil })
+		}()
+		t.Cleanup(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("replica-%d: Run: %v", i, err)
+			}
+		})
+		groups = append(groups, g)
+	}
+	formed := e2etest.WaitFor(90*time.Second, func() bool {
+		owned, gens := 0, map[int32]bool{}
+		for _, g := range groups {
+			st := g.Status()
+			owned += len(st.Owned)
+			gens[st.Generation] = true
+		}
+		return owned == n && len(gens) == 1
+	})
+	if !formed {
+		for i, g := range groups {
+			st := g.Status()
+			t.Logf("replica-%d: joined %v, generation %d, %d tenants owned", i, st.Joined, st.Generation, len(st.Owned))
+		}
+		t.Fatalf("five instances of 10,000 tenants did not form one group owning every tenant within 90 s")
 	}
 }
