@@ -77,6 +77,9 @@ func (m *secretMask) add(secrets []string) {
 	if len(m.secrets) == n {
 		return
 	}
+	// Longest first: the replacer tries the patterns in order, and a secret that starts with
+	// another (a rotated token, say) must not be masked only in part.
+	slices.SortStableFunc(m.secrets, func(a, b string) int { return len(b) - len(a) })
 	var pairs []string
 	for _, s := range m.secrets {
 		pairs = append(pairs, s, "***")

@@ -134,3 +134,15 @@ func TestStartLineShowsTheConfigurationWithSecretsMasked(t *testing.T) {
 		t.Errorf("start-up line: poll_interval = %v, want 7s", lines[0]["poll_interval"])
 	}
 }
+
+// TestSecretMaskHidesASecretThatExtendsAnother: a reload adds a token whose start is an older
+// token (a rotation that appended characters); the new token must not leave its tail in the log.
+func TestSecretMaskHidesASecretThatExtendsAnother(t *testing.T) {
+	m := newSecretMask([]string{"tok-3f9a"})
+	m.add([]string{"tok-3f9a77c1"})
+	for _, line := range []string{"token=tok-3f9a77c1", "token=tok-3f9a"} {
+		if got := m.replace(line); got != "token=***" {
+			t.Errorf("masked %q as %q, want token=***", line, got)
+		}
+	}
+}
