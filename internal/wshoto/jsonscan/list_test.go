@@ -426,3 +426,81 @@ func TestDecodeListStringsAtTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeListEdgesOfTheFastPaths states, for the inputs the fast paths (smallInt, the word
+// search, the member loop) decide, what the contract wants: the id decoded, or an error; and that
+// a body cut near the value is an error, never a panic.
+func TestDecodeListEdgesOfTheFastPaths(t *testing.T) {
+	const bad = int64(-1 << 62) // marks a body that must be an error
+	cases := []struct {
+		rec  string
+		want int64
+	}{
+		{`"id":123456789012345678`, 123456789012345678},
+		{`"id":-123456789012345678`, -123456789012345678},
+		{`"id":1234567890123456789`, 1234567890123456789},
+		{`"id":9223372036854775807`, 9223372036854775807},
+		{`"id":-9223372036854775808`, -9223372036854775808},
+		{`"id":9223372036854775808`, bad},
+		{`"id":-9223372036854775809`, bad},
+		{`"id":18446744073709551617`, bad},
+		{`"id":99999999999999999999`, bad},
+		{`"id":"9223372036854775808"`, bad},
+		{`"id":"1234567890123456789"`, 1234567890123456789},
+		{`"id":0`, 0},
+		{`"id":-0`, 0},
+		{`"id":"-0"`, 0},
+		{`"id":00`, bad},
+		{`"id":01`, bad},
+		{`"id":-01`, bad},
+		{`"id":"01"`, bad},
+		{`"id":+1`, bad},
+		{`"id":--1`, bad},
+		{`"id":-`, bad},
+		{`"id":1.0`, bad},
+		{`"id":1e3`, bad},
+		{`"id":1E3`, bad},
+		{`"id":123456789012345678e1`, bad},
+		{`"id":123456789012345678.5`, bad},
+		{`"id":1.`, bad},
+		{`"id":1x`, bad},
+		{`"id":1 `, 1},
+		{`"id":` + "\t\n\r " + `7` + "\r\n", 7},
+		{`"id":` + "\f" + `7`, bad},
+		{`"id":` + "\v" + `7`, bad},
+		{`"id":` + "\u00a0" + `7`, bad},
+		{`"id":null`, bad},
+		{`"id":"1 "`, bad},
+		{`"id":"\u0031"`, bad}, // a string must hold only digits, as sent: not after unescaping
+		{`"\u0069d":5`, 5},     // the key unescapes to id
+		{`"i\u0064":5`, 5},
+		{`"\u0069\u0064":5`, 5},
+		{`"id ":5`, bad}, // not id: no id in the record
+		{`"id":5,"\u0069d":6`, bad},
+		{`"id":5,"id":5`, bad},
+	}
+	for _, c := range cases {
+		for _, tail := range []string{"", strings.Repeat(" ", 1), strings.Repeat("x", 3)} {
+			rec := `{` + c.rec + `,"follow_time":1}`
+			if strings.Contains(c.rec, "follow") {
+				rec = `{` + c.rec + `}`
+			}
+			body := `{"code":0,"msg":"` + tail + `","data":{"total":1,"records":[` + rec + `]}}`
+			got, err := DecodeList([]byte(body), 1)
+			switch {
+			case c.want == bad && err == nil:
+				t.Errorf("%s: accepted, id %d; want an error", body, got.Records[0].ID)
+			case c.want != bad && err != nil:
+				t.Errorf("%s: %v; want id %d", body, err, c.want)
+			case c.want != bad && got.Records[0].ID != c.want:
+				t.Errorf("%s: id %d; want %d", body, got.Records[0].ID, c.want)
+			}
+			// Cut where the value ends, at every length around it: an error, never a panic.
+			for k := len(body) - 12; k < len(body); k++ {
+				if _, err := DecodeList([]byte(body[:k]), 1); err == nil {
+					t.Errorf("%q: a cut body accepted", body[:k])
+				}
+			}
+		}
+	}
+}
