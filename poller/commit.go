@@ -34,7 +34,7 @@ func (p *Poller) handleDay(ctx context.Context, day time.Time, recs []schema.Rec
 				late++
 			}
 		default:
-			if _, ok := p.seen.get(r.ID); ok {
+			if _, ok := p.st.Seen[r.ID]; ok {
 				dups++
 				continue
 			}
@@ -166,7 +166,7 @@ func temporary(err error) bool {
 
 // published reports whether id is committed or kept unsaved as published.
 func (p *Poller) published(id int64) bool {
-	if _, ok := p.seen.get(id); ok {
+	if _, ok := p.st.Seen[id]; ok {
 		return true
 	}
 	_, ok := p.unsavedIDs[id]
@@ -292,11 +292,15 @@ func (p *Poller) commit(ctx context.Context, c Change) error {
 	p.seenMu.Lock()
 	defer p.seenMu.Unlock()
 	for _, a := range c.Add {
-		p.seen.add(a.ID, a.FollowTime)
+		p.st.Seen[a.ID] = a.FollowTime
 	}
 	if c.Floor > p.st.Floor {
 		p.st.Floor = c.Floor
-		p.seen.forgetBelow(c.Floor)
+		for id, ft := range p.st.Seen {
+			if ft < c.Floor {
+				delete(p.st.Seen, id)
+			}
+		}
 		clear(p.late)
 	}
 	p.st.Watermark = max(p.st.Watermark, c.Watermark)

@@ -10,8 +10,7 @@
 // before anything is sent again; a cycle that cannot complete leaves the state where it was.
 //
 // The files follow a cycle: poller.go runs cycles, plan.go decides what one reads, prefetch.go
-// reads the API ahead of publishing, commit.go publishes, settles and commits, seen.go keeps the
-// remembered ids in memory.
+// reads the API ahead of publishing, commit.go publishes, settles and commits.
 //
 // A Poller runs one cycle at a time; its methods are safe for concurrent use.
 package poller

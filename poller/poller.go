@@ -135,11 +135,10 @@ type Poller struct {
 	store Store
 
 	mu     sync.Mutex // serialises cycles and state changes; guards the fields below
-	st     State      // its Seen is nil once loaded: seen holds the remembered ids
+	st     State
 	loaded bool
-	seen   *remembered
 	late   map[int64]struct{} // ids below the floor already reported, so each is logged once
-	// seenMu guards seen between the cycle, which commits, and the prefetcher, which asks
+	// seenMu guards st.Seen between the cycle, which commits, and the prefetcher, which asks
 	// whether an id is known (incremental reads).
 	seenMu sync.RWMutex
 	// history is what planCycle remembers of earlier cycles.

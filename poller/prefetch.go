@@ -97,11 +97,21 @@ func (p *Poller) prefetch(ctx context.Context, from time.Time, days int, increme
 }
 
 // knownByDay counts, for each day of the window, the ids published with a follow_time on it. It
-// runs before the prefetcher starts, so it reads seen without the lock.
+// runs before the prefetcher starts, so it reads st.Seen without the lock.
 func (p *Poller) knownByDay(from time.Time, days int) []int {
 	out := make([]int, days)
-	for i := range days {
-		out[i] = p.seen.onDay(addDays(from, i).UnixMilli(), addDays(from, i+1).UnixMilli())
+	lo, hi := from.UnixMilli(), addDays(from, days).UnixMilli()
+	for _, ft := range p.st.Seen {
+		if ft < lo || ft >= hi {
+			continue
+		}
+		// Days are whole calendar days in the API zone; find ft's by stepping (the window is short).
+		for i := range days {
+			if ft < addDays(from, i+1).UnixMilli() {
+				out[i]++
+				break
+			}
+		}
 	}
 	return out
 }
@@ -111,6 +121,6 @@ func (p *Poller) knownByDay(from time.Time, days int) []int {
 func (p *Poller) knownOn(id, lo, hi int64) bool {
 	p.seenMu.RLock()
 	defer p.seenMu.RUnlock()
-	ft, ok := p.seen.get(id)
+	ft, ok := p.st.Seen[id]
 	return ok && ft >= lo && ft < hi
 }

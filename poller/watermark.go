@@ -40,7 +40,7 @@ func (p *Poller) Status(ctx context.Context) (Status, error) {
 		WatermarkMS: st.Watermark,
 		Floor:       msTime(st.Floor).Format(time.RFC3339Nano),
 		FloorMS:     st.Floor,
-		Seen:        p.seen.len(),
+		Seen:        len(st.Seen),
 		WindowStart: p.windowStart(st).Format(time.RFC3339),
 	}
 	if !st.UpdatedAt.IsZero() {
@@ -67,8 +67,7 @@ func (p *Poller) Reset(ctx context.Context) error {
 	if err := p.store.Reset(ctx); err != nil {
 		return fmt.Errorf("resetting the state: %w", err)
 	}
-	p.st, p.loaded, p.history = State{}, true, readHistory{}
-	p.seen = newRemembered(p.cfg.Location, nil)
+	p.st, p.loaded, p.history = State{Seen: map[int64]int64{}}, true, readHistory{}
 	clear(p.late)
 	p.unsaved, p.unsavedTail, p.settled = nil, nil, false
 	clear(p.unsavedIDs)
@@ -81,8 +80,7 @@ func (p *Poller) replace(ctx context.Context, t time.Time) error {
 		p.commitFailed(ctx)
 		return fmt.Errorf("setting the watermark to %s: %w", t.Format(time.RFC3339), err)
 	}
-	p.st = State{Exists: true, Floor: ms, Watermark: ms, UpdatedAt: p.cfg.Clock(), Tail: p.st.Tail}
-	p.seen = newRemembered(p.cfg.Location, nil)
+	p.st = State{Exists: true, Floor: ms, Watermark: ms, Seen: map[int64]int64{}, UpdatedAt: p.cfg.Clock(), Tail: p.st.Tail}
 	p.history = readHistory{} // a replay begins with a full read
 	clear(p.late)
 	p.unsaved, p.unsavedTail = nil, nil
@@ -100,8 +98,9 @@ func (p *Poller) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading the state: %w", err)
 	}
-	p.seen = newRemembered(p.cfg.Location, st.Seen)
-	st.Seen = nil
+	if st.Seen == nil {
+		st.Seen = map[int64]int64{}
+	}
 	p.st, p.loaded = st, true
 	p.history = historyOf(st.FullRead, p.cfg.Location)
 	return nil
