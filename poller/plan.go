@@ -105,8 +105,9 @@ func daysBetween(from, to time.Time) int {
 	return n
 }
 
-// addDays returns midnight n calendar days after day (in day's location).
+// addDays returns the start of the calendar day n days after day's (in day's location; see
+// StartOfDay). Noon exists on every day a clock change touches, midnight not always.
 func addDays(day time.Time, n int) time.Time {
 	y, m, d := day.Date()
-	return time.Date(y, m, d+n, 0, 0, 0, 0, day.Location())
+	return StartOfDay(time.Date(y, m, d+n, 12, 0, 0, 0, day.Location()), day.Location())
 }

@@ -15,7 +15,7 @@ const DateLayout = "2006-01-02"
 func ParseTimeOrDate(s string, loc *time.Location) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	if t, err := time.ParseInLocation(DateLayout, s, loc); err == nil {
-		return t, nil
+		return StartOfDay(t.Add(12*time.Hour), loc), nil // midnight may not exist (StartOfDay)
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
@@ -46,8 +46,15 @@ func ParseStartFrom(s string, now time.Time, loc *time.Location) (time.Time, err
 	return now.Add(-d), nil
 }
 
-// StartOfDay returns midnight of t's calendar day in loc.
+// StartOfDay returns the first instant of t's calendar day in loc: midnight, or where summer time
+// begins at midnight (America/Havana, America/Santiago), the moment the clocks jump to 01:00.
 func StartOfDay(t time.Time, loc *time.Location) time.Time {
 	y, m, d := t.In(loc).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, loc)
+	s := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	if s.Day() != d {
+		// Midnight does not exist: time.Date gave an instant of the day before, in the zone that
+		// ends at the jump.
+		_, s = s.ZoneBounds()
+	}
+	return s
 }
