@@ -167,6 +167,29 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		defer done()
 		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 4 * day, Seen: want})
 	})
+	t.Run("ids added below the floor of the same commit are forgotten", func(t *testing.T) {
+		// The last batch of a day re-read before the window may carry a floor above its own ids.
+		const day = 24 * 60 * 60 * 1000
+		open := newLocation(t)
+		s, done := open()
+		mustReplace(t, s, 0, 0)
+		var add []poller.Published
+		want := map[int64]int64{}
+		floor := int64(day + day/2) // inside the second day
+		for i := range int64(24) {
+			ft := i * day / 8 // three days, eight records a day
+			add = append(add, poller.Published{ID: 300 + i, FollowTime: ft})
+			if ft >= floor {
+				want[300+i] = ft
+			}
+		}
+		mustCommit(t, s, poller.Change{Add: add, Floor: floor, Watermark: 3 * day})
+		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 3 * day, Seen: want})
+		done()
+		s, done = open()
+		defer done()
+		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 3 * day, Seen: want})
+	})
 	t.Run("negative and huge values", func(t *testing.T) {
 		s, done := newLocation(t)()
 		defer done()
