@@ -124,16 +124,8 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		open := newLocation(t)
 		s, done := open()
 		mustReplace(t, s, 0, 0)
-		var add []poller.Published
-		want := map[int64]int64{}
 		floor := int64(3*day + day/3)
-		for i := range int64(40) {
-			ft := i * day / 8 // five days, eight records a day
-			add = append(add, poller.Published{ID: 100 + i, FollowTime: ft})
-			if ft >= floor {
-				want[100+i] = ft
-			}
-		}
+		add, want := eightADay(100, 5, 0, floor)
 		mustCommit(t, s, poller.Change{Add: add, Watermark: 5 * day})
 		mustCommit(t, s, poller.Change{Floor: floor, Watermark: 5 * day})
 		done()
@@ -147,17 +139,12 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		open := newLocation(t)
 		s, done := open()
 		mustReplace(t, s, 0, 0)
-		var first, last []poller.Published
-		want := map[int64]int64{}
 		floor := int64(2*day + day/3)
-		for i := range int64(24) {
-			ft := i * day / 8 // three days, eight records a day
-			first = append(first, poller.Published{ID: 100 + i, FollowTime: ft})
-			if ft >= floor {
-				want[100+i] = ft
-			}
-			last = append(last, poller.Published{ID: 200 + i, FollowTime: 3*day + ft/3}) // the fourth day
-			want[200+i] = 3*day + ft/3
+		first, want := eightADay(100, 3, 0, floor)
+		var last []poller.Published
+		for i := range int64(24) { // the fourth day, one an hour
+			last = append(last, poller.Published{ID: 200 + i, FollowTime: 3*day + i*day/24})
+			want[200+i] = 3*day + i*day/24
 		}
 		mustCommit(t, s, poller.Change{Add: first, Watermark: 3 * day})
 		mustCommit(t, s, poller.Change{Add: last, Floor: floor, Watermark: 4 * day})
@@ -173,16 +160,8 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		open := newLocation(t)
 		s, done := open()
 		mustReplace(t, s, 0, 0)
-		var add []poller.Published
-		want := map[int64]int64{}
 		floor := int64(day + day/2) // inside the second day
-		for i := range int64(24) {
-			ft := i * day / 8 // three days, eight records a day
-			add = append(add, poller.Published{ID: 300 + i, FollowTime: ft})
-			if ft >= floor {
-				want[300+i] = ft
-			}
-		}
+		add, want := eightADay(300, 3, 0, floor)
 		mustCommit(t, s, poller.Change{Add: add, Floor: floor, Watermark: 3 * day})
 		assertState(t, s, poller.State{Exists: true, Floor: floor, Watermark: 3 * day, Seen: want})
 		done()
@@ -197,6 +176,22 @@ func StoreSuite(t *testing.T, newLocation func(t *testing.T) (open func() (polle
 		mustCommit(t, s, poller.Change{Add: []poller.Published{{ID: -1, FollowTime: -4000}, {ID: 1<<63 - 1, FollowTime: 1<<62 + 1}}, Floor: -4500, Watermark: 1<<62 + 1})
 		assertState(t, s, poller.State{Exists: true, Floor: -4500, Watermark: 1<<62 + 1, Seen: map[int64]int64{-1: -4000, 1<<63 - 1: 1<<62 + 1}})
 	})
+}
+
+// eightADay returns records of days days from start (epoch ms), eight a day at even steps, with
+// ids from first on, and those of them at or above floor (id → follow_time), which a store keeps.
+func eightADay(first int64, days int, start, floor int64) ([]poller.Published, map[int64]int64) {
+	const step = 24 * 60 * 60 * 1000 / 8
+	var add []poller.Published
+	keep := map[int64]int64{}
+	for i := range int64(8 * days) {
+		p := poller.Published{ID: first + i, FollowTime: start + i*step}
+		add = append(add, p)
+		if p.FollowTime >= floor {
+			keep[p.ID] = p.FollowTime
+		}
+	}
+	return add, keep
 }
 
 func mustReplace(t *testing.T, s poller.Store, floor, watermark int64) {
