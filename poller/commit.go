@@ -124,10 +124,12 @@ func (p *Poller) publishBatch(ctx context.Context, recs []schema.Record, last bo
 			p.settled = false
 			p.unsettled++
 		}
+		// Counted once in the topic, whether or not the commit succeeds: a failed commit keeps them
+		// as unsaved and commits them later, and a new process finds them by the read-back.
+		res.Published += len(add)
 		if err := p.commitPublished(gctx, add, tail, last && perr == nil); err != nil {
 			return errors.Join(wrapPublish(perr, len(recs), 0), err)
 		}
-		res.Published += len(add)
 		if perr == nil {
 			return nil
 		}

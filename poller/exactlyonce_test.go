@@ -81,6 +81,35 @@ func TestACrashBeforeTheCommitIsSettledAtStart(t *testing.T) {
 	}
 }
 
+// TestRecordsWhoseCommitFailedAreCountedOnce: Kafka took a batch whose commit failed. The cycle that
+// published it counts it, and the cycle that commits it later does not count it again: the counts of
+// the cycle lines add up to what the topic holds, in the same process and across a restart.
+func TestRecordsWhoseCommitFailedAreCountedOnce(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		r := newRig(t, sh(t, 2024, 2, 8, 12, 0, 0, 0), func(c *poller.Config) { c.BatchSize = 2 })
+		all := []schema.Record{r.api.add(100, sh(t, 2024, 2, 8, 0, 30, 0, 0))}
+		counted := r.cycle().Published
+		for i := range 5 {
+			all = append(all, r.api.add(int64(i+1), sh(t, 2024, 2, 8, 1, i, 0, 0)))
+		}
+		r.store.Fail(errors.New("disk full"))
+		res, err := r.p.Cycle(context.Background())
+		if err == nil {
+			t.Fatal("a cycle whose commit failed succeeded")
+		}
+		counted += res.Published
+		r.store.Fail(nil)
+		if restart {
+			r.newPoller(func(c *poller.Config) { c.BatchSize = 2 })
+		}
+		counted += r.cycle().Published
+		r.assertExactlyOnce(all...)
+		if got := len(r.kafka.published()); counted != got {
+			t.Errorf("restart %v: the cycles counted %d records published, the topic holds %d", restart, counted, got)
+		}
+	}
+}
+
 // TestNoPublishUntilTheReadBackSucceeds: when the topic cannot be read back, nothing is published
 // (the fate of an earlier write is unknown), and the cycle fails.
 func TestNoPublishUntilTheReadBackSucceeds(t *testing.T) {

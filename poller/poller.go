@@ -176,7 +176,7 @@ func New(cfg Config, src Source, pub Publisher, store Store) (*Poller, error) {
 type CycleResult struct {
 	Days        int // days of the window read completely
 	Fetched     int // records the source returned
-	Published   int // records Kafka acknowledged and the store committed
+	Published   int // records this cycle put in the topic (Kafka acknowledged them, or its read-back found them)
 	Duplicates  int // records skipped, already published
 	Late        int // records skipped, follow_time below the floor
 	OutOfWindow int // records skipped, outside the days asked for
