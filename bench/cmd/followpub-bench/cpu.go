@@ -18,11 +18,13 @@ type cpuMark struct {
 	self    time.Duration // user + system time of this process
 	broker  time.Duration // user + system time of the broker; 0 when its pid is unknown
 	pid     int           // the broker's pid, 0 when unknown
+	faults  int64         // page faults of this process (minor and major)
 }
 
 // cpuSpent is the CPU time spent between two marks.
 type cpuSpent struct {
 	wall, machine, self, broker time.Duration
+	faults                      int64 // the driver's page faults
 }
 
 // brokerPID returns the broker's process id from FOLLOWPUB_TEST_KAFKA_PID (scripts/kafka/start.sh's
@@ -64,6 +66,7 @@ func markCPU(broker int) (cpuMark, error) {
 		return m, fmt.Errorf("reading the driver's CPU time: %w", err)
 	}
 	m.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	m.faults = ru.Minflt + ru.Majflt
 	if broker > 0 {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", broker))
 		if err != nil {
@@ -121,7 +124,7 @@ func (m cpuMark) since() (cpuSpent, error) {
 	if err != nil {
 		return cpuSpent{}, err
 	}
-	return cpuSpent{wall: now.at.Sub(m.at), machine: now.machine - m.machine, self: now.self - m.self, broker: now.broker - m.broker}, nil
+	return cpuSpent{wall: now.at.Sub(m.at), machine: now.machine - m.machine, self: now.self - m.self, broker: now.broker - m.broker, faults: now.faults - m.faults}, nil
 }
 
 // cpuShares splits the machine's CPU time over a run between the process producing to Kafka, the

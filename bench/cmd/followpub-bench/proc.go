@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/followpub/followpub/internal/syncbuf"
@@ -152,11 +153,16 @@ func (p *proc) wait(timeout time.Duration) error {
 type usage struct {
 	maxRSS int64 // bytes
 	cpu    time.Duration
+	faults int64 // page faults, minor and major
 }
 
 func (p *proc) usage() usage {
 	ps := p.cmd.ProcessState
-	return usage{cpu: ps.UserTime() + ps.SystemTime(), maxRSS: p.hwm.Load()}
+	u := usage{cpu: ps.UserTime() + ps.SystemTime(), maxRSS: p.hwm.Load()}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		u.faults = ru.Minflt + ru.Majflt
+	}
+	return u
 }
 
 // logLine is one JSON log line of followpub.
