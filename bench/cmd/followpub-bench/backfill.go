@@ -151,8 +151,8 @@ func (d *driver) limitRun(ctx context.Context, codec string, msgs []kafka.Messag
 }
 
 // warmUp runs one producer-limit write and one backfill of each binary, none of them counted: the
-// first write of a session meets a broker whose JIT has not compiled its produce path and a driver
-// heap kafka-go has never grown, and measured more CPU than the later ones (docs/BENCHMARKS.md).
+// first of a session meets a cold broker and a driver heap kafka-go has never grown, and its goal 1
+// ratio was each set's lowest (docs/BENCHMARKS.md).
 func (d *driver) warmUp(ctx context.Context, a *api, msgs []kafka.Message) error {
 	codec := d.opts.codecs[0]
 	progress("backfill warm-up (not counted), %s: producer limit", codec)
